@@ -1,0 +1,38 @@
+# hive-supervisor: every target sets up what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat setup.cfg | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint venv clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+venv: $(STAMP)  ## create .venv and install the project with its test extras
+
+$(STAMP): setup.cfg pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (3.11+) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing hive-supervisor and its dependencies into $(VENV) (first run only)"
+	$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(BIN)/python -m pip install -q -e '.[test,lint]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)  ## start the daemon on embedded defaults
+	$(BIN)/hive-supervisor $(ARGS)
+
+test: $(STAMP)  ## run the test suite (CUDA kernels run in Numba's simulator)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## run every benchmark under bench/, printing ratios against in-run baselines
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy supervisor.py actors gpu transport hive
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
