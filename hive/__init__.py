@@ -1,0 +1,1 @@
+"""The composition root: configuration, logging, the supervision tree and the web app, wired."""

@@ -1,0 +1,298 @@
+"""LayoutEngine: node ids in, positions out; picks and drives a backend.
+
+The engine owns everything about identity (which id sits at which index, which ids are
+pinned) and the graph's CSR adjacency; a backend owns the float32 buffers and the kernels.
+Node order is the order of the ``node_ids`` last given to ``set_graph``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from gpu.params import SimParams
+
+
+class Backend(Protocol):
+    """What the engine needs from a backend (CPU or CUDA)."""
+
+    name: str
+
+    @property
+    def capacity(self) -> int: ...
+
+    def load(
+        self, pos: np.ndarray, vel: np.ndarray, pinned: np.ndarray,
+        offsets: np.ndarray, neighbours: np.ndarray, weights: np.ndarray,
+    ) -> None: ...
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def set_node(self, i: int, pos: tuple[float, float, float], pinned: bool) -> None: ...
+
+    def step(self, n_steps: int, iteration: int, params: SimParams, use_grid: bool) -> float: ...
+
+    def forces(self, params: SimParams, mode: str) -> np.ndarray: ...
+
+    def nbytes(self) -> int: ...
+
+
+class CudaUnavailableError(RuntimeError):
+    """backend="cuda" was asked for on a machine where numba.cuda finds no GPU."""
+
+
+def cuda_available() -> bool:
+    """True when numba.cuda sees a usable GPU (or the simulator is enabled)."""
+    try:
+        from numba import cuda
+    except Exception:  # numba-cuda missing or broken: no GPU path
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+def make_backend(backend: str) -> Backend:
+    """Backend for "auto" (CUDA if available, else CPU), "cpu" or "cuda"."""
+    if backend not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"backend must be 'auto', 'cpu' or 'cuda', got {backend!r}")
+    if backend == "cuda" or (backend == "auto" and cuda_available()):
+        if not cuda_available():
+            raise CudaUnavailableError(
+                "backend='cuda' but numba.cuda.is_available() is False: no CUDA GPU/driver "
+                "(use backend='auto' or 'cpu', or set NUMBA_ENABLE_CUDASIM=1 for the simulator)"
+            )
+        from gpu.cuda import CudaBackend
+
+        return CudaBackend()
+    from gpu.cpu import CpuBackend
+
+    return CpuBackend()
+
+
+def _mix64(v: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a well-spread 64-bit hash, so nearby ids land far apart."""
+    v = (v + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return v ^ (v >> np.uint64(31))
+
+
+def spawn_positions(ids: np.ndarray, radius: float) -> np.ndarray:
+    """Deterministic initial positions: uniform in a ball of ``radius``, seeded by each id.
+
+    The same id always starts at the same place for the same radius, so a restarted layout
+    looks the same, and no two ids coincide (up to hash collisions).
+    """
+    with np.errstate(over="ignore"):
+        h1 = _mix64(ids.astype(np.int64).view(np.uint64))
+        h2 = _mix64(h1)
+        h3 = _mix64(h2)
+    scale = 1.0 / float(1 << 53)
+    u1 = (h1 >> np.uint64(11)).astype(np.float64) * scale
+    u2 = (h2 >> np.uint64(11)).astype(np.float64) * scale
+    u3 = (h3 >> np.uint64(11)).astype(np.float64) * scale
+    r = radius * np.cbrt(u1)
+    cz = 2.0 * u2 - 1.0
+    rho = np.sqrt(np.maximum(0.0, 1.0 - cz * cz))
+    phi = 2.0 * np.pi * u3
+    return np.stack([r * rho * np.cos(phi), r * rho * np.sin(phi), r * cz], axis=1).astype(
+        np.float32
+    )
+
+
+class LayoutEngine:
+    """3D force-directed layout of a changing graph, on CUDA when there is a GPU, else CPU."""
+
+    def __init__(self, params: SimParams | None = None, backend: str = "auto") -> None:
+        self._params = params if params is not None else SimParams()
+        if not isinstance(self._params, SimParams):
+            raise TypeError("params must be a SimParams")
+        self._backend: Backend = make_backend(backend)
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._index: dict[int, int] = {}
+        self._pins: dict[int, tuple[float, float, float]] = {}
+        self._iteration = 0
+
+    # -- read-only views -------------------------------------------------------------
+    @property
+    def backend_name(self) -> str:
+        return self._backend.name
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def params(self) -> SimParams:
+        return self._params
+
+    @property
+    def node_ids(self) -> np.ndarray:
+        return self._ids.copy()
+
+    @property
+    def node_count(self) -> int:
+        return int(self._ids.shape[0])
+
+    @property
+    def iteration(self) -> int:
+        return self._iteration
+
+    @property
+    def capacity(self) -> int:
+        """Node slots allocated in the backend's buffers (doubles as the graph grows)."""
+        return self._backend.capacity
+
+    @property
+    def uses_grid(self) -> bool:
+        """Whether the next step uses the cell-list grid rather than exact all-pairs."""
+        return self.node_count >= self._params.grid_threshold
+
+    def positions(self) -> np.ndarray:
+        return self._backend.state()[0]
+
+    def velocities(self) -> np.ndarray:
+        return self._backend.state()[1]
+
+    def nbytes(self) -> int:
+        """Bytes held by the backend's buffers (host or device)."""
+        return self._backend.nbytes()
+
+    # -- changes ---------------------------------------------------------------------
+    def set_params(self, params: SimParams) -> None:
+        if not isinstance(params, SimParams):
+            raise TypeError("params must be a SimParams")
+        self._params = params
+
+    def set_graph(
+        self,
+        node_ids: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+        weights: np.ndarray | None = None,
+    ) -> None:
+        """Replace the graph, keeping the state of ids already present.
+
+        Surviving ids keep position, velocity and pin; new ids start at a position seeded by
+        the id; ids not listed are dropped. Resets ``iteration`` (warm-up starts again so new
+        nodes settle gently). Self-loops are ignored; parallel edges add up.
+        """
+        ids = np.asarray(node_ids)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            raise ValueError("node_ids must be a 1-D integer array")
+        ids = ids.astype(np.int64, copy=True)
+        src_a = np.asarray(src).astype(np.int64, copy=False).ravel()
+        dst_a = np.asarray(dst).astype(np.int64, copy=False).ravel()
+        if src_a.shape != dst_a.shape:
+            raise ValueError(f"src and dst differ in length ({src_a.size} vs {dst_a.size})")
+        if weights is None:
+            w = np.ones(src_a.size, dtype=np.float32)
+        else:
+            w = np.asarray(weights, dtype=np.float32).ravel()
+            if w.shape != src_a.shape:
+                raise ValueError(f"weights has {w.size} entries for {src_a.size} edges")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError("weights must be finite and >= 0")
+        n = ids.size
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        if n > 1 and np.any(sorted_ids[1:] == sorted_ids[:-1]):
+            dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]][0]
+            raise ValueError(f"node_ids contains id {int(dup)} more than once")
+
+        def to_index(a: np.ndarray, what: str) -> np.ndarray:
+            if n == 0:
+                if a.size:
+                    raise ValueError(f"edge {what} names unknown node id {int(a[0])}")
+                return a.astype(np.int32)
+            pos = np.minimum(np.searchsorted(sorted_ids, a), n - 1)
+            bad = sorted_ids[pos] != a
+            if np.any(bad):
+                raise ValueError(f"edge {what} names unknown node id {int(a[bad][0])}")
+            return order[pos].astype(np.int32)
+
+        si = to_index(src_a, "src")
+        di = to_index(dst_a, "dst")
+
+        # Carry over the state of surviving ids.
+        pos_new = spawn_positions(ids, self._params.spawn_radius * max(1.0, float(n)) ** (1 / 3))
+        vel_new = np.zeros((n, 3), dtype=np.float32)
+        if self._ids.size and n:
+            old_pos, old_vel = self._backend.state()
+            old_order = np.argsort(self._ids, kind="stable")
+            old_sorted = self._ids[old_order]
+            at = np.minimum(np.searchsorted(old_sorted, ids), old_sorted.size - 1)
+            kept = old_sorted[at] == ids
+            pos_new[kept] = old_pos[old_order[at[kept]]]
+            vel_new[kept] = old_vel[old_order[at[kept]]]
+        self._index = {int(v): k for k, v in enumerate(ids.tolist())}
+        self._pins = {i: p for i, p in self._pins.items() if i in self._index}
+        pinned = np.zeros(n, dtype=np.uint8)
+        for node_id, p in self._pins.items():
+            k = self._index[node_id]
+            pinned[k] = 1
+            pos_new[k] = p
+            vel_new[k] = 0.0
+
+        # Symmetric CSR adjacency: each node gathers its own spring forces (no atomics).
+        keep = si != di
+        rows = np.concatenate([si[keep], di[keep]])
+        cols = np.concatenate([di[keep], si[keep]])
+        ww = np.concatenate([w[keep], w[keep]])
+        by_row = np.argsort(rows, kind="stable")
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        if n:
+            np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
+        self._backend.load(
+            pos_new, vel_new, pinned, offsets, cols[by_row].astype(np.int32),
+            ww[by_row].astype(np.float32),
+        )
+        self._ids = ids
+        self._iteration = 0
+
+    def _slot(self, node_id: int) -> int:
+        try:
+            return self._index[int(node_id)]
+        except KeyError:
+            raise KeyError(f"unknown node id {node_id}") from None
+
+    def pin(self, node_id: int, position: tuple[float, float, float]) -> None:
+        """Hold ``node_id`` at ``position`` (velocity 0) until ``unpin``."""
+        p = tuple(float(v) for v in position)
+        if len(p) != 3 or not all(np.isfinite(p)):
+            raise ValueError(f"pin position must be 3 finite numbers, got {position!r}")
+        k = self._slot(node_id)
+        self._pins[int(node_id)] = (p[0], p[1], p[2])
+        self._backend.set_node(k, (p[0], p[1], p[2]), True)
+
+    def unpin(self, node_id: int) -> None:
+        """Let ``node_id`` move again, from where it is, at rest."""
+        k = self._slot(node_id)
+        p = self._pins.pop(int(node_id), None)
+        if p is not None:
+            self._backend.set_node(k, p, False)
+
+    def step(self, n: int = 1) -> float:
+        """Advance ``n`` steps in one backend call; return the kinetic energy after them."""
+        if n < 0:
+            raise ValueError(f"step count must be >= 0, got {n}")
+        if n == 0 or self.node_count == 0:
+            return 0.0
+        ke = self._backend.step(n, self._iteration, self._params, self.uses_grid)
+        self._iteration += n
+        return ke
+
+    def forces(self, mode: str | None = None) -> np.ndarray:
+        """Net force per node at the current positions, (n, 3) float32, without stepping.
+
+        ``mode`` as in the backends ("exact", "exact_cutoff", "grid", "grid_near"); by default
+        the one ``step`` would use. For tests and diagnostics.
+        """
+        if mode is None:
+            mode = "grid" if self.uses_grid else "exact"
+        if self.node_count == 0:
+            return np.zeros((0, 3), dtype=np.float32)
+        return self._backend.forces(self._params, mode)

@@ -1,0 +1,116 @@
+"""Simulation parameters: one frozen dataclass, validated once, shared by every backend.
+
+Frozen so that a parameter set handed to the engine cannot change under a running step; the
+engine copies the scalars it needs into its kernels at each call. Defaults are those of the
+original CUDA kernel (see docs/gpu.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+# Below this node count the exact all-pairs repulsion is used; at or above it, the cell-list
+# grid with a far-field term. Measured by `python -m bench layout` on the 2-core dev machine
+# (CPU backend, float32 SoA): exact 0.29 ms/step vs grid 0.55 ms/step at N=1,000; exact
+# 4.8 ms vs grid 3.2 ms at N=5,000; exact 21 ms vs grid 6.9 ms at N=10,000. The curves cross
+# near N=3,000.
+GRID_THRESHOLD_N: int = 3_000
+
+# Below this node count the CPU backend runs single-threaded: waking the worker threads costs
+# more than the work (measured: N=1,000 exact step 0.29 ms on one thread vs 0.4 ms on two).
+PARALLEL_THRESHOLD_N: int = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class SimParams:
+    """Force-model constants. Every field is checked in ``__post_init__``.
+
+    Distances are in layout units (the renderer's world units); ``dt`` is the integration step.
+    """
+
+    dt: float = 0.2
+    repel_k: float = 500.0
+    spring_k: float = 0.01
+    rest_length: float = 10.0
+    center_gravity_k: float = 0.05
+    damping: float = 0.85
+    max_velocity: float = 50.0
+    max_force: float = 15.0
+    min_distance: float = 0.15
+    repulsion_cutoff: float = 50.0
+    grid_cell_size: float = 50.0
+    # Half-extent of the cube positions are clamped to (the viewport's boundary limit).
+    bounds: float = 5_000.0
+    warmup_iterations: int = 200
+    # During warm-up the velocity is multiplied by damping * (1 - warmup_extra_damping * (1 - ramp)).
+    warmup_extra_damping: float = 0.5
+    # After warm-up the velocity limit is max_velocity * temperature, where the temperature
+    # falls by cooling_rate per step from 1 down to min_temperature (never 0: the graph keeps
+    # changing and must stay able to move).
+    cooling_rate: float = 0.999
+    min_temperature: float = 0.1
+    # Exact all-pairs repulsion below this N, grid (cutoff + far field) at or above it.
+    grid_threshold: int = GRID_THRESHOLD_N
+    # Coarse far-field cells per axis (cell centres of mass push apart distant clusters).
+    far_field_resolution: int = 6
+    # Initial positions of new ids lie in a ball of radius spawn_radius * cbrt(node count).
+    spawn_radius: float = 10.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"SimParams.{f.name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"SimParams.{f.name} must be finite, got {value!r}")
+        positive = (
+            "dt", "max_velocity", "max_force", "min_distance", "repulsion_cutoff",
+            "grid_cell_size", "bounds", "rest_length", "spawn_radius",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SimParams.{name} must be > 0, got {getattr(self, name)!r}")
+        non_negative = ("repel_k", "spring_k", "center_gravity_k", "warmup_iterations")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"SimParams.{name} must be >= 0, got {getattr(self, name)!r}")
+        unit = ("damping", "warmup_extra_damping", "cooling_rate", "min_temperature")
+        for name in unit:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"SimParams.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("warmup_iterations", "grid_threshold", "far_field_resolution"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"SimParams.{name} must be an int, got {getattr(self, name)!r}")
+        if self.grid_threshold < 1:
+            raise ValueError(f"SimParams.grid_threshold must be >= 1, got {self.grid_threshold!r}")
+        if not 1 <= self.far_field_resolution <= 32:
+            raise ValueError(
+                f"SimParams.far_field_resolution must be in [1, 32], got {self.far_field_resolution!r}"
+            )
+        if self.min_distance >= self.repulsion_cutoff:
+            raise ValueError("SimParams.min_distance must be below repulsion_cutoff")
+
+
+def schedule(
+    iteration: int,
+    warmup_iterations: int,
+    warmup_extra_damping: float,
+    damping: float,
+    max_velocity: float,
+    cooling_rate: float,
+    min_temperature: float,
+) -> tuple[float, float, float]:
+    """Per-step (force ramp, damping, velocity limit) for step number ``iteration``.
+
+    Plain Python so the CPU backend compiles it with ``njit`` and the CUDA backend calls it on
+    the host: both backends then follow exactly the same warm-up and cooling curve.
+    """
+    if iteration < warmup_iterations:
+        ramp = (iteration + 1.0) / warmup_iterations
+        damp = damping * (1.0 - warmup_extra_damping * (1.0 - ramp))
+        return ramp, damp, max_velocity
+    temperature = cooling_rate ** (iteration - warmup_iterations)
+    if temperature < min_temperature:
+        temperature = min_temperature
+    return 1.0, damping, max_velocity * temperature

@@ -1,0 +1,1170 @@
+"""Erlang/OTP-style supervision trees for pykka actors.
+
+pykka gives us actors (a thread and an inbox each) but no death watch, no restart policy and no
+trees. This module adds them, with OTP's semantics wherever OTP has an answer:
+
+* A :class:`SupervisorSpec` lists child specs in start order. Children start one after the other
+  (each child's ``on_start`` finishes before the next one starts) and stop in reverse order.
+* Strategies: ``one_for_one`` restarts only the failed child, ``one_for_all`` every child,
+  ``rest_for_one`` the failed child and every child started after it.
+* Restart types: ``permanent`` (always restarted), ``transient`` (restarted only after an
+  abnormal exit), ``temporary`` (never restarted; stays listed as ``stopped``).
+* Restart intensity: more than ``max_restarts`` restarts inside a sliding window of
+  ``within_seconds`` is too many. The supervisor then stops its children in reverse order and
+  fails itself; its parent applies its own strategy (escalation). When the root gives up, the
+  :class:`SupervisionTree` reports it (the daemon then exits non-zero).
+* Optional exponential backoff before a restart (Akka's ``BackoffSupervisor``), reset after a
+  quiet period.
+
+What counts as a crash (the contract workers can rely on):
+
+* An exception raised by a ``tell`` handler (or by ``on_start`` / ``on_stop``) stops the actor:
+  that is a crash, an abnormal exit.
+* An exception raised while answering an ``ask`` goes back to the caller and the actor lives:
+  the caller asked, the caller handles it.
+* A ``BaseException`` that is not an ``Exception`` (``SystemExit`` in a handler, say) crashes that
+  one actor; the caller of an ``ask`` gets :class:`ChildCrashed`. pykka itself would call
+  ``ActorRegistry.stop_all()`` and take every actor in the process down with it.
+* :meth:`SupervisionTree.kill` is ``exit(Pid, kill)``: untrappable, no ``on_stop``. A Python
+  thread cannot be interrupted, so a handler that is running finishes its current message, then
+  the thread exits; the supervisor does not wait for it and starts the next incarnation at once.
+* An actor that stops itself (``self.stop()``) exits normally.
+
+To watch a pykka actor without asking its author to inherit from anything, the supervisor starts
+a subclass of the given class with :class:`_Watched` mixed in first. The mixin replaces pykka's
+private actor loop (``_actor_loop*``, ``_handle_failure``); pykka is pinned below 5 for that and
+the tests exercise every path.
+
+Callers never hold an ``ActorRef`` to a supervised child: they hold an :class:`Address` (a path
+such as ``root/mcp``) that always reaches the current incarnation, and raises
+:class:`ChildUnavailable` at once while the child is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import heapq
+import itertools
+import queue
+import random
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias
+
+import pykka
+import structlog
+from pykka import ActorDeadError, ActorRegistry, ThreadingActor, ThreadingFuture
+from pykka._envelope import Envelope
+from pykka.messages import _ActorStop
+
+__all__ = [
+    "Address",
+    "AskTimeout",
+    "Backoff",
+    "ChildContext",
+    "ChildCrashed",
+    "ChildSpec",
+    "ChildState",
+    "ChildUnavailable",
+    "Clock",
+    "ExitReason",
+    "IntensityExceeded",
+    "ManualClock",
+    "RestartType",
+    "Strategy",
+    "SupervisionError",
+    "SupervisionTree",
+    "SupervisorSpec",
+    "SystemClock",
+    "UnknownChild",
+    "WorkerSpec",
+]
+
+log = structlog.get_logger("supervisor")
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------------------------
+
+
+class Strategy(enum.StrEnum):
+    ONE_FOR_ONE = "one_for_one"
+    ONE_FOR_ALL = "one_for_all"
+    REST_FOR_ONE = "rest_for_one"
+
+
+class RestartType(enum.StrEnum):
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+    TEMPORARY = "temporary"
+
+
+class ChildState(enum.StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class SupervisionError(Exception):
+    """Base of every error this module raises to callers."""
+
+
+class UnknownChild(SupervisionError, KeyError):
+    """No child lives at that path."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown child"
+
+
+class ChildUnavailable(SupervisionError):
+    """The child is not running (restarting, stopped or failed); the message was not delivered."""
+
+    def __init__(self, path: str, state: str) -> None:
+        super().__init__(f"{path} is {state}; message not delivered")
+        self.path = path
+        self.state = state
+
+
+class AskTimeout(SupervisionError, TimeoutError):
+    """The child did not answer in time (it may have died with the message in flight)."""
+
+
+class ChildCrashed(SupervisionError):
+    """The child died of a ``BaseException`` while handling this caller's ask."""
+
+
+class IntensityExceeded(SupervisionError):
+    """A supervisor saw more restarts than its intensity allows and gave up."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitReason:
+    """Why an incarnation ended. ``kind`` is ``normal``, ``crashed``, ``killed`` or ``shutdown``."""
+
+    kind: str
+    error_type: str | None = None
+    message: str | None = None
+
+    @property
+    def abnormal(self) -> bool:
+        """``transient`` children are restarted only after an abnormal exit, as in OTP."""
+        return self.kind in ("crashed", "killed")
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ExitReason:
+        return cls("crashed", type(exc).__name__, str(exc))
+
+
+NORMAL = ExitReason("normal")
+KILLED = ExitReason("killed", "Killed", "killed by request")
+
+
+# --------------------------------------------------------------------------------------------
+# Time: one clock for restart windows, uptime and backoff timers, injectable for tests
+# --------------------------------------------------------------------------------------------
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable: ...
+
+
+class SystemClock:
+    """Monotonic time; timers on short-lived daemon threads (only backoff uses them)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        timer = threading.Timer(delay, callback)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
+class _ManualTimer:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ManualClock:
+    """A clock that moves only when told to: deterministic tests of windows and backoff."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self._timers: list[tuple[float, int, _ManualTimer, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        handle = _ManualTimer()
+        with self._lock:
+            heapq.heappush(self._timers, (self._now + delay, next(self._seq), handle, callback))
+        return handle
+
+    def pending(self) -> list[float]:
+        """Delays (from now) of the timers not yet fired or cancelled."""
+        with self._lock:
+            return sorted(t - self._now for t, _, h, _ in self._timers if not h.cancelled)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward, firing due timers in order in the caller's thread."""
+        target = self._now + seconds
+        while True:
+            with self._lock:
+                if not self._timers or self._timers[0][0] > target:
+                    break
+                when, _, handle, callback = heapq.heappop(self._timers)
+                self._now = max(self._now, when)
+            if not handle.cancelled:
+                callback()
+        self._now = target
+
+
+# --------------------------------------------------------------------------------------------
+# Backoff: the project's one implementation (actors import it from here)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with jitter: ``min_s * multiplier**attempt``, capped at ``max_s``.
+
+    ``jitter`` is a fraction: 0.2 spreads each delay over +-20 % so that peers restarted together
+    do not retry in lock-step. ``reset_after_s`` is the quiet period after which the attempt
+    counter starts again from zero (a child that stayed up that long is healthy again).
+    """
+
+    min_s: float = 1.0
+    max_s: float = 60.0
+    multiplier: float = 2.0
+    jitter: float = 0.0
+    reset_after_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.min_s <= self.max_s):
+            raise ValueError(f"backoff needs 0 <= min_s <= max_s, got {self.min_s}, {self.max_s}")
+        if self.multiplier < 1:
+            raise ValueError(f"backoff multiplier must be >= 1, got {self.multiplier}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"backoff jitter must be within [0, 1], got {self.jitter}")
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number ``attempt`` (0 for the first)."""
+        base = min(self.max_s, self.min_s * self.multiplier ** min(attempt, 1000))
+        if self.jitter:
+            base *= 1 + self.jitter * (2 * rng() - 1)
+        return max(0.0, min(base, self.max_s))
+
+
+# --------------------------------------------------------------------------------------------
+# Child specifications
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """A pykka ``ThreadingActor`` class and the arguments to construct it with."""
+
+    name: str
+    actor_class: type[ThreadingActor]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    restart: RestartType = RestartType.PERMANENT
+    shutdown_timeout: float = 5.0
+    start_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        object.__setattr__(self, "restart", RestartType(self.restart))
+
+
+@dataclass(frozen=True)
+class SupervisorSpec:
+    """A supervisor: its children in start order and how it reacts to their failures."""
+
+    name: str
+    children: tuple[ChildSpec, ...] = ()
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    max_restarts: int = 3
+    within_seconds: float = 5.0
+    backoff: Backoff | None = None
+    restart: RestartType = RestartType.PERMANENT
+    shutdown_timeout: float = 60.0
+    start_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        object.__setattr__(self, "strategy", Strategy(self.strategy))
+        object.__setattr__(self, "restart", RestartType(self.restart))
+        if self.max_restarts < 0 or self.within_seconds <= 0:
+            raise ValueError("max_restarts must be >= 0 and within_seconds > 0")
+        names = [c.name for c in self.children]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate child names under {self.name}: {names}")
+
+
+ChildSpec: TypeAlias = WorkerSpec | SupervisorSpec
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name:
+        raise ValueError(f"a child name must be non-empty and contain no '/': {name!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# The shared address table: one slot per path, surviving restarts
+# --------------------------------------------------------------------------------------------
+
+
+class _Slot:
+    """Everything the tree knows about one path. Written only by the parent supervisor's thread
+    (under the tree lock); read lock-free on the message hot path (``ref`` is one attribute)."""
+
+    __slots__ = (
+        "actor",
+        "attempt",
+        "backoff_timer",
+        "children",
+        "incarnation",
+        "kind",
+        "last_failure",
+        "name",
+        "path",
+        "ref",
+        "restart_times",
+        "restarts",
+        "spec",
+        "started_at",
+        "state",
+        "urn",
+    )
+
+    def __init__(self, spec: ChildSpec, path: str) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.path = path
+        self.kind = "supervisor" if isinstance(spec, SupervisorSpec) else "worker"
+        self.state = ChildState.STOPPED
+        self.ref: pykka.ActorRef[Any] | None = None
+        self.actor: Any = None
+        self.urn: str | None = None
+        self.incarnation = 0
+        self.restarts = 0
+        self.restart_times: deque[float] = deque(maxlen=1024)
+        self.started_at: float | None = None
+        self.last_failure: dict[str, Any] | None = None
+        self.attempt = 0
+        self.backoff_timer: Cancellable | None = None
+        self.children: list[_Slot] = []
+        if isinstance(spec, SupervisorSpec):
+            self.children = [_Slot(c, f"{path}/{c.name}") for c in spec.children]
+
+
+@dataclass(frozen=True)
+class ChildContext:
+    """What a supervised actor knows about its place in the tree (``self.supervision``)."""
+
+    path: str
+    incarnation: int
+    tree: SupervisionTree
+
+    def address(self, path: str) -> Address:
+        return self.tree.address(path)
+
+    def keep(self, value: Any) -> None:
+        """Keep an immutable value for the next incarnation of this path (its last good state)."""
+        self.tree._kept[self.path] = value
+
+    def kept(self, default: Any = None) -> Any:
+        return self.tree._kept.get(self.path, default)
+
+
+# --------------------------------------------------------------------------------------------
+# Death watch: a mixin put in front of any ThreadingActor class
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _ChildExited:
+    name: str
+    urn: str
+    reason: ExitReason
+
+
+class _Watch:
+    """Links one incarnation to its supervisor: a start barrier and an exit notification."""
+
+    __slots__ = ("context", "name", "notify", "started")
+
+    def __init__(
+        self, name: str, context: ChildContext, notify: Callable[[_ChildExited], None]
+    ) -> None:
+        self.name = name
+        self.context = context
+        self.notify = notify
+        self.started = threading.Event()
+
+
+class _Wake:
+    """Wakes a killed actor blocked on its inbox so that its thread can exit."""
+
+
+class _Watched:
+    """Mixin (first in the MRO) that reports how the actor's thread ended."""
+
+    _hive_watch: _Watch
+    supervision: ChildContext
+
+    def __init__(self, *args: Any, _hive_watch: _Watch, **kwargs: Any) -> None:
+        self._hive_watch = _hive_watch
+        self._hive_failure: BaseException | None = None
+        self._hive_killed = False
+        self.supervision = _hive_watch.context
+        super().__init__(*args, **kwargs)
+
+    def _actor_loop(self) -> None:
+        me: Any = self
+        try:
+            me._actor_loop_setup()
+            self._hive_watch.started.set()
+            me._actor_loop_running()
+            me._actor_loop_teardown()
+        finally:
+            self._hive_watch.started.set()
+            reason = self._hive_exit_reason()
+            self._hive_watch.notify(_ChildExited(self._hive_watch.name, me.actor_urn, reason))
+
+    def _hive_exit_reason(self) -> ExitReason:
+        if self._hive_killed:
+            return KILLED
+        if self._hive_failure is not None:
+            return ExitReason.from_exception(self._hive_failure)
+        return NORMAL
+
+    def _actor_loop_running(self) -> None:
+        me: Any = self
+        while not me.actor_stopped.is_set():
+            envelope = me.actor_inbox.get()
+            if self._hive_killed:
+                _fail_envelope(envelope, me)
+                break
+            try:
+                response = me._handle_receive(envelope.message)
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set(response)
+            except Exception:
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set_exception()  # an ask: the caller handles it
+                else:
+                    exc_info = sys.exc_info()
+                    me._handle_failure(*exc_info)
+                    self._hive_on_failure(exc_info)
+            except BaseException as exc:
+                exc_info = sys.exc_info()
+                if envelope.reply_to is not None:
+                    crash = ChildCrashed(f"{type(exc).__name__}: {exc}")
+                    envelope.reply_to.set_exception((ChildCrashed, crash, None))
+                me._handle_failure(*exc_info)
+                self._hive_on_failure(exc_info)
+
+    def _hive_on_failure(self, exc_info: Any) -> None:
+        me: Any = self
+        try:
+            me.on_failure(*exc_info)
+        except Exception:
+            pass
+
+    def _handle_failure(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        # Replaces pykka's version: record the reason (the supervisor logs it) instead of
+        # logging a traceback through the stdlib logger.
+        me: Any = self
+        if self._hive_failure is None and exc_value is not None:
+            self._hive_failure = exc_value
+        ActorRegistry.unregister(me.actor_ref)
+        me.actor_stopped.set()
+
+    def _hive_kill(self) -> None:
+        me: Any = self
+        self._hive_killed = True
+        ActorRegistry.unregister(me.actor_ref)
+        me.actor_stopped.set()
+        me.actor_inbox.put(Envelope(_Wake()))
+
+
+def _fail_envelope(envelope: Envelope[Any], actor: Any) -> None:
+    if envelope.reply_to is None or isinstance(envelope.message, _Wake):
+        return
+    if isinstance(envelope.message, _ActorStop):
+        envelope.reply_to.set(None)
+        return
+    error = ActorDeadError(f"{actor.actor_ref} stopped before handling the message")
+    envelope.reply_to.set_exception((ActorDeadError, error, None))
+
+
+def _drain(inbox: Any, actor: Any) -> None:
+    """Fail asks that reached an inbox after its actor's last look at it: nobody hangs.
+
+    A wake-up for a killed actor is put back: its thread may still be waiting for it.
+    """
+    wakes = []
+    while True:
+        try:
+            envelope = inbox.get_nowait()
+        except queue.Empty:
+            break
+        if isinstance(envelope.message, _Wake):
+            wakes.append(envelope)
+        else:
+            _fail_envelope(envelope, actor)
+    for envelope in wakes:
+        inbox.put(envelope)
+
+
+_watched_classes: dict[type, type] = {}
+_watched_lock = threading.Lock()
+
+
+def _watched(cls: type[ThreadingActor]) -> type[Any]:
+    with _watched_lock:
+        sub = _watched_classes.get(cls)
+        if sub is None:
+            namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+            sub = type(cls.__name__, (_Watched, cls), namespace)
+            _watched_classes[cls] = sub
+        return sub
+
+
+# --------------------------------------------------------------------------------------------
+# Stable addresses
+# --------------------------------------------------------------------------------------------
+
+
+class _BridgeFuture(ThreadingFuture[Any]):
+    """A pykka future that also resolves an asyncio future on its loop: no thread per ask."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, target: asyncio.Future[Any]) -> None:
+        super().__init__()
+        self._loop = loop
+        self._target = target
+
+    def set(self, value: Any | None = None) -> None:
+        super().set(value)
+        self._forward(_resolve, value)
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        super().set_exception(exc_info)
+        self._forward(_reject, exc_info[1] or exc_info[0]())
+
+    def _forward(self, fn: Callable[[asyncio.Future[Any], Any], None], arg: Any) -> None:
+        # RuntimeError: the loop closed while the actor was answering; nobody is waiting.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(fn, self._target, arg)
+
+
+def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _reject(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+class Address:
+    """A path in the tree that always reaches the child's current incarnation."""
+
+    __slots__ = ("_slot", "_tree", "default_timeout", "path")
+
+    def __init__(self, tree: SupervisionTree, slot: _Slot, default_timeout: float = 10.0) -> None:
+        self._tree = tree
+        self._slot = slot
+        self.path = slot.path
+        self.default_timeout = default_timeout
+
+    def __repr__(self) -> str:
+        return f"<Address {self.path}>"
+
+    def _ref(self) -> pykka.ActorRef[Any]:
+        slot = self._slot
+        ref = slot.ref
+        if ref is None or slot.state is not ChildState.RUNNING:
+            raise ChildUnavailable(self.path, str(slot.state))
+        return ref
+
+    @property
+    def available(self) -> bool:
+        ref = self._slot.ref
+        return ref is not None and ref.is_alive()
+
+    @property
+    def incarnation(self) -> int:
+        return self._slot.incarnation
+
+    def tell(self, message: Any) -> None:
+        """Deliver without waiting. Raises :class:`ChildUnavailable` if the child is down."""
+        ref = self._slot.ref  # None whenever the child is not running
+        if ref is None or ref.actor_stopped.is_set():
+            raise ChildUnavailable(self.path, str(self._slot.state))
+        ref.actor_inbox.put(Envelope(message))
+
+    def wait_running(self, incarnation: int = 0, timeout: float | None = None) -> bool:
+        """Block until the child runs (at ``incarnation`` or later); False on timeout.
+
+        For callers that would otherwise poll a restarting child (and, polling, hold the GIL
+        that the restart needs).
+        """
+        return self._tree._wait_running(self._slot, incarnation, timeout)
+
+    def ask(self, message: Any, timeout: float | None = None) -> Any:
+        """Send and wait for the answer (from a thread; use :meth:`ask_async` on the loop)."""
+        timeout = self.default_timeout if timeout is None else timeout
+        ref = self._ref()
+        try:
+            future = ref.ask(message, block=False)
+        except ActorDeadError:
+            raise ChildUnavailable(self.path, "restarting") from None
+        try:
+            return future.get(timeout=timeout)
+        except pykka.Timeout:
+            raise AskTimeout(f"{self.path} did not answer within {timeout} s") from None
+        except ActorDeadError:
+            raise ChildUnavailable(self.path, "stopped with the message in flight") from None
+
+    async def ask_async(self, message: Any, timeout: float | None = None) -> Any:
+        """Await an answer without blocking the event loop and without a thread per request."""
+        timeout = self.default_timeout if timeout is None else timeout
+        ref = self._ref()
+        loop = asyncio.get_running_loop()
+        target: asyncio.Future[Any] = loop.create_future()
+        if not ref.is_alive():
+            raise ChildUnavailable(self.path, "restarting")
+        ref.actor_inbox.put(Envelope(message, reply_to=_BridgeFuture(loop, target)))
+        try:
+            return await asyncio.wait_for(target, timeout)
+        except TimeoutError:
+            raise AskTimeout(f"{self.path} did not answer within {timeout} s") from None
+        except ActorDeadError:
+            raise ChildUnavailable(self.path, "stopped with the message in flight") from None
+
+
+# --------------------------------------------------------------------------------------------
+# The supervisor actor
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _RestartDue:
+    token: object
+
+
+@dataclass(frozen=True, slots=True)
+class _Control:
+    op: str  # "restart" | "stop" | "start" | "kill"
+    name: str
+
+
+class Supervisor(ThreadingActor):
+    """Owns the lifecycle of its children. Every decision runs on this actor's thread, fed by
+    messages (child exits, backoff timers, control requests), so its state needs no locks."""
+
+    def __init__(self, tree: SupervisionTree, slot: _Slot) -> None:
+        super().__init__()
+        assert isinstance(slot.spec, SupervisorSpec)
+        self._tree = tree
+        self._slot = slot
+        self._spec: SupervisorSpec = slot.spec
+        self._clock = tree.clock
+        self._restart_times: deque[float] = deque()
+        self._pending: dict[object, tuple[str, ...]] = {}
+        self._children = {c.name: c for c in slot.children}
+        self._order = [c.name for c in slot.children]
+        self._log = log.bind(supervisor=slot.path)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        for child in self._slot.children:
+            child.state = ChildState.STARTING
+            child.restart_times.clear()
+        self._start_children(self._order)
+
+    def on_stop(self) -> None:
+        self._cancel_timers()
+        self._terminate_all()
+
+    def on_failure(self, *_exc_info: Any) -> None:
+        self._cancel_timers()
+        self._terminate_all()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _ChildExited):
+            self._on_exit(message)
+        elif isinstance(message, _RestartDue):
+            names = self._pending.pop(message.token, None)
+            if names is not None:
+                for name in names:
+                    self._children[name].backoff_timer = None
+                self._start_children(list(names))
+        elif isinstance(message, _Control):
+            try:
+                return self._control(message)
+            except IntensityExceeded as exc:
+                # Raised inside an ask, this would go to the caller and leave us alive; a
+                # supervisor past its intensity must die so that its parent sees it.
+                me: Any = self
+                me._handle_failure(type(exc), exc, exc.__traceback__)
+                return self._tree._describe_slot(self._children[message.name])
+        return None
+
+    # -- exits and restarts ----------------------------------------------------------------
+
+    def _on_exit(self, event: _ChildExited) -> None:
+        slot = self._children.get(event.name)
+        if slot is None or slot.urn != event.urn:
+            return  # an incarnation we already stopped or replaced
+        self._handle_exit(slot, event.reason)
+
+    def _handle_exit(self, slot: _Slot, reason: ExitReason) -> None:
+        self._forget(slot)
+        if reason.abnormal:
+            slot.last_failure = {
+                "type": reason.error_type,
+                "message": reason.message,
+                "at": time.time(),
+            }
+            self._log.warning(
+                "child.crashed", child=slot.path, reason=reason.kind,
+                error=reason.error_type, message=reason.message, incarnation=slot.incarnation,
+            )
+        else:
+            self._log.info("child.stopped", child=slot.path, reason=reason.kind)
+        restart = slot.spec.restart
+        if restart is RestartType.TEMPORARY or (
+            restart is RestartType.TRANSIENT and not reason.abnormal
+        ):
+            self._set(slot, ChildState.STOPPED)
+            return
+        now = self._clock.now()
+        self._restart_times.append(now)
+        while self._restart_times and self._restart_times[0] <= now - self._spec.within_seconds:
+            self._restart_times.popleft()
+        if len(self._restart_times) > self._spec.max_restarts:
+            self._give_up(slot, reason)
+        names = self._affected(slot.name)
+        for name in reversed(names):
+            if name != slot.name:
+                self._terminate(self._children[name])
+        restartable = [n for n in names if n == slot.name or
+                       self._children[n].spec.restart is not RestartType.TEMPORARY]
+        for name in restartable:
+            child = self._children[name]
+            child.restarts += 1
+            child.restart_times.append(now)
+            self._set(child, ChildState.RESTARTING)
+        delay = self._backoff_delay(slot, now)
+        if delay > 0:
+            token = object()
+            self._pending[token] = tuple(restartable)
+            me = self.actor_ref
+            timer = self._clock.call_later(delay, lambda: _tell_quietly(me, _RestartDue(token)))
+            for name in restartable:
+                self._children[name].backoff_timer = timer
+            self._log.info("child.backoff", child=slot.path, delay_s=round(delay, 3))
+            return
+        self._start_children(restartable)
+
+    def _affected(self, name: str) -> list[str]:
+        strategy = self._spec.strategy
+        if strategy is Strategy.ONE_FOR_ONE:
+            return [name]
+        running_or_failed = [
+            n for n in self._order
+            if n == name or self._children[n].state in (
+                ChildState.RUNNING, ChildState.STARTING, ChildState.RESTARTING)
+        ]
+        if strategy is Strategy.ONE_FOR_ALL:
+            return running_or_failed
+        index = self._order.index(name)
+        return [n for n in running_or_failed if self._order.index(n) >= index]
+
+    def _backoff_delay(self, slot: _Slot, now: float) -> float:
+        backoff = self._spec.backoff
+        if backoff is None:
+            return 0.0
+        if slot.started_at is not None and now - slot.started_at >= backoff.reset_after_s:
+            slot.attempt = 0
+        delay = backoff.delay(slot.attempt)
+        slot.attempt += 1
+        return delay
+
+    def _give_up(self, slot: _Slot, reason: ExitReason) -> None:
+        """Too many restarts: stop everything in reverse order and fail (escalate)."""
+        spec = self._spec
+        self._log.error(
+            "supervisor.intensity_exceeded", child=slot.path, max_restarts=spec.max_restarts,
+            within_seconds=spec.within_seconds, last_error=reason.error_type,
+        )
+        self._cancel_timers()
+        self._terminate_all()
+        self._tree._set_state(self._slot, ChildState.FAILED)
+        self._log.error("supervisor.escalated", to=self._tree._parent_path(self._slot.path))
+        raise IntensityExceeded(
+            f"{self._slot.path}: more than {spec.max_restarts} restarts in "
+            f"{spec.within_seconds} s (last: {slot.path} {reason.kind}"
+            f"{': ' + str(reason.error_type) if reason.error_type else ''})"
+        )
+
+    # -- starting and stopping children ---------------------------------------------------
+
+    def _start_children(self, names: list[str]) -> None:
+        """Start these children in order; a start failure is handled as that child's crash."""
+        for name in names:
+            slot = self._children[name]
+            if slot.state not in (ChildState.STARTING, ChildState.RESTARTING):
+                continue  # already started by a nested restart, or stopped on purpose
+            if slot.backoff_timer is not None:
+                continue  # a backoff timer owns this restart
+            failure = self._start(slot)
+            if failure is not None:
+                self._handle_exit(slot, failure)
+
+    def _start(self, slot: _Slot) -> ExitReason | None:
+        spec = slot.spec
+        slot.incarnation += 1
+        self._set(slot, ChildState.STARTING)
+        context = ChildContext(slot.path, slot.incarnation, self._tree)
+        me = self.actor_ref
+        watch = _Watch(slot.name, context, lambda event: _tell_quietly(me, event))
+        try:
+            if isinstance(spec, SupervisorSpec):
+                ref = _watched(Supervisor).start(self._tree, slot, _hive_watch=watch)
+            else:
+                ref = _watched(spec.actor_class).start(*spec.args, _hive_watch=watch, **spec.kwargs)
+        except Exception as exc:
+            return ExitReason.from_exception(exc)
+        actor = ref._actor_weakref()
+        slot.urn = ref.actor_urn
+        slot.actor = actor
+        if not watch.started.wait(spec.start_timeout):
+            if actor is not None:
+                actor._hive_kill()
+            slot.urn = None
+            took = f"on_start took over {spec.start_timeout} s"
+            return ExitReason("crashed", "StartTimeout", took)
+        if not ref.is_alive():
+            failure = actor._hive_exit_reason() if actor is not None else None
+            slot.urn = None
+            slot.actor = None
+            return failure or ExitReason("crashed", "StartFailed", "stopped during start")
+        slot.started_at = self._clock.now()
+        slot.ref = ref
+        self._set(slot, ChildState.RUNNING)
+        event = "child.restarted" if slot.incarnation > 1 else "child.started"
+        self._log.info(event, child=slot.path, incarnation=slot.incarnation, kind=slot.kind)
+        return None
+
+    def _terminate(self, slot: _Slot) -> None:
+        """Graceful stop within the spec's shutdown timeout, then a brutal kill."""
+        if slot.backoff_timer is not None:
+            slot.backoff_timer.cancel()
+            slot.backoff_timer = None
+        ref, actor = slot.ref, slot.actor
+        self._forget(slot)
+        if ref is None or actor is None:
+            if slot.state is not ChildState.FAILED:
+                self._set(slot, ChildState.STOPPED)
+            return
+        if ref.is_alive():
+            try:
+                ref.stop(block=True, timeout=slot.spec.shutdown_timeout)
+            except pykka.Timeout:
+                self._log.warning("child.kill", child=slot.path, reason="shutdown timeout")
+                _kill_subtree(slot, actor)
+        _drain(ref.actor_inbox, actor)
+        self._set(slot, ChildState.STOPPED)
+        self._log.info("child.stopped", child=slot.path, reason="shutdown")
+
+    def _terminate_all(self) -> None:
+        for name in reversed(self._order):
+            self._terminate(self._children[name])
+
+    def _forget(self, slot: _Slot) -> None:
+        """Detach an incarnation from the slot; later exit notices for it are stale."""
+        ref, actor = slot.ref, slot.actor
+        slot.urn = None
+        slot.ref = None
+        slot.actor = None
+        if ref is not None and actor is not None and not ref.is_alive():
+            _drain(ref.actor_inbox, actor)
+
+    def _cancel_timers(self) -> None:
+        for slot in self._slot.children:
+            if slot.backoff_timer is not None:
+                slot.backoff_timer.cancel()
+                slot.backoff_timer = None
+        self._pending.clear()
+
+    def _set(self, slot: _Slot, state: ChildState) -> None:
+        self._tree._set_state(slot, state)
+
+    # -- control (admin API) --------------------------------------------------------------
+
+    def _control(self, request: _Control) -> dict[str, Any]:
+        slot = self._children.get(request.name)
+        if slot is None:
+            raise UnknownChild(f"{self._slot.path}/{request.name}")
+        if request.op == "stop":
+            self._terminate(slot)
+        elif request.op == "start":
+            if slot.state is not ChildState.RUNNING:
+                self._terminate(slot)
+                self._set(slot, ChildState.STARTING)
+                failure = self._start(slot)
+                if failure is not None:
+                    self._handle_exit(slot, failure)
+        elif request.op == "restart":
+            self._terminate(slot)
+            self._set(slot, ChildState.STARTING)
+            failure = self._start(slot)
+            if failure is not None:
+                self._handle_exit(slot, failure)
+        elif request.op == "kill":
+            actor = slot.actor
+            if slot.ref is None or actor is None:
+                raise ChildUnavailable(slot.path, str(slot.state))
+            _kill_subtree(slot, actor)
+            self._handle_exit(slot, KILLED)
+        else:
+            raise ValueError(f"unknown control operation {request.op!r}")
+        return self._tree._describe_slot(slot)
+
+
+def _kill_subtree(slot: _Slot, actor: Any) -> None:
+    """Kill a child brutally; for a supervisor, its descendants first (they would be orphans)."""
+    for child in reversed(slot.children):
+        if child.actor is not None:
+            _kill_subtree(child, child.actor)
+        child.state = ChildState.STOPPED
+        child.ref = None
+        child.actor = None
+        child.urn = None
+    actor._hive_kill()
+
+
+def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
+    with contextlib.suppress(ActorDeadError):  # the supervisor is gone, and its interest too
+        ref.tell(message)
+
+
+# --------------------------------------------------------------------------------------------
+# The tree: the public face
+# --------------------------------------------------------------------------------------------
+
+
+class SupervisionTree:
+    """Builds a tree from a root :class:`SupervisorSpec`, starts it, and answers for it.
+
+    ``failure`` is set (and ``done`` fires) when the root supervisor gives up: the owner of the
+    tree should then exit non-zero.
+    """
+
+    def __init__(
+        self, spec: SupervisorSpec, clock: Clock | None = None, ask_timeout: float = 10.0
+    ) -> None:
+        self.spec = spec
+        self.clock: Clock = clock or SystemClock()
+        self.ask_timeout = ask_timeout
+        self.done = threading.Event()
+        self.failure: ExitReason | None = None
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._root = _Slot(spec, spec.name)
+        self._slots: dict[str, _Slot] = {}
+        self._index(self._root)
+        self._kept: dict[str, Any] = {}
+        self._on_failure: list[Callable[[ExitReason], None]] = []
+
+    def _index(self, slot: _Slot) -> None:
+        self._slots[slot.path] = slot
+        for child in slot.children:
+            self._index(child)
+
+    @property
+    def root_path(self) -> str:
+        return self._root.path
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every child in order; return when the whole tree is up (or raise)."""
+        slot = self._root
+        slot.incarnation += 1
+        self._set_state(slot, ChildState.STARTING)
+        watch = _Watch(slot.name, ChildContext(slot.path, 1, self), self._root_exited)
+        ref = _watched(Supervisor).start(self, slot, _hive_watch=watch)
+        slot.urn = ref.actor_urn
+        slot.actor = ref._actor_weakref()
+        watch.started.wait()
+        if not ref.is_alive():
+            raise IntensityExceeded(
+                f"the tree failed to start: {self.failure.message if self.failure else 'unknown'}"
+            )
+        slot.ref = ref
+        slot.started_at = self.clock.now()
+        self._set_state(slot, ChildState.RUNNING)
+        log.info("tree.started", root=slot.path, children=len(self._slots) - 1)
+
+    def on_failure(self, callback: Callable[[ExitReason], None]) -> None:
+        """Call ``callback(reason)`` (from a supervisor thread) if the root gives up."""
+        self._on_failure.append(callback)
+
+    def _root_exited(self, event: _ChildExited) -> None:
+        slot = self._root
+        if event.reason.abnormal:
+            self.failure = event.reason
+            self._set_state(slot, ChildState.FAILED)
+            log.critical("tree.failed", root=slot.path, reason=event.reason.message)
+            for callback in self._on_failure:
+                callback(event.reason)
+        else:
+            self._set_state(slot, ChildState.STOPPED)
+        slot.ref = None
+        slot.actor = None
+        self.done.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop every child in reverse start order, then the root."""
+        ref = self._root.ref
+        if ref is not None and ref.is_alive():
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                log.error("tree.stop_timeout", timeout_s=timeout)
+        self.done.wait(timeout)
+        log.info("tree.stopped", root=self._root.path)
+
+    # -- addressing ------------------------------------------------------------------------
+
+    def _slot(self, path: str) -> _Slot:
+        slot = self._slots.get(path.strip("/"))
+        if slot is None:
+            raise UnknownChild(f"no child at {path!r}")
+        return slot
+
+    def address(self, path: str) -> Address:
+        return Address(self, self._slot(path), self.ask_timeout)
+
+    def paths(self) -> list[str]:
+        return list(self._slots)
+
+    @staticmethod
+    def _parent_path(path: str) -> str | None:
+        return path.rsplit("/", 1)[0] if "/" in path else None
+
+    # -- control ---------------------------------------------------------------------------
+
+    def _control_request(self, op: str, path: str) -> tuple[Address, _Control]:
+        slot = self._slot(path)
+        parent = self._parent_path(slot.path)
+        if parent is None:
+            raise ValueError("the root supervisor cannot be controlled; stop the tree instead")
+        return self.address(parent), _Control(op, slot.name)
+
+    def control(self, op: str, path: str, timeout: float | None = 60.0) -> dict[str, Any]:
+        """``restart``, ``stop``, ``start`` or ``kill`` the child at ``path``; its new node."""
+        parent, request = self._control_request(op, path)
+        result: dict[str, Any] = parent.ask(request, timeout=timeout)
+        return result
+
+    async def control_async(
+        self, op: str, path: str, timeout: float | None = 60.0
+    ) -> dict[str, Any]:
+        parent, request = self._control_request(op, path)
+        result: dict[str, Any] = await parent.ask_async(request, timeout=timeout)
+        return result
+
+    def restart(self, path: str) -> dict[str, Any]:
+        return self.control("restart", path)
+
+    def stop_child(self, path: str) -> dict[str, Any]:
+        return self.control("stop", path)
+
+    def start_child(self, path: str) -> dict[str, Any]:
+        return self.control("start", path)
+
+    def kill(self, path: str) -> dict[str, Any]:
+        return self.control("kill", path)
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def _set_state(self, slot: _Slot, state: ChildState) -> None:
+        with self._lock:
+            slot.state = state
+            if state is not ChildState.RUNNING:
+                slot.ref = None
+            self._changed.notify_all()
+
+    def _wait_running(self, slot: _Slot, incarnation: int, timeout: float | None) -> bool:
+        def ready() -> bool:
+            return slot.state is ChildState.RUNNING and slot.incarnation >= incarnation
+
+        with self._changed:
+            return self._changed.wait_for(ready, timeout)
+
+    def describe(self, path: str | None = None) -> dict[str, Any]:
+        """The live tree (or the subtree at ``path``) as JSON-ready data."""
+        with self._lock:
+            return self._describe_slot(self._slot(path) if path else self._root)
+
+    def _describe_slot(self, slot: _Slot) -> dict[str, Any]:
+        now = self.clock.now()
+        parent = self._slots.get(self._parent_path(slot.path) or "")
+        window = parent.spec.within_seconds if parent is not None else self.spec.within_seconds
+        ref = slot.ref
+        node: dict[str, Any] = {
+            "name": slot.name,
+            "path": slot.path,
+            "kind": slot.kind,
+            "state": str(slot.state),
+            "restart": str(slot.spec.restart),
+            "restarts": slot.restarts,
+            "window_restarts": sum(1 for t in list(slot.restart_times) if t > now - window),
+            "incarnation": slot.incarnation,
+            "uptime_s": (
+                round(now - slot.started_at, 3)
+                if slot.started_at is not None and slot.state is ChildState.RUNNING
+                else 0.0
+            ),
+            "mailbox": ref.actor_inbox.qsize() if ref is not None else 0,
+            "last_failure": slot.last_failure,
+        }
+        if isinstance(slot.spec, SupervisorSpec):
+            node["strategy"] = str(slot.spec.strategy)
+            node["max_restarts"] = slot.spec.max_restarts
+            node["within_seconds"] = slot.spec.within_seconds
+        node["children"] = [self._describe_slot(c) for c in slot.children]
+        return node
