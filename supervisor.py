@@ -293,6 +293,11 @@ class WorkerSpec:
     restart: RestartType = RestartType.PERMANENT
     shutdown_timeout: float = 5.0
     start_timeout: float = 30.0
+    # Optional limits of this child's own, on top of its supervisor's intensity: more than
+    # ``max_restarts`` of this child inside ``within_seconds`` fails the supervisor too.
+    max_restarts: int | None = None
+    within_seconds: float = 5.0
+    backoff: Backoff | None = None  # replaces the supervisor's backoff for this child
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -774,6 +779,12 @@ class Supervisor(ThreadingActor):
             self._restart_times.popleft()
         if len(self._restart_times) > self._spec.max_restarts:
             self._give_up(slot, reason)
+        own = slot.spec.max_restarts if isinstance(slot.spec, WorkerSpec) else None
+        if own is not None:
+            assert isinstance(slot.spec, WorkerSpec)
+            horizon = now - slot.spec.within_seconds
+            if sum(1 for t in slot.restart_times if t > horizon) + 1 > own:
+                self._give_up(slot, reason, limit=(own, slot.spec.within_seconds))
         names = self._affected(slot.name)
         for name in reversed(names):
             if name != slot.name:
@@ -813,6 +824,8 @@ class Supervisor(ThreadingActor):
 
     def _backoff_delay(self, slot: _Slot, now: float) -> float:
         backoff = self._spec.backoff
+        if isinstance(slot.spec, WorkerSpec) and slot.spec.backoff is not None:
+            backoff = slot.spec.backoff
         if backoff is None:
             return 0.0
         if slot.started_at is not None and now - slot.started_at >= backoff.reset_after_s:
@@ -821,20 +834,22 @@ class Supervisor(ThreadingActor):
         slot.attempt += 1
         return delay
 
-    def _give_up(self, slot: _Slot, reason: ExitReason) -> None:
+    def _give_up(
+        self, slot: _Slot, reason: ExitReason, limit: tuple[int, float] | None = None
+    ) -> None:
         """Too many restarts: stop everything in reverse order and fail (escalate)."""
-        spec = self._spec
+        max_restarts, within = limit or (self._spec.max_restarts, self._spec.within_seconds)
         self._log.error(
-            "supervisor.intensity_exceeded", child=slot.path, max_restarts=spec.max_restarts,
-            within_seconds=spec.within_seconds, last_error=reason.error_type,
+            "supervisor.intensity_exceeded", child=slot.path, max_restarts=max_restarts,
+            within_seconds=within, last_error=reason.error_type,
         )
         self._cancel_timers()
         self._terminate_all()
         self._tree._set_state(self._slot, ChildState.FAILED)
         self._log.error("supervisor.escalated", to=self._tree._parent_path(self._slot.path))
         raise IntensityExceeded(
-            f"{self._slot.path}: more than {spec.max_restarts} restarts in "
-            f"{spec.within_seconds} s (last: {slot.path} {reason.kind}"
+            f"{self._slot.path}: more than {max_restarts} restarts in "
+            f"{within} s (last: {slot.path} {reason.kind}"
             f"{': ' + str(reason.error_type) if reason.error_type else ''})"
         )
 

@@ -1,0 +1,1 @@
+"""The daemon's actors, one module each, and the messages they exchange (frozen dataclasses)."""

@@ -36,7 +36,7 @@ class BufferSet:
         if arr is not None and arr.shape[0] >= needed and arr.dtype == dtype:
             return arr
         cap = grown_capacity(0 if arr is None else arr.shape[0], needed)
-        new = np.zeros(cap, dtype=dtype)
+        new: np.ndarray = np.zeros(cap, dtype=dtype)
         if arr is not None and arr.dtype == dtype:
             new[: arr.shape[0]] = arr
         self._arrays[name] = new

@@ -46,11 +46,11 @@ def cuda_available() -> bool:
     """True when numba.cuda sees a usable GPU (or the simulator is enabled)."""
     try:
         from numba import cuda
-    except Exception:  # numba-cuda missing or broken: no GPU path
+    except Exception:  # noqa: BLE001 - numba-cuda missing or broken: no GPU path
         return False
     try:
         return bool(cuda.is_available())
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 

@@ -22,7 +22,7 @@ _grid_shape = njit(cache=True)(physics.grid_shape)
 def build_grid(
     n, x, y, z, cell_size, max_cells, res,
     cell_start, cursor, sx, sy, sz, perm, mass, comx, comy, comz,
-):  # type: ignore[no-untyped-def]
+):
     """Sort nodes into cells; fill the coarse far-field cells. Returns the grid's geometry.
 
     Returns ``(inv_h, dx, dy, dz, ox, oy, oz, coarse_size)``. ``cell_start`` gets the exclusive

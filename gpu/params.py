@@ -12,14 +12,17 @@ from dataclasses import dataclass, fields
 
 # Below this node count the exact all-pairs repulsion is used; at or above it, the cell-list
 # grid with a far-field term. Measured by `python -m bench layout` on the 2-core dev machine
-# (CPU backend, float32 SoA): exact 0.29 ms/step vs grid 0.55 ms/step at N=1,000; exact
-# 4.8 ms vs grid 3.2 ms at N=5,000; exact 21 ms vs grid 6.9 ms at N=10,000. The curves cross
-# near N=3,000.
+# (CPU backend, float32 SoA, random graphs of average degree 4, ms/step exact vs grid):
+# N=1,000 0.42 vs 0.62; N=3,000 1.58 vs 1.21; N=5,000 4.18 vs 2.08; N=10,000 16.6 vs 3.8.
+# The curves cross between 2,000 and 3,000.
 GRID_THRESHOLD_N: int = 3_000
 
-# Below this node count the CPU backend runs single-threaded: waking the worker threads costs
-# more than the work (measured: N=1,000 exact step 0.29 ms on one thread vs 0.4 ms on two).
-PARALLEL_THRESHOLD_N: int = 2_000
+# Below this node count the CPU backend runs on one thread (thread wake-up can cost more than
+# the work). Measured on the 2-core dev machine with the omp layer, exact step, one step per
+# call: N=100 0.023 ms on 1 thread vs 0.017 ms on 2; N=1,000 0.41 vs 0.22 ms; and with 20
+# steps per call 2 threads win from N=500 up. So no size gains from one thread here: 0 turns
+# the rule off; raise it on a machine where the pool's wake-up is slower.
+PARALLEL_THRESHOLD_N: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +57,11 @@ class SimParams:
     grid_threshold: int = GRID_THRESHOLD_N
     # Coarse far-field cells per axis (cell centres of mass push apart distant clusters).
     far_field_resolution: int = 6
-    # Initial positions of new ids lie in a ball of radius spawn_radius * cbrt(node count).
-    spawn_radius: float = 10.0
+    # Initial positions of new ids lie in a ball of radius spawn_radius * cbrt(node count): near
+    # the equilibrium size, where gravity g*R balances the repulsion of N nodes inside,
+    # R ~ (repel_k * N / center_gravity_k)**(1/3) = 21.5 * cbrt(N) with the defaults; spawning
+    # denser (10 * cbrt(N)) made the first grid steps 2x slower for nothing.
+    spawn_radius: float = 20.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -55,7 +55,7 @@ def spring_node(i, x, y, z, offsets, neighbours, weights, spring_k, rest_length)
     fixed and identical on both backends. A zero-length edge has no direction and adds
     nothing; the repulsion's coincident push separates its ends.
     """
-    fx = x[i] * 0
+    fx = x[i] - x[i]  # a float32 zero (a literal 0 would promote the sums to float64)
     fy = fx
     fz = fx
     xi = x[i]
@@ -85,7 +85,7 @@ def far_field_node(
     near-field sum. This keeps separate clusters pushing each other apart when the near field
     alone would let them overlap.
     """
-    fx = px * 0
+    fx = px - px  # a float32 zero
     fy = fx
     fz = fx
     for c in range(res * res * res):
@@ -96,11 +96,11 @@ def far_field_node(
             cz = c // (res * res)
             # Distance from the point to the cell's box, per axis.
             lo = ox + cx * cs
-            ex = max(max(lo - px, px - (lo + cs)), px * 0)
+            ex = max(max(lo - px, px - (lo + cs)), fx - fx)
             lo = oy + cy * cs
-            ey = max(max(lo - py, py - (lo + cs)), px * 0)
+            ey = max(max(lo - py, py - (lo + cs)), fx - fx)
             lo = oz + cz * cs
-            ez = max(max(lo - pz, pz - (lo + cs)), px * 0)
+            ez = max(max(lo - pz, pz - (lo + cs)), fx - fx)
             if ex * ex + ey * ey + ez * ez >= cutoff2:
                 dx = px - comx[c]
                 dy = py - comy[c]
@@ -123,6 +123,7 @@ def integrate_node(
     the bounds. Hitting a wall zeroes that velocity component so energy does not pile up
     against it. A pinned node stays where it is with velocity 0.
     """
+    zero = dt - dt  # a float32 zero
     if pinned[i] != 0:
         vx[i] = 0
         vy[i] = 0
@@ -151,22 +152,22 @@ def integrate_node(
     nz = z[i] + uz * dt
     if nx > bounds:
         nx = bounds
-        ux = ux * 0
+        ux = zero
     elif nx < -bounds:
         nx = -bounds
-        ux = ux * 0
+        ux = zero
     if ny > bounds:
         ny = bounds
-        uy = uy * 0
+        uy = zero
     elif ny < -bounds:
         ny = -bounds
-        uy = uy * 0
+        uy = zero
     if nz > bounds:
         nz = bounds
-        uz = uz * 0
+        uz = zero
     elif nz < -bounds:
         nz = -bounds
-        uz = uz * 0
+        uz = zero
     x[i] = nx
     y[i] = ny
     z[i] = nz

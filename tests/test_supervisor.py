@@ -518,3 +518,27 @@ def test_thousand_crash_restart_cycles_leave_nothing_behind() -> None:
     tree.stop(timeout=5)
     wait_until(lambda: threading.active_count() == threads_before)
     assert pykka.ActorRegistry.get_all() == []
+
+
+def test_a_child_limit_of_its_own_escalates(trees: list) -> None:
+    clock = ManualClock()
+    spec = SupervisorSpec("root", (
+        WorkerSpec("strict", Probe, max_restarts=1, within_seconds=10),
+        worker("lenient")), max_restarts=100, within_seconds=10)
+    tree = start(trees, spec, clock=clock)
+    crash_and_wait(tree, "root/lenient", 2)
+    crash_and_wait(tree, "root/lenient", 3)
+    crash_and_wait(tree, "root/strict", 2)
+    tree.address("root/strict").tell("crash")
+    assert tree.done.wait(5)
+    assert "more than 1 restarts in 10 s" in (tree.failure.message or "")
+
+
+def test_a_child_backoff_of_its_own(trees: list) -> None:
+    clock = ManualClock()
+    spec = SupervisorSpec("root", (WorkerSpec("w", Probe, backoff=Backoff(min_s=3, max_s=3)),))
+    tree = start(trees, spec, clock=clock)
+    tree.address("root/w").tell("crash")
+    wait_until(lambda: clock.pending() == [3.0])
+    clock.advance(3)
+    assert tree.address("root/w").wait_running(2, timeout=5)

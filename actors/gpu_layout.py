@@ -1,0 +1,307 @@
+"""The layout actor: owns the agent and knowledge graphs and their 3D simulation.
+
+Nobody else touches the arrays. Each tick steps the engine (CUDA or CPU, see ``gpu/``), then
+publishes an immutable :class:`PositionFrame` to subscribers. The tick rate drops to
+``min_tick_hz`` once the layout has settled (kinetic energy per node under a threshold) and goes
+back up when the graph changes or a node is pinned.
+
+After a restart the actor comes back with the last graphs and positions it kept through
+``self.supervision.keep`` (immutable values), not with an empty world.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pykka
+import structlog
+
+from actors.graph import Graph, NodeKind, wire_id
+from actors.messages import (
+    ActorStatus,
+    GetGraph,
+    GetSnapshot,
+    PinNodes,
+    PositionFrame,
+    SetGraph,
+    SetParams,
+    StatusQuery,
+    Step,
+    Subscribe,
+    Tick,
+    UnpinNodes,
+    Unsubscribe,
+)
+from actors.ticker import Ticker
+from gpu import LayoutEngine, SimParams
+
+log = structlog.get_logger("actors.gpu_layout")
+
+POSITION_DEADBAND = 0.01
+VELOCITY_DEADBAND = 0.005
+SMALL_GRAPH = 2_000  # below this, several steps per tick cost less than waking threads
+
+
+@dataclass(frozen=True)
+class LayoutSettings:
+    tick_hz: float = 60.0
+    min_tick_hz: float = 5.0
+    backend: str = "auto"
+    settle_energy: float = 1e-3  # kinetic energy per node under which the layout has settled
+    steps_per_tick: int = 1
+    params: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_tick_hz <= self.tick_hz <= 1000:
+            raise ValueError("tick rates must satisfy 0 < min_tick_hz <= tick_hz <= 1000")
+        if self.backend not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"backend must be auto, cpu or cuda, not {self.backend!r}")
+        if self.steps_per_tick < 1:
+            raise ValueError("steps_per_tick must be >= 1")
+        SimParams(**dict(self.params))  # validate now, with the field's name in the error
+
+
+@dataclass(frozen=True)
+class _Memory:
+    """What survives a restart: the graphs and the last frame's positions."""
+
+    graphs: Mapping[NodeKind, Graph]
+    frame: PositionFrame | None
+
+
+class LayoutActor(pykka.ThreadingActor):
+    def __init__(self, settings: LayoutSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or LayoutSettings()
+        self._engine: LayoutEngine | None = None
+        self._graphs: dict[NodeKind, Graph] = {}
+        self._subscribers: dict[str, Callable[[PositionFrame], None]] = {}
+        self._ticker: Ticker | None = None
+        self._seq = 0
+        self._sent_pos: np.ndarray | None = None
+        self._sent_vel: np.ndarray | None = None
+        self._ids_changed = True
+        self._energy = 0.0
+        self._step_ms = 0.0
+        self._settled = False
+        self._frames = 0
+        self._last_frame: PositionFrame | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        params = SimParams(**dict(self.settings.params))
+        self._engine = LayoutEngine(params, backend=self.settings.backend)
+        memory: _Memory | None = self.supervision.kept()
+        if memory is not None:
+            self._graphs = dict(memory.graphs)
+            self._load_graphs()
+            if memory.frame is not None:
+                self._restore(memory.frame)
+        self._ticker = Ticker(self.actor_ref, 1.0 / self.settings.tick_hz, "layout-ticker").start()
+        log.info("layout.started", backend=self._engine.backend_name,
+                 nodes=self._engine.node_count, restored=memory is not None)
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self.on_stop()
+
+    # -- messages --------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            return self._on_tick()
+        if isinstance(message, SetGraph):
+            return self._set_graph(message.graph)
+        if isinstance(message, PinNodes):
+            return self._pin(message)
+        if isinstance(message, UnpinNodes):
+            for wid in message.wire_ids:
+                self._engine_or_raise().unpin(wid)
+            return None
+        if isinstance(message, SetParams):
+            params = dataclasses.replace(self._engine_or_raise().params, **dict(message.changes))
+            self._engine_or_raise().set_params(params)
+            self._wake()
+            return None
+        if isinstance(message, Step):
+            energy = self._step(message.n)
+            self._publish()
+            return energy
+        if isinstance(message, GetSnapshot):
+            return self._frame(full=True)
+        if isinstance(message, GetGraph):
+            return self._graph_view(message.kind)
+        if isinstance(message, Subscribe):
+            self._subscribers[message.key] = message.callback
+            return None
+        if isinstance(message, Unsubscribe):
+            self._subscribers.pop(message.key, None)
+            return None
+        if isinstance(message, StatusQuery):
+            return self._status()
+        return super().on_receive(message)
+
+    def _engine_or_raise(self) -> LayoutEngine:
+        if self._engine is None:
+            raise RuntimeError("layout engine not started")
+        return self._engine
+
+    # -- graph -----------------------------------------------------------------------------
+
+    def _set_graph(self, graph: Graph) -> dict[str, int]:
+        self._graphs[graph.kind] = graph
+        self._load_graphs()
+        self._keep()
+        self._wake()
+        return {"nodes": len(graph.nodes), "edges": len(graph.edges)}
+
+    def _load_graphs(self) -> None:
+        ids: list[int] = []
+        src: list[int] = []
+        dst: list[int] = []
+        weights: list[float] = []
+        for kind, graph in self._graphs.items():
+            ids.extend(wire_id(kind, n.id) for n in graph.nodes)
+            for edge in graph.edges:
+                src.append(wire_id(kind, edge.source))
+                dst.append(wire_id(kind, edge.target))
+                weights.append(edge.weight)
+        self._engine_or_raise().set_graph(
+            np.asarray(ids, dtype=np.int64), np.asarray(src, dtype=np.int64),
+            np.asarray(dst, dtype=np.int64), np.asarray(weights, dtype=np.float32))
+        self._ids_changed = True
+
+    def _pin(self, message: PinNodes) -> int:
+        engine = self._engine_or_raise()
+        known = set(engine.node_ids.tolist())
+        pinned = 0
+        for wid, pos in zip(message.wire_ids, message.positions, strict=True):
+            if wid in known:
+                engine.pin(wid, pos)
+                pinned += 1
+        self._wake()
+        return pinned
+
+    def _restore(self, frame: PositionFrame) -> None:
+        """Put known nodes back where the last incarnation left them."""
+        engine = self._engine_or_raise()
+        known = set(engine.node_ids.tolist())
+        for wid, pos in zip(frame.wire_ids.tolist(), frame.positions.tolist(), strict=True):
+            if wid in known:
+                engine.pin(wid, (pos[0], pos[1], pos[2]))
+                engine.unpin(wid)
+
+    def _graph_view(self, kind: NodeKind | None) -> dict[str, Any]:
+        engine = self._engine_or_raise()
+        index = {int(w): i for i, w in enumerate(engine.node_ids.tolist())}
+        positions = engine.positions()
+        out: dict[str, Any] = {}
+        for graph_kind, graph in self._graphs.items():
+            if kind is not None and graph_kind is not kind:
+                continue
+            view = graph.to_json()
+            for node in view["nodes"]:
+                i = index.get(wire_id(graph_kind, node["id"]))
+                node["kind"] = str(graph_kind)
+                node["position"] = positions[i].tolist() if i is not None else None
+            out[str(graph_kind)] = view
+        return out
+
+    # -- simulation ------------------------------------------------------------------------
+
+    def _on_tick(self) -> None:
+        if self._ticker is not None:
+            self._ticker.consumed()
+        engine = self._engine_or_raise()
+        if engine.node_count == 0:
+            return
+        n = self.settings.steps_per_tick
+        if engine.node_count < SMALL_GRAPH and n == 1:
+            n = 2
+        self._step(n)
+        self._publish()
+        settled = self._energy / max(1, engine.node_count) < self.settings.settle_energy
+        if settled != self._settled:
+            self._settled = settled
+            hz = self.settings.min_tick_hz if settled else self.settings.tick_hz
+            if self._ticker is not None:
+                self._ticker.interval_s = 1.0 / hz
+            log.debug("layout.rate", tick_hz=hz, settled=settled)
+
+    def _step(self, n: int) -> float:
+        started = time.perf_counter()
+        self._energy = float(self._engine_or_raise().step(n))
+        elapsed_ms = (time.perf_counter() - started) * 1e3 / max(1, n)
+        self._step_ms = elapsed_ms if self._step_ms == 0 else 0.9 * self._step_ms + 0.1 * elapsed_ms
+        return self._energy
+
+    def _wake(self) -> None:
+        self._settled = False
+        if self._ticker is not None:
+            self._ticker.interval_s = 1.0 / self.settings.tick_hz
+
+    def _frame(self, full: bool) -> PositionFrame:
+        engine = self._engine_or_raise()
+        ids = engine.node_ids.astype(np.uint32)
+        pos = engine.positions()
+        vel = engine.velocities()
+        if full or self._ids_changed or self._sent_pos is None or self._sent_vel is None:
+            moved = np.ones(len(ids), dtype=bool)
+            full = True
+        else:
+            dp = ((pos - self._sent_pos) ** 2).sum(axis=1)
+            dv = ((vel - self._sent_vel) ** 2).sum(axis=1)
+            moved = (dp > POSITION_DEADBAND**2) | (dv > VELOCITY_DEADBAND**2)
+        return PositionFrame.make(self._seq + 1, ids, pos, vel, moved, full)
+
+    def _publish(self) -> None:
+        frame = self._frame(full=False)
+        if self._sent_pos is None or self._ids_changed:
+            self._sent_pos, self._sent_vel = frame.positions.copy(), frame.velocities.copy()
+        else:
+            assert self._sent_vel is not None
+            self._sent_pos[frame.moved] = frame.positions[frame.moved]
+            self._sent_vel[frame.moved] = frame.velocities[frame.moved]
+        self._ids_changed = False
+        self._last_frame = frame
+        self._keep()
+        if not frame.full and not frame.moved.any():
+            return  # nothing to say; the next frame's delta still follows the last one sent
+        self._seq = frame.seq
+        self._frames += 1
+        for key, callback in list(self._subscribers.items()):
+            try:
+                callback(frame)
+            except Exception as exc:  # noqa: BLE001 - a broken subscriber must not stop the layout
+                log.warning("layout.subscriber_dropped", key=key, error=repr(exc))
+                self._subscribers.pop(key, None)
+
+    def _keep(self) -> None:
+        self.supervision.keep(_Memory(MappingProxyType(dict(self._graphs)), self._last_frame))
+
+    def _status(self) -> ActorStatus:
+        engine = self._engine_or_raise()
+        interval = self._ticker.interval_s if self._ticker is not None else 0.0
+        return ActorStatus(
+            "gpu_layout", "healthy", "",
+            MappingProxyType({
+                "backend": engine.backend_name,
+                "nodes": engine.node_count,
+                "step_ms": round(self._step_ms, 3),
+                "tick_hz": round(1.0 / interval, 2) if interval else 0.0,
+                "kinetic_energy": self._energy,
+                "settled": self._settled,
+                "frames_published": self._frames,
+                "subscribers": len(self._subscribers),
+            }),
+        )

@@ -1,0 +1,97 @@
+"""The graph vocabulary shared by the layout, the telemetry and the wire: nodes, edges, kinds.
+
+Node ids live below 2**30 so that the wire format can carry the node's kind in the top bits of
+the same 32-bit id (protocol v2 of the original system): bit 31 marks an agent node, bit 30 a
+knowledge node. Inside the layout, ``wire_id(kind, id)`` is also the node's unique key, so an
+agent and a knowledge node may share a numeric id.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+AGENT_FLAG = 0x80000000
+KNOWLEDGE_FLAG = 0x40000000
+ONTOLOGY_MASK = 0x1C000000
+ID_MASK = 0x3FFFFFFF
+MAX_NODE_ID = 1 << 30  # exclusive
+
+
+class NodeKind(enum.StrEnum):
+    AGENT = "agent"
+    KNOWLEDGE = "knowledge"
+
+    @property
+    def flag(self) -> int:
+        return AGENT_FLAG if self is NodeKind.AGENT else KNOWLEDGE_FLAG
+
+
+def wire_id(kind: NodeKind, node_id: int) -> int:
+    return kind.flag | node_id
+
+
+def split_wire_id(value: int) -> tuple[NodeKind | None, int]:
+    """The kind (None when neither flag is set) and the plain id of a wire id."""
+    if value & AGENT_FLAG:
+        return NodeKind.AGENT, value & ID_MASK
+    if value & KNOWLEDGE_FLAG:
+        return NodeKind.KNOWLEDGE, value & ID_MASK
+    return None, value & ID_MASK
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    id: int
+    label: str = ""
+    attrs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.id < MAX_NODE_ID:
+            raise ValueError(f"node id {self.id} is outside [0, 2^30)")
+
+
+@dataclass(frozen=True, slots=True)
+class GraphEdge:
+    source: int
+    target: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """One kind's whole graph. Immutable: the layout keeps it as its last good state."""
+
+    kind: NodeKind
+    nodes: tuple[GraphNode, ...] = ()
+    edges: tuple[GraphEdge, ...] = ()
+
+    @classmethod
+    def build(
+        cls, kind: NodeKind, nodes: Iterable[GraphNode], edges: Iterable[GraphEdge]
+    ) -> Graph:
+        """Validate (unique ids, edges between known nodes) and freeze."""
+        node_tuple = tuple(nodes)
+        ids = {n.id for n in node_tuple}
+        if len(ids) != len(node_tuple):
+            raise ValueError("node ids must be unique")
+        edge_tuple = tuple(edges)
+        for index, edge in enumerate(edge_tuple):
+            if edge.source not in ids or edge.target not in ids:
+                missing = edge.source if edge.source not in ids else edge.target
+                raise ValueError(f"edges[{index}] references unknown node {missing}")
+        return cls(NodeKind(kind), node_tuple, edge_tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nodes": [{"id": n.id, "label": n.label, **dict(n.attrs)} for n in self.nodes],
+            "edges": [
+                {"source": e.source, "target": e.target, "weight": e.weight} for e in self.edges
+            ],
+        }

@@ -1,0 +1,222 @@
+"""The health actor: one snapshot of everything, refreshed on a tick.
+
+It reads the tree's ``describe()``, asks every other running actor for its
+:class:`ActorStatus`, folds in what the front end reports about the event loop and requests,
+and derives ``system_status``: ``healthy``, ``degraded`` (something is down, restarting, slow,
+or a peer's breaker is open) or ``critical`` (the root failed, or every other actor is down).
+Subscribers hear about a new snapshot whenever its status-bearing part changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.messages import ActorStatus, StatusQuery, Subscribe, Tick, Unsubscribe
+from actors.ticker import Ticker
+from supervisor import SupervisionError
+
+log = structlog.get_logger("actors.health")
+
+LAG_DEGRADED_MS = 250.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoopReport:
+    """What the event loop side knows: its lag and its request counters."""
+
+    lag_ms: float
+    total_requests: int = 0
+    successful_requests: int = 0
+    failed_requests: int = 0
+    average_response_time_ms: float = 0.0
+    websocket_clients: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GetHealth:
+    refresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    """``body`` is the JSON document of ``/api/health``; built once, never mutated."""
+
+    system_status: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    interval_s: float = 2.0
+    status_timeout_s: float = 1.0
+
+
+class HealthActor(pykka.ThreadingActor):
+    def __init__(self, settings: HealthSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or HealthSettings()
+        self._loop = LoopReport(0.0)
+        self._snapshot: HealthSnapshot | None = None
+        self._subscribers: dict[str, Callable[[HealthSnapshot], None]] = {}
+        self._ticker: Ticker | None = None
+
+    def on_start(self) -> None:
+        self._ticker = Ticker(self.actor_ref, self.settings.interval_s, "health-ticker").start()
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self.on_stop()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            if self._ticker is not None:
+                self._ticker.consumed()
+            self._refresh()
+            return None
+        if isinstance(message, LoopReport):
+            self._loop = message
+            return None
+        if isinstance(message, GetHealth):
+            if message.refresh or self._snapshot is None:
+                self._refresh()
+            return self._snapshot
+        if isinstance(message, Subscribe):
+            self._subscribers[message.key] = message.callback
+            return None
+        if isinstance(message, Unsubscribe):
+            self._subscribers.pop(message.key, None)
+            return None
+        if isinstance(message, StatusQuery):
+            return ActorStatus("health", "healthy")
+        return super().on_receive(message)
+
+    # -- the snapshot ----------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        tree = self.supervision.tree
+        root = tree.describe()
+        me = self.supervision.path
+        components: dict[str, dict[str, Any]] = {}
+        for child in root["children"]:
+            components[child["name"]] = self._component(child, me)
+        status = _system_status(root, components, self._loop.lag_ms)
+        previous = self._snapshot
+        body = {
+            "system_status": status,
+            "docker_health": _peer(components.get("hive_mind"), "docker_health"),
+            "mcp_health": _peer(components.get("mcp"), "mcp_health"),
+            "active_sessions": list(
+                (components.get("hive_mind") or {}).get("detail", {}).get("active_sessions", [])
+            ),
+            "container_health": dict(
+                (components.get("hive_mind") or {}).get("detail", {}).get("container_health", {})
+            ),
+            "performance": {
+                "total_requests": self._loop.total_requests,
+                "successful_requests": self._loop.successful_requests,
+                "failed_requests": self._loop.failed_requests,
+                "average_response_time_ms": round(self._loop.average_response_time_ms, 3),
+                "event_loop_lag_ms": round(self._loop.lag_ms, 3),
+                "websocket_clients": self._loop.websocket_clients,
+            },
+            "components": components,
+            "actors": _actor_summary(root),
+            "last_updated": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        self._snapshot = HealthSnapshot(status, MappingProxyType(body))
+        if previous is None or _signature(previous) != _signature(self._snapshot):
+            if previous is not None and previous.system_status != status:
+                log.info("health.status_changed", old=previous.system_status, new=status)
+            for key, callback in list(self._subscribers.items()):
+                try:
+                    callback(self._snapshot)
+                except Exception as exc:  # noqa: BLE001 - drop a broken subscriber, keep going
+                    log.warning("health.subscriber_dropped", key=key, error=repr(exc))
+                    self._subscribers.pop(key, None)
+
+    def _component(self, node: Mapping[str, Any], me: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"state": node["state"], "restarts": node["restarts"]}
+        if node["state"] != "running":
+            entry.update(health="down", reason=f"actor is {node['state']}")
+            return entry
+        if node["path"] == me or node["kind"] != "worker":
+            entry.update(health="healthy", reason="")
+            return entry
+        try:
+            reply = self.supervision.address(node["path"]).ask(
+                StatusQuery(), timeout=self.settings.status_timeout_s)
+        except SupervisionError as exc:
+            entry.update(health="degraded", reason=f"no status: {exc}")
+            return entry
+        except Exception as exc:  # noqa: BLE001 - an actor's bug must not break health
+            entry.update(health="degraded", reason=f"status failed: {type(exc).__name__}")
+            return entry
+        if isinstance(reply, ActorStatus):
+            entry.update(health=reply.health, reason=reply.reason, detail=dict(reply.detail))
+        else:
+            entry.update(health="healthy", reason="")
+        return entry
+
+
+def _peer(component: Mapping[str, Any] | None, key: str) -> str:
+    if component is None:
+        return "unknown"
+    return str(component.get("detail", {}).get(key, "unknown"))
+
+
+def _system_status(
+    root: Mapping[str, Any], components: Mapping[str, Mapping[str, Any]], lag_ms: float
+) -> str:
+    if root["state"] == "failed":
+        return "critical"
+    others = [c for name, c in components.items() if name != "health"]
+    if others and all(c.get("health") == "down" for c in others):
+        return "critical"
+    if any(c.get("health") in ("down", "degraded") for c in components.values()):
+        return "degraded"
+    if lag_ms > LAG_DEGRADED_MS:
+        return "degraded"
+    return "healthy"
+
+
+def _actor_summary(root: Mapping[str, Any]) -> dict[str, Any]:
+    """The original system's status shape, computed over the whole tree."""
+    actors: list[dict[str, Any]] = []
+
+    def walk(node: Mapping[str, Any]) -> None:
+        actors.append({
+            "name": node["name"], "path": node["path"], "kind": node["kind"],
+            "state": node["state"], "is_running": node["state"] == "running",
+            "restart_count": node["restarts"], "incarnation": node["incarnation"],
+            "last_failure": node["last_failure"], "restart": node["restart"],
+        })
+        for child in node["children"]:
+            walk(child)
+
+    walk(root)
+    return {
+        "total_actors": len(actors),
+        "running_actors": sum(a["is_running"] for a in actors),
+        "failed_actors": sum(a["state"] == "failed" for a in actors),
+        "actors": actors,
+    }
+
+
+def _signature(snapshot: HealthSnapshot) -> tuple[Any, ...]:
+    body = snapshot.body
+    return (
+        snapshot.system_status,
+        body["docker_health"],
+        body["mcp_health"],
+        tuple((n, c.get("health"), c.get("state")) for n, c in body["components"].items()),
+    )

@@ -1,0 +1,124 @@
+"""Messages every actor understands, and the layout's frames. All immutable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+
+from actors.graph import Graph, NodeKind
+
+Health = Literal["healthy", "degraded", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    """Ask any actor how it is; it answers with an :class:`ActorStatus`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStatus:
+    name: str
+    health: Health
+    reason: str = ""
+    detail: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Sent by a :class:`actors.ticker.Ticker`; ``at`` is the monotonic time it was sent."""
+
+    at: float
+
+
+# -- layout ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetGraph:
+    """Replace one kind's graph; positions of nodes the layout already knows are kept."""
+
+    graph: Graph
+
+
+@dataclass(frozen=True, slots=True)
+class GetGraph:
+    kind: NodeKind | None = None  # None: every kind
+
+
+@dataclass(frozen=True, slots=True)
+class PinNodes:
+    """Fix nodes where a user dropped them (wire ids, with kind flags)."""
+
+    wire_ids: tuple[int, ...]
+    positions: tuple[tuple[float, float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnpinNodes:
+    wire_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetParams:
+    changes: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Run ``n`` steps now (tests, benchmarks); answers with the kinetic energy."""
+
+    n: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class GetSnapshot:
+    """Answer with a full :class:`PositionFrame` of every node."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Call ``callback(frame)`` from the layout's thread for every published frame.
+
+    The callback must not block: hand the frame over (``call_soon_threadsafe``) and return.
+    """
+
+    key: str
+    callback: Callable[[PositionFrame], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    key: str
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PositionFrame:
+    """Every node's position and velocity after one tick, plus which moved past the deadband
+    since the previous frame (``moved``). Arrays are read-only."""
+
+    seq: int
+    wire_ids: np.ndarray  # uint32 (n,)
+    positions: np.ndarray  # float32 (n, 3)
+    velocities: np.ndarray  # float32 (n, 3)
+    moved: np.ndarray  # bool (n,)
+    full: bool  # the previous frame's ids differ: deltas against it mean nothing
+
+    @classmethod
+    def make(
+        cls, seq: int, wire_ids: np.ndarray, positions: np.ndarray, velocities: np.ndarray,
+        moved: np.ndarray, full: bool,
+    ) -> PositionFrame:
+        return cls(seq, _frozen(wire_ids), _frozen(positions), _frozen(velocities),
+                   _frozen(moved), full)
+
+    def __len__(self) -> int:
+        return int(self.wire_ids.shape[0])

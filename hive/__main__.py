@@ -1,0 +1,5 @@
+import sys
+
+from hive.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""``hive-supervisor``: the command line (``make run`` calls it with no arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from hive.config import ConfigError, load_config
+from hive.logs import configure_logging
+
+DESCRIPTION = """\
+hive-supervisor keeps a swarm of AI agents alive, watched and visible: a tree of supervised
+actors (layout physics, health, and the agents' planes as they land) behind an aiohttp front
+end that streams 3D positions over /wss, health over /api/health and /ws/hybrid-health,
+Prometheus metrics over /metrics, and the live actor tree over /admin/actors.
+
+Every setting has a default, so no file, GPU, Docker or API key is needed to start. Settings
+are read in this order, later ones winning: built-in defaults, the --config TOML file,
+HIVE_<SECTION>_<KEY> environment variables (e.g. HIVE_SERVER_PORT=9000,
+HIVE_ACTORS_GPU_LAYOUT_TICK_HZ=30), then these flags."""
+
+EPILOG = """\
+config file sections: [server] host, port, admin_token, allowed_origins, max_ws_message_bytes,
+max_body_bytes, max_clients, ping_interval_s, idle_timeout_s, shutdown_timeout_s;
+[supervisor] strategy, max_restarts, within_seconds; [actors.<name>] restart, max_restarts,
+within_seconds, backoff_min, backoff_max, enabled and the actor's own keys (see README).
+
+exit status: 0 after a clean shutdown (SIGTERM or Ctrl-C), 1 when the root supervisor gave up
+(restart intensity exceeded), 2 for a configuration error or a port that cannot be bound."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hive-supervisor", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML configuration file (default: none, built-in defaults)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int,
+                        help="TCP port to listen on (default 8080; 0 picks a free port)")
+    parser.add_argument("--admin-token", metavar="TOKEN",
+                        help="bearer token for /admin routes (default: $HIVE_ADMIN_TOKEN, else "
+                             "one is generated at start-up and logged once)")
+    parser.add_argument("--log-format", choices=("auto", "console", "json"), default=None,
+                        help="console on a terminal, JSON lines otherwise (default auto; "
+                             "$HIVE_LOG_FORMAT)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default=os.environ.get("HIVE_LOG_LEVEL", "info"),
+                        help="minimum level of events logged (default info)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_format or os.environ.get("HIVE_LOG_FORMAT", "auto"),  # type: ignore[arg-type]
+                      args.log_level)
+    import structlog
+
+    log = structlog.get_logger("hive")
+    try:
+        config = load_config(
+            args.config,
+            overrides={"server": {"host": args.host, "port": args.port}},
+        )
+        from hive.tree import build_root
+
+        build_root(config)  # validates the actors' own settings before anything starts
+    except (ConfigError, ValueError) as exc:
+        log.error("config.invalid", error=str(exc))
+        print(f"hive-supervisor: configuration error: {exc}", file=sys.stderr)
+        return 2
+    token = args.admin_token or os.environ.get("HIVE_ADMIN_TOKEN")
+    from hive.daemon import serve
+
+    try:
+        return asyncio.run(serve(config, token))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Run the daemon: start the tree, serve the app, and shut both down cleanly.
+
+Shutdown order on SIGTERM/SIGINT: stop accepting connections, close WebSockets with 1001,
+stop the actors in reverse start order, exit 0. If the root supervisor gives up (its restart
+intensity exceeded), the same happens and the process exits 1 with the reason logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import time
+
+import structlog
+from aiohttp import web
+
+from actors.messages import Subscribe
+from hive.config import Config
+from hive.tree import build_root
+from supervisor import ExitReason, SupervisionTree
+from transport.app import Services, build_app
+from transport.fanout import FrameHub
+from transport.metrics import Metrics
+
+log = structlog.get_logger("hive")
+
+EXIT_OK = 0
+EXIT_ROOT_FAILED = 1
+
+
+async def serve(config: Config, admin_token: str | None = None) -> int:
+    loop = asyncio.get_running_loop()
+    token = admin_token or config.server.admin_token
+    if not token:
+        token = secrets.token_urlsafe(24)
+        log.warning("admin.token_generated", token=token,
+                    hint="pass --admin-token or set HIVE_ADMIN_TOKEN to choose one")
+    tree = SupervisionTree(build_root(config))
+    stop = asyncio.Event()
+    exit_code = EXIT_OK
+
+    def root_failed(reason: ExitReason) -> None:
+        nonlocal exit_code
+        exit_code = EXIT_ROOT_FAILED
+        loop.call_soon_threadsafe(stop.set)
+
+    tree.on_failure(root_failed)
+    started = time.monotonic()
+    await loop.run_in_executor(None, tree.start)
+    app = assemble(tree, config, token, loop)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=config.server.shutdown_timeout_s / 2)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("daemon.bind_failed", host=config.server.host, port=config.server.port,
+                  error=str(exc))
+        await runner.cleanup()
+        await loop.run_in_executor(None, tree.stop, 5.0)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    port = _bound_port(runner, config.server.port)
+    log.info("daemon.ready", url=f"http://{config.server.host}:{port}", port=port,
+             actors=tree.paths(), startup_s=round(time.monotonic() - started, 3))
+    await stop.wait()
+    if exit_code == EXIT_ROOT_FAILED:
+        log.error("daemon.root_failed", reason=tree.failure.message if tree.failure else None)
+    log.info("daemon.stopping")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    await site.stop()  # stop accepting
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(runner.cleanup(), config.server.shutdown_timeout_s / 2)
+    await loop.run_in_executor(None, tree.stop, config.server.shutdown_timeout_s / 2)
+    log.info("daemon.stopped", exit_code=exit_code)
+    return exit_code
+
+
+def assemble(
+    tree: SupervisionTree, config: Config, token: str, loop: asyncio.AbstractEventLoop
+) -> web.Application:
+    """The web app over a started tree: services, the frame hub fed by the layout, routes."""
+    metrics = Metrics(tree)
+    hub = FrameHub(on_sent=metrics.frames, on_dropped=metrics.frames_dropped.inc)
+    services = Services(tree, config.server, token, hub, metrics)
+    if services.has("gpu_layout"):
+        services.address("gpu_layout").tell(Subscribe("wss", hub.threadsafe_publisher(loop)))
+    return build_app(services)
+
+
+def _bound_port(runner: web.AppRunner, fallback: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return fallback

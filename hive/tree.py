@@ -1,0 +1,50 @@
+"""Build the root supervisor's spec from the configuration.
+
+The root's direct children, in start order: ``gpu_layout``, ``mcp``, ``hive_mind``, ``speech``,
+``health``. Actors that are not built yet (the agents' planes, speech) are left out of the tree;
+their configuration sections are accepted from the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from actors.gpu_layout import LayoutActor, LayoutSettings
+from actors.health import HealthActor, HealthSettings
+from hive.config import Config
+from supervisor import Backoff, SupervisorSpec, WorkerSpec
+
+
+def _worker(name: str, actor: type, settings: Any, cfg: Mapping[str, Any]) -> WorkerSpec:
+    backoff = None
+    if cfg["backoff_min"] is not None or cfg["backoff_max"] is not None:
+        lo = cfg["backoff_min"] if cfg["backoff_min"] is not None else 1.0
+        hi = cfg["backoff_max"] if cfg["backoff_max"] is not None else max(lo, 60.0)
+        backoff = Backoff(min_s=lo, max_s=hi, multiplier=2.0, jitter=0.1)
+    return WorkerSpec(
+        name, actor, args=(settings,), restart=cfg["restart"],
+        max_restarts=cfg["max_restarts"], within_seconds=cfg["within_seconds"], backoff=backoff,
+    )
+
+
+def build_root(config: Config) -> SupervisorSpec:
+    children: list[WorkerSpec] = []
+    layout = config.actor("gpu_layout")
+    if layout["enabled"]:
+        settings = LayoutSettings(
+            tick_hz=layout["tick_hz"], min_tick_hz=layout["min_tick_hz"],
+            backend=layout["backend"], steps_per_tick=layout["steps_per_tick"],
+            settle_energy=layout["settle_energy"], params=layout["params"],
+        )
+        children.append(_worker("gpu_layout", LayoutActor, settings, layout))
+    health = config.actor("health")
+    if health["enabled"]:
+        children.append(
+            _worker("health", HealthActor, HealthSettings(interval_s=health["interval_s"]), health)
+        )
+    sup = config.supervisor
+    return SupervisorSpec(
+        "root", tuple(children), strategy=sup.strategy, max_restarts=sup.max_restarts,
+        within_seconds=sup.within_seconds,
+    )

@@ -1,0 +1,133 @@
+"""The layout actor in a real tree: graph updates, pinning, subscriptions, deadband frames,
+and a crash that keeps the graph and the positions."""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from actors.gpu_layout import LayoutActor, LayoutSettings
+from actors.graph import AGENT_FLAG, KNOWLEDGE_FLAG, Graph, GraphEdge, GraphNode, NodeKind
+from actors.messages import (
+    GetGraph,
+    GetSnapshot,
+    PinNodes,
+    PositionFrame,
+    SetGraph,
+    Step,
+    StatusQuery,
+    Subscribe,
+    Unsubscribe,
+)
+from supervisor import SupervisionTree, SupervisorSpec, WorkerSpec
+
+
+@pytest.fixture
+def tree() -> Any:
+    # a slow tick so that tests drive steps themselves
+    settings = LayoutSettings(tick_hz=2.0, min_tick_hz=1.0, backend="cpu")
+    t = SupervisionTree(SupervisorSpec("root", (WorkerSpec("layout", LayoutActor, args=(settings,)),),
+                                       max_restarts=10))
+    t.start()
+    yield t
+    t.stop(5)
+
+
+def ring(kind: NodeKind, n: int, offset: int = 0) -> Graph:
+    nodes = [GraphNode(offset + i, f"n{i}") for i in range(n)]
+    edges = [GraphEdge(offset + i, offset + (i + 1) % n) for i in range(n)]
+    return Graph.build(kind, nodes, edges)
+
+
+def test_graph_updates_keep_known_positions(tree: SupervisionTree) -> None:
+    layout = tree.address("root/layout")
+    assert layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 10))) == {"nodes": 10, "edges": 10}
+    layout.ask(Step(20))
+    before = layout.ask(GetSnapshot())
+    layout.ask(SetGraph(ring(NodeKind.AGENT, 3)))  # another kind joins; the first is untouched
+    after = layout.ask(GetSnapshot())
+    assert len(after) == 13
+    b = dict(zip(before.wire_ids.tolist(), before.positions.tolist(), strict=True))
+    a = dict(zip(after.wire_ids.tolist(), after.positions.tolist(), strict=True))
+    for wid in b:
+        assert a[wid] == pytest.approx(b[wid])
+    assert {w for w in a if w & AGENT_FLAG} == {AGENT_FLAG | i for i in range(3)}
+    view = layout.ask(GetGraph(NodeKind.AGENT))
+    assert [n["id"] for n in view["agent"]["nodes"]] == [0, 1, 2]
+    status = layout.ask(StatusQuery())
+    assert status.detail["nodes"] == 13 and status.detail["backend"] == "cpu"
+
+
+def test_pinning_holds_a_node(tree: SupervisionTree) -> None:
+    layout = tree.address("root/layout")
+    layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 8)))
+    wid = KNOWLEDGE_FLAG | 4
+    assert layout.ask(PinNodes((wid, KNOWLEDGE_FLAG | 999), ((50.0, 60.0, 70.0), (0, 0, 0)))) == 1
+    layout.ask(Step(30))
+    frame = layout.ask(GetSnapshot())
+    index = frame.wire_ids.tolist().index(wid)
+    assert frame.positions[index].tolist() == pytest.approx([50.0, 60.0, 70.0])
+
+
+def test_subscribers_get_immutable_frames_with_deltas(tree: SupervisionTree) -> None:
+    layout = tree.address("root/layout")
+    frames: queue.Queue[PositionFrame] = queue.Queue()
+    layout.tell(Subscribe("t", frames.put))
+    layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 30)))
+    layout.ask(Step(1))
+    first = frames.get(timeout=5)
+    assert first.full and first.moved.all() and len(first) == 30
+    with pytest.raises(ValueError):
+        first.positions[0, 0] = 1.0  # read-only
+    for _ in range(400):  # let it settle: fewer and fewer nodes pass the deadband
+        layout.ask(Step(1))
+    latest = None
+    while not frames.empty():
+        latest = frames.get()
+    assert latest is not None and not latest.full
+    assert latest.seq > first.seq
+    layout.tell(Unsubscribe("t"))
+    layout.ask(Step(1))
+    time.sleep(0.05)
+    while not frames.empty():
+        frames.get()
+    layout.ask(Step(5))
+    assert frames.empty()
+
+
+def test_crash_and_restart_keeps_graph_and_positions(tree: SupervisionTree) -> None:
+    layout = tree.address("root/layout")
+    layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 16)))
+    layout.ask(Step(50))
+    before = layout.ask(GetSnapshot())
+    tree.kill("root/layout")
+    assert layout.wait_running(2, timeout=10)
+    after = layout.ask(GetSnapshot())
+    assert after.wire_ids.tolist() == before.wire_ids.tolist()
+    np.testing.assert_allclose(after.positions, before.positions, atol=1e-4)
+    assert len(layout.ask(GetGraph())["knowledge"]["nodes"]) == 16
+
+
+def test_ticks_publish_on_their_own() -> None:
+    settings = LayoutSettings(tick_hz=50.0, min_tick_hz=5.0, backend="cpu")
+    t = SupervisionTree(SupervisorSpec("root", (WorkerSpec("layout", LayoutActor, args=(settings,)),)))
+    t.start()
+    try:
+        frames: queue.Queue[PositionFrame] = queue.Queue()
+        t.address("root/layout").tell(Subscribe("t", frames.put))
+        t.address("root/layout").ask(SetGraph(ring(NodeKind.KNOWLEDGE, 20)))
+        seqs = [frames.get(timeout=5).seq for _ in range(5)]
+        assert seqs == sorted(seqs)
+    finally:
+        t.stop(5)
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="tick"):
+        LayoutSettings(tick_hz=1, min_tick_hz=5)
+    with pytest.raises(ValueError, match="dt"):
+        LayoutSettings(params={"dt": -1.0})

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real daemon app (tree + aiohttp) on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hive.config import load_config
+from hive.daemon import assemble
+from hive.tree import build_root
+from supervisor import SupervisionTree
+from transport.app import SERVICES, Services
+
+TOKEN = "test-admin-token"
+
+
+@dataclass
+class Daemon:
+    url: str
+    ws_url: str
+    tree: SupervisionTree
+    app: web.Application
+    session: aiohttp.ClientSession
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def start_daemon(config_text: str = "", **server: Any) -> tuple[Daemon, TestServer]:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(config_text)
+    try:
+        config = load_config(f.name, env={}, overrides={"server": server})
+    finally:
+        os.unlink(f.name)
+    tree = SupervisionTree(build_root(config))
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, tree.start)
+    app = assemble(tree, config, TOKEN, loop)
+    server_ = TestServer(app, host="127.0.0.1", port=0)
+    await server_.start_server()
+    base = f"http://127.0.0.1:{server_.port}"
+    session = aiohttp.ClientSession()
+    return Daemon(base, base.replace("http", "ws"), tree, app, session), server_
+
+
+@pytest.fixture
+async def daemon() -> AsyncIterator[Daemon]:
+    d, server = await start_daemon("[actors.health]\ninterval_s = 0.2\n")
+    yield d
+    await d.session.close()
+    await server.close()
+    await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)

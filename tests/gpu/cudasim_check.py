@@ -1,0 +1,62 @@
+"""Run by test_cuda_sim.py in a subprocess with NUMBA_ENABLE_CUDASIM=1 (not a test module).
+
+Prints one JSON line with the largest CUDA-vs-CPU differences; the test asserts on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from numba import cuda
+
+from gpu import LayoutEngine, SimParams
+from gpu.launch import CudaKernelError, Launcher
+from tests.gpu.conftest import random_graph
+
+assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+def run(params: SimParams, backend: str, steps: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    ids, src, dst = random_graph(48, seed=2)
+    eng = LayoutEngine(params, backend=backend)
+    eng.set_graph(ids, src, dst)
+    eng.pin(int(ids[3]), (1.0, 2.0, 3.0))
+    forces = eng.forces()
+    ke = eng.step(steps)
+    return eng.positions(), eng.velocities(), ke, forces
+
+
+@cuda.jit
+def k_out_of_bounds(a):  # type: ignore[no-untyped-def]
+    a[a.shape[0] + cuda.grid(1)] = 1.0
+
+
+result: dict[str, object] = {"backend": LayoutEngine(backend="auto").backend_name}
+small = {"repulsion_cutoff": 15.0, "grid_cell_size": 15.0, "warmup_iterations": 2}
+for name, params in (
+    ("exact", SimParams(grid_threshold=10**9, **small)),
+    ("grid", SimParams(grid_threshold=1, **small)),
+):
+    p_cpu, v_cpu, ke_cpu, f_cpu = run(params, "cpu", 6)
+    p_gpu, v_gpu, ke_gpu, f_gpu = run(params, "cuda", 6)
+    result[name] = {
+        "pos": float(np.abs(p_cpu - p_gpu).max()),
+        "vel": float(np.abs(v_cpu - v_gpu).max()),
+        "force": float(np.abs(f_cpu - f_gpu).max() / max(1.0, np.abs(f_cpu).max())),
+        "ke_rel": abs(ke_cpu - ke_gpu) / max(ke_cpu, 1e-12),
+        "scale": float(np.abs(p_cpu).max()),
+    }
+
+# Grid near field against exact-within-cutoff on the CUDA kernels themselves.
+eng = LayoutEngine(SimParams(**small), backend="cuda")
+eng.set_graph(*random_graph(48, seed=4))
+result["grid_vs_exact"] = float(np.abs(eng.forces("grid_near") - eng.forces("exact_cutoff")).max())
+
+try:
+    Launcher().launch("k_out_of_bounds", k_out_of_bounds, 4, np.zeros(4, dtype=np.float32))
+    result["error"] = "no error"
+except CudaKernelError as exc:
+    result["error"] = str(exc)
+print(json.dumps(result))

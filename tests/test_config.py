@@ -1,0 +1,82 @@
+"""Configuration: defaults, file, environment, flags; errors name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hive.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hive.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_file() -> None:
+    config = load_config(env={})
+    assert config.server.host == "127.0.0.1" and config.server.port == 8080
+    assert config.supervisor.strategy == "one_for_one"
+    assert config.supervisor.max_restarts == 3 and config.supervisor.within_seconds == 5.0
+    assert set(config.actors) == {"gpu_layout", "mcp", "hive_mind", "speech", "health"}
+    assert config.actor("gpu_layout")["tick_hz"] == 60.0
+    assert config.actor("mcp")["port"] == 9500
+
+
+def test_file_env_and_flags_in_order(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[server]
+port = 9000
+admin_token = "from-file"
+[supervisor]
+strategy = "rest_for_one"
+[actors.gpu_layout]
+restart = "transient"
+backoff_min = 0.5
+backoff_max = 10
+tick_hz = 30
+[actors.gpu_layout.params]
+repel_k = 250.0
+""")
+    config = load_config(path, env={"HIVE_SERVER_PORT": "9100",
+                                    "HIVE_ACTORS_GPU_LAYOUT_TICK_HZ": "20",
+                                    "HIVE_SERVER_ALLOWED_ORIGINS": "http://a, http://b"},
+                         overrides={"server": {"port": 9200, "host": None}})
+    assert config.server.port == 9200
+    assert config.server.admin_token == "from-file"
+    assert config.server.allowed_origins == ("http://a", "http://b")
+    assert config.supervisor.strategy == "rest_for_one"
+    layout = config.actor("gpu_layout")
+    assert layout["tick_hz"] == 20.0 and layout["restart"] == "transient"
+    assert layout["params"]["repel_k"] == 250.0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[server]\nprot = 1\n", r"\[server\] prot: unknown key"),
+    ("[server]\nport = 'eighty'\n", r"\[server\] port: expected an integer"),
+    ("[server]\nport = 70000\n", r"\[server\] port: expected an integer in \[0, 65535\]"),
+    ("[supervisor]\nstrategy = 'all_for_none'\n", r"\[supervisor\] strategy: expected one of"),
+    ("[actors.gpu_layout]\ntick_hz = -1\n", r"\[actors.gpu_layout\] tick_hz"),
+    ("[actors.nope]\n", r"\[actors.nope\]: unknown actor"),
+    ("[actors.mcp]\ntransport = 'carrier-pigeon'\n", r"\[actors.mcp\] transport"),
+    ("[actors.gpu_layout.params]\ndt = -0.1\n", r"dt"),
+    ("[actors.gpu_layout.params]\nwarp_factor = 9\n", r"warp_factor"),
+    ("[actors.health]\nbackoff_min = 5\nbackoff_max = 1\n", r"backoff_min"),
+    ("[extras]\n", r"\[extras\]: unknown section"),
+    ("not toml at all [", r"not valid TOML"),
+])
+def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text), env={})
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"port \(from \$HIVE_SERVER_PORT\)"):
+        load_config(env={"HIVE_SERVER_PORT": "http"})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml", env={})

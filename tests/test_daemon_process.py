@@ -1,0 +1,116 @@
+"""The real daemon as a subprocess: --help, configuration errors, SIGTERM, root failure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "process-test-token"
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hive", "--port", "0", "--log-format", "json",
+         "--admin-token", TOKEN, *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60) -> dict[str, Any]:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("event") == event:
+            return record
+    raise AssertionError(f"no {event} in output:\n{''.join(seen)}")
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_help_explains_the_options() -> None:
+    out = subprocess.run([sys.executable, "-m", "hive", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0
+    for flag in ("--config", "--host", "--port", "--admin-token", "--log-format", "HIVE_"):
+        assert flag in out.stdout
+
+
+def test_config_error_exits_2_naming_the_key(tmp_path: Path, procs: list) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 80\nbogus = 1\n")
+    proc = spawn("--config", str(bad))
+    procs.append(proc)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "[server] bogus: unknown key" in out
+    assert "Traceback" not in out
+
+
+async def test_sigterm_closes_websockets_with_1001_and_exits_0(procs: list) -> None:
+    proc = spawn()
+    procs.append(proc)
+    loop = asyncio.get_running_loop()
+    ready = await loop.run_in_executor(None, read_until, proc, "daemon.ready")
+    url = f"http://127.0.0.1:{ready['port']}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/api/health") as r:
+            assert r.status == 200
+        ws = await session.ws_connect(url.replace("http", "ws") + "/wss")
+        await ws.receive(timeout=5)  # connection_established
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        msg = await ws.receive(timeout=5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+        code = await loop.run_in_executor(None, proc.wait, 10)
+    assert code == 0
+    assert time.monotonic() - started < 5
+
+
+async def test_root_intensity_exceeded_exits_non_zero(tmp_path: Path, procs: list) -> None:
+    config = tmp_path / "strict.toml"
+    config.write_text("[supervisor]\nmax_restarts = 1\nwithin_seconds = 60\n")
+    proc = spawn("--config", str(config))
+    procs.append(proc)
+    loop = asyncio.get_running_loop()
+    ready = await loop.run_in_executor(None, read_until, proc, "daemon.ready")
+    url = f"http://127.0.0.1:{ready['port']}/admin/actors/root/gpu_layout/kill"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, headers=headers) as r:
+            assert r.status == 200  # the first crash is restarted
+        async with session.post(url, headers=headers) as r:
+            assert r.status == 200  # the second is one too many: the root gives up
+    failed = await loop.run_in_executor(None, read_until, proc, "daemon.root_failed")
+    assert "more than 1 restarts" in failed["reason"]
+    code = await loop.run_in_executor(None, proc.wait, 10)
+    assert code == 1

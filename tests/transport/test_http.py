@@ -1,0 +1,191 @@
+"""HTTP routes on a real server: health, metrics, graph loading, admin, errors and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import Daemon, start_daemon
+from tests.transport.test_wss import receive_json
+
+
+async def get_json(d: Daemon, path: str, **kw: Any) -> tuple[int, Any]:
+    async with d.session.get(f"{d.url}{path}", **kw) as r:
+        assert r.content_type == "application/json", path
+        return r.status, await r.json()
+
+
+async def test_health_snapshot(daemon: Daemon) -> None:
+    status, body = await get_json(daemon, "/api/health?refresh=true")
+    assert status == 200
+    for key in ("system_status", "docker_health", "mcp_health", "active_sessions",
+                "container_health", "performance", "last_updated", "actors", "components"):
+        assert key in body
+    assert body["system_status"] == "healthy"
+    assert body["mcp_health"] == "unknown"  # the MCP actor is not in the tree yet
+    assert body["actors"]["total_actors"] == 3
+    assert body["components"]["gpu_layout"]["detail"]["backend"] == "cpu"
+
+
+async def test_health_is_critical_when_every_worker_is_down(daemon: Daemon) -> None:
+    async with daemon.session.post(f"{daemon.url}/admin/actors/root/gpu_layout/stop",
+                                   headers=daemon.admin()) as r:
+        assert r.status == 200
+    status, body = await get_json(daemon, "/api/health?refresh=true")
+    # the layout is the only actor besides health here, so its loss is critical: 503
+    assert status == 503 and body["system_status"] == "critical"
+    assert body["components"]["gpu_layout"]["health"] == "down"
+    # the layout being down is a clear 503 on the routes that need it
+    async with daemon.session.get(f"{daemon.url}/api/graph") as r:
+        assert r.status == 503 and "layout unavailable" in (await r.json())["error"]
+
+
+async def test_hybrid_health_stream(daemon: Daemon) -> None:
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/ws/hybrid-health") as ws:
+        initial = await receive_json(ws, "initial_status")
+        assert initial["data"]["system_status"] in ("healthy", "degraded")
+        assert "actors" in initial["data"]
+        await ws.send_json({"type": "ping", "timestamp": 5})
+        assert (await receive_json(ws, "pong"))["timestamp"] == 5
+        await ws.send_json({"type": "request_status", "data": {"force_refresh": True}})
+        assert (await receive_json(ws, "status_update"))["data"]["system_status"]
+        # a change (an actor stopped) is pushed without asking
+        await daemon.tree.control_async("stop", "root/gpu_layout")
+        deadline = time.monotonic() + 5
+        while True:
+            update = await receive_json(ws, "status_update")
+            if update["data"]["system_status"] != "healthy":
+                break
+            assert time.monotonic() < deadline
+        await ws.send_json({"type": "bogus"})
+        assert "unknown message type" in (await receive_json(ws, "error"))["message"]
+        await ws.send_bytes(b"\x00")
+        msg = await ws.receive(timeout=5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1003
+
+
+async def test_metrics(daemon: Daemon) -> None:
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss"):
+        async with daemon.session.get(f"{daemon.url}/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+    assert 'hive_actor_restarts{path="root/gpu_layout"} 0.0' in text
+    assert 'hive_actor_mailbox_depth{path="root/health"}' in text
+    assert 'hive_websocket_clients{route="/wss"} 1.0' in text
+    for name in ("hive_frames_sent_total", "hive_frames_dropped_total", "hive_layout_step_ms",
+                 "hive_event_loop_lag_ms"):
+        assert name in text
+
+
+async def test_graph_round_trip_and_validation(daemon: Daemon) -> None:
+    body = {"nodes": [{"id": 0, "label": "a"}, {"id": 7, "label": "b"}],
+            "edges": [{"source": 0, "target": 7, "weight": 2}]}
+    async with daemon.session.put(f"{daemon.url}/api/graph", json=body) as r:
+        assert r.status == 200 and (await r.json())["loaded"] == {"nodes": 2, "edges": 1}
+    status, view = await get_json(daemon, "/api/graph")
+    assert status == 200
+    nodes = view["knowledge"]["nodes"]
+    assert [n["label"] for n in nodes] == ["a", "b"] and all(len(n["position"]) == 3 for n in nodes)
+    bad = [
+        (b"{nope", "not valid JSON"),
+        (json.dumps({"nodes": "x"}).encode(), "'nodes' must be a list"),
+        (json.dumps({"nodes": [{"id": -1}]}).encode(), "outside [0, 2^30)"),
+        (json.dumps({"nodes": [{"id": 2**30}]}).encode(), "outside [0, 2^30)"),
+        (json.dumps({"nodes": [{"id": 1}, {"id": 1}]}).encode(), "unique"),
+        (json.dumps({"nodes": [{"id": 1}], "edges": [{"source": 1, "target": 9}]}).encode(),
+         "edges[0] references unknown node 9"),
+        (json.dumps({"nodes": [{"id": 1}], "edges": [{"source": 1, "target": 1, "weight": -2}]})
+         .encode(), "weight"),
+    ]
+    for payload, expected in bad:
+        async with daemon.session.put(f"{daemon.url}/api/graph", data=payload) as r:
+            assert r.status == 400, payload
+            assert expected in (await r.json())["error"], payload
+    # the bad bodies lost nothing: the graph is still there
+    _, view = await get_json(daemon, "/api/graph")
+    assert len(view["knowledge"]["nodes"]) == 2
+
+
+async def test_large_graph_is_accepted() -> None:
+    """100,000 nodes and 1,000,000 edges fit the default body limit."""
+    d, server = await start_daemon()
+    try:
+        n, m = 100_000, 1_000_000
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+        nodes = ",".join(f'{{"id":{i}}}' for i in range(n))
+        edges = ",".join(f'{{"source":{s},"target":{t}}}' for s, t in zip(src.tolist(), dst.tolist(), strict=True))
+        payload = f'{{"nodes":[{nodes}],"edges":[{edges}]}}'.encode()
+        assert len(payload) < 64 * 1024 * 1024
+        async with d.session.put(f"{d.url}/api/graph", data=payload) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["loaded"] == {"nodes": n, "edges": m}
+    finally:
+        await d.session.close()
+        await server.close()
+        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+
+
+async def test_body_over_the_limit_is_413_json() -> None:
+    d, server = await start_daemon(max_body_bytes=2048)
+    try:
+        async with d.session.put(f"{d.url}/api/graph", data=b"x" * 5000) as r:
+            assert r.status == 413
+            assert "too large" in (await r.json())["error"]
+    finally:
+        await d.session.close()
+        await server.close()
+        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+
+
+async def test_unknown_route_is_404_json(daemon: Daemon) -> None:
+    status, body = await get_json(daemon, "/no/such/thing")
+    assert status == 404 and body["error"] == "no route for GET /no/such/thing"
+    async with daemon.session.delete(f"{daemon.url}/api/health") as r:
+        assert r.status == 405 and "error" in await r.json()
+    async with daemon.session.get(f"{daemon.url}/wss") as r:  # no Upgrade header
+        assert r.status == 400 and "WebSocket" in (await r.json())["error"]
+
+
+async def test_admin_needs_the_right_token(daemon: Daemon) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
+        async with daemon.session.get(f"{daemon.url}/admin/actors", headers=headers) as r:
+            assert r.status == 401
+            assert "Bearer" in (await r.json())["error"]
+        async with daemon.session.post(f"{daemon.url}/admin/actors/root/health/kill",
+                                       headers=headers) as r:
+            assert r.status == 401
+    assert daemon.tree.describe("root/health")["incarnation"] == 1
+    status, tree = await get_json(daemon, "/admin/actors", headers=daemon.admin())
+    assert status == 200 and tree["path"] == "root"
+    assert [c["name"] for c in tree["children"]] == ["gpu_layout", "health"]
+
+
+async def test_admin_kill_restarts_the_actor_and_shows_the_new_incarnation(daemon: Daemon) -> None:
+    async with daemon.session.post(f"{daemon.url}/admin/actors/root/gpu_layout/kill",
+                                   headers=daemon.admin()) as r:
+        assert r.status == 200
+        result = await r.json()
+    assert result["node"]["incarnation"] == 2
+    status, tree = await get_json(daemon, "/admin/actors", headers=daemon.admin())
+    layout = tree["children"][0]
+    assert layout["incarnation"] == 2 and layout["state"] == "running"
+    assert layout["last_failure"]["type"] == "Killed"
+    status, node = await get_json(daemon, "/admin/actors/root/gpu_layout", headers=daemon.admin())
+    assert status == 200 and node["restarts"] == 1
+    for action, expected in (("restart", 3), ("stop", 3), ("start", 4)):
+        async with daemon.session.post(f"{daemon.url}/admin/actors/root/gpu_layout/{action}",
+                                       headers=daemon.admin()) as r:
+            assert r.status == 200
+            assert (await r.json())["node"]["incarnation"] == expected
+    status, body = await get_json(daemon, "/admin/actors/root/nope", headers=daemon.admin())
+    assert status == 404
+    async with daemon.session.post(f"{daemon.url}/admin/actors/root/kill",
+                                   headers=daemon.admin()) as r:
+        assert r.status == 409 and "root" in (await r.json())["error"]

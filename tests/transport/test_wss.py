@@ -1,0 +1,251 @@
+"""``/wss`` against a real server on loopback with real aiohttp WebSocket clients. Frames are
+decoded here by the protocol's text (struct), not by the server's own codec."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from actors.graph import AGENT_FLAG, KNOWLEDGE_FLAG, Graph, GraphEdge, GraphNode, NodeKind
+from actors.messages import PositionFrame, SetGraph
+from tests.conftest import Daemon
+
+
+def decode_by_spec(data: bytes) -> list[tuple[int, tuple[float, ...], tuple[float, ...], float, int]]:
+    assert data[0] == 2, "version byte"
+    assert (len(data) - 1) % 36 == 0, "1 + k*36 bytes"
+    out = []
+    for offset in range(1, len(data), 36):
+        rid, px, py, pz, vx, vy, vz, dist, parent = struct.unpack_from("<I3f3ffi", data, offset)
+        out.append((rid, (px, py, pz), (vx, vy, vz), dist, parent))
+    return out
+
+
+async def receive_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            data = json.loads(msg.data)
+            if data["type"] == kind:
+                return data
+        elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            raise AssertionError(f"closed while waiting for {kind}: {msg}")
+
+
+async def receive_binary(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            return bytes(msg.data)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            raise AssertionError(f"closed while waiting for a frame: {msg}")
+
+
+async def load_graph(d: Daemon, n: int = 20) -> None:
+    body = {"nodes": [{"id": i, "label": f"n{i}"} for i in range(n)],
+            "edges": [{"source": i, "target": (i + 1) % n} for i in range(n)]}
+    async with d.session.put(f"{d.url}/api/graph", json=body) as r:
+        assert r.status == 200, await r.text()
+
+
+async def test_connect_ping_subscribe_and_stream(daemon: Daemon) -> None:
+    await load_graph(daemon)
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss") as ws:
+        hello = await receive_json(ws, "connection_established")
+        assert isinstance(hello["timestamp"], int)
+        await ws.send_json({"type": "ping", "timestamp": 1234})
+        assert (await receive_json(ws, "pong"))["timestamp"] == 1234
+        await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": 30}})
+        confirmed = await receive_json(ws, "subscription_confirmed")
+        assert confirmed["data"]["interval"] == 30
+        frames = [decode_by_spec(await receive_binary(ws)) for _ in range(5)]
+    first = frames[0]
+    assert len(first) == 20  # a client's first frame is full
+    ids = {r[0] for r in first}
+    assert ids == {KNOWLEDGE_FLAG | i for i in range(20)}
+    for record in first:
+        assert record[3] == float("inf") and record[4] == -1
+        assert all(np.isfinite(record[1]))
+    assert all(len(f) >= 1 for f in frames)
+
+
+async def test_full_snapshot_and_bots_graph(daemon: Daemon) -> None:
+    await load_graph(daemon, 12)
+    agents = Graph.build(NodeKind.AGENT, [GraphNode(1, "coordinator"), GraphNode(2, "coder")],
+                         [GraphEdge(1, 2)])
+    await daemon.services.address("gpu_layout").ask_async(SetGraph(agents))
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss") as ws:
+        await receive_json(ws, "connection_established")
+        await ws.send_json({"type": "request_full_snapshot", "graphs": ["knowledge", "agent"]})
+        records = decode_by_spec(await receive_binary(ws))
+        assert len(records) == 14
+        assert {r[0] for r in records if r[0] & AGENT_FLAG} == {AGENT_FLAG | 1, AGENT_FLAG | 2}
+        await ws.send_json({"type": "request_full_snapshot", "graphs": ["agent"]})
+        assert len(decode_by_spec(await receive_binary(ws))) == 2
+        await ws.send_json({"type": "requestBotsGraph"})
+        bots = await receive_json(ws, "botsGraphUpdate")
+        assert [n["id"] for n in bots["data"]["nodes"]] == [1, 2]
+        assert bots["data"]["edges"] == [{"source": 1, "target": 2, "weight": 1.0}]
+        assert all(len(n["position"]) == 3 for n in bots["data"]["nodes"])
+
+
+async def test_drag_update_pins_a_node(daemon: Daemon) -> None:
+    await load_graph(daemon, 5)
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss") as ws:
+        await receive_json(ws, "connection_established")
+        record = struct.pack("<I3f3ffi", KNOWLEDGE_FLAG | 3, 100.0, -50.0, 25.0, 0, 0, 0, 0, -1)
+        await ws.send_bytes(record)  # the browser sends records without the version byte
+        await asyncio.sleep(0.3)
+        await ws.send_json({"type": "request_full_snapshot"})
+        records = {r[0]: r for r in decode_by_spec(await receive_binary(ws))}
+    pos = records[KNOWLEDGE_FLAG | 3][1]
+    assert pos == pytest.approx((100.0, -50.0, 25.0), abs=1e-3)
+
+
+async def test_bad_messages_get_errors_and_the_stream_stays_usable(daemon: Daemon) -> None:
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss") as ws:
+        await receive_json(ws, "connection_established")
+        await ws.send_str("{not json")
+        assert "malformed JSON" in (await receive_json(ws, "error"))["message"]
+        await ws.send_str("[1, 2]")
+        assert "JSON object" in (await receive_json(ws, "error"))["message"]
+        await ws.send_json({"type": "launch_missiles"})
+        assert "unknown message type" in (await receive_json(ws, "error"))["message"]
+        await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": "fast"}})
+        assert "interval" in (await receive_json(ws, "error"))["message"]
+        await ws.send_bytes(b"\x01\x02\x03")
+        assert "36-byte records" in (await receive_json(ws, "error"))["message"]
+        await ws.send_json({"type": "ping", "timestamp": 7})
+        assert (await receive_json(ws, "pong"))["timestamp"] == 7
+
+
+async def test_oversize_message_closes_with_1009_and_others_are_unaffected(daemon: Daemon) -> None:
+    from tests.conftest import start_daemon
+
+    d, server = await start_daemon(max_ws_message_bytes=4096)
+    try:
+        async with d.session.ws_connect(f"{d.ws_url}/wss") as other, \
+                d.session.ws_connect(f"{d.ws_url}/wss") as big:
+            await receive_json(other, "connection_established")
+            await receive_json(big, "connection_established")
+            await big.send_str(json.dumps({"type": "ping", "pad": "x" * 10_000}))
+            msg = await big.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            assert big.close_code == 1009
+            await other.send_json({"type": "ping", "timestamp": 1})
+            assert (await receive_json(other, "pong"))["timestamp"] == 1
+    finally:
+        await d.session.close()
+        await server.close()
+        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+
+
+async def test_origin_allow_list(daemon: Daemon) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await daemon.session.ws_connect(f"{daemon.ws_url}/wss", origin="http://evil.example")
+    assert info.value.status == 403
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss", origin=daemon.url) as ws:
+        await receive_json(ws, "connection_established")
+
+
+async def test_max_clients(daemon: Daemon) -> None:
+    from tests.conftest import start_daemon
+
+    d, server = await start_daemon(max_clients=2)
+    try:
+        a = await d.session.ws_connect(f"{d.ws_url}/wss")
+        b = await d.session.ws_connect(f"{d.ws_url}/wss")
+        c = await d.session.ws_connect(f"{d.ws_url}/wss")
+        msg = await c.receive(timeout=5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and c.close_code == 1013
+        await a.send_json({"type": "ping", "timestamp": 2})
+        assert (await receive_json(a, "pong"))["timestamp"] == 2
+        for ws in (a, b, c):
+            await ws.close()
+    finally:
+        await d.session.close()
+        await server.close()
+        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+
+
+async def test_silent_client_is_closed_and_pings_are_sent() -> None:
+    from tests.conftest import start_daemon
+
+    d, server = await start_daemon(ping_interval_s=0.2, idle_timeout_s=1.0)
+    try:
+        # autoping off: this client never answers pings, so it is silent
+        ws = await d.session.ws_connect(f"{d.ws_url}/wss", autoping=False)
+        pings = 0
+        started = time.monotonic()
+        while True:
+            msg = await ws.receive(timeout=5)
+            if msg.type == aiohttp.WSMsgType.PING:
+                pings += 1
+            elif msg.type == aiohttp.WSMsgType.CLOSE:
+                break
+        assert pings >= 3
+        assert ws.close_code == 1008
+        assert 0.9 <= time.monotonic() - started < 4
+        # a client that answers pings stays connected past the idle limit
+        # (aiohttp's client answers pings only inside receive(), so keep one running, as a
+        # browser always does)
+        async with d.session.ws_connect(f"{d.ws_url}/wss") as alive:
+            await receive_json(alive, "connection_established")
+            reader = asyncio.create_task(receive_json(alive, "pong", timeout=5))
+            await asyncio.sleep(1.5)
+            await alive.send_json({"type": "ping", "timestamp": 3})
+            assert (await reader)["timestamp"] == 3
+    finally:
+        await d.session.close()
+        await server.close()
+        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+
+
+def frame(seq: int, n: int, full: bool = False) -> PositionFrame:
+    ids = (np.arange(n) | KNOWLEDGE_FLAG).astype(np.uint32)
+    pos = np.full((n, 3), float(seq), dtype=np.float32)
+    return PositionFrame.make(seq, ids, pos, np.zeros((n, 3), np.float32),
+                              np.ones(n, dtype=bool), full)
+
+
+async def test_slow_client_loses_frames_and_never_slows_a_fast_one(daemon: Daemon) -> None:
+    """A client that stops reading lets its slot overflow (counted); the fast one keeps pace."""
+    hub = daemon.services.hub
+    n = 2000  # 72 KB frames: the slow reader's socket buffers fill quickly
+    fast = await daemon.session.ws_connect(f"{daemon.ws_url}/wss")
+    slow = await daemon.session.ws_connect(f"{daemon.ws_url}/wss")
+    for ws in (fast, slow):
+        await receive_json(ws, "connection_established")
+        await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": 0}})
+        await receive_json(ws, "subscription_confirmed")
+    received = 0
+
+    async def read_fast() -> None:
+        nonlocal received
+        while True:
+            msg = await fast.receive()
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                return
+            received += 1
+
+    reader = asyncio.create_task(read_fast())
+    seq0 = 1_000_000  # far from the layout's own frames
+    for i in range(200):
+        hub.publish(frame(seq0 + i, n))
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.5)
+    reader.cancel()
+    slow_client = max(hub._clients.values(), key=lambda c: c.dropped)
+    assert slow_client.dropped > 50  # the slow reader lost most frames...
+    assert received >= 190  # ...while the fast reader got nearly all
+    await fast.close()
+    await slow.close()

@@ -1,0 +1,63 @@
+"""``/admin/actors``: the live actor tree, and control of each actor, behind a bearer token."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from supervisor import SupervisionError, UnknownChild
+from transport.app import SERVICES, json_error
+
+ACTIONS = ("restart", "stop", "start", "kill")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/actors", tree)
+    app.router.add_get("/admin/actors/{path:.+}", node)
+    app.router.add_post("/admin/actors/{path:.+}/{action:restart|stop|start|kill}", control)
+
+
+def _authorized(request: web.Request) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    expected = request.app[SERVICES].admin_token
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), expected.encode())
+
+
+def _deny() -> web.Response:
+    response = json_error(401, "admin routes need 'Authorization: Bearer <token>'")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="hive-supervisor admin"'
+    return response
+
+
+async def tree(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _deny()
+    return web.json_response(request.app[SERVICES].tree.describe())
+
+
+async def node(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _deny()
+    try:
+        return web.json_response(request.app[SERVICES].tree.describe(request.match_info["path"]))
+    except UnknownChild as exc:
+        return json_error(404, str(exc))
+
+
+async def control(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _deny()
+    path, action = request.match_info["path"], request.match_info["action"]
+    services = request.app[SERVICES]
+    try:
+        result = await services.tree.control_async(action, path)
+    except UnknownChild as exc:
+        return json_error(404, str(exc))
+    except ValueError as exc:
+        return json_error(409, str(exc))
+    except SupervisionError as exc:
+        return json_error(409, f"{action} {path}: {exc}")
+    return web.json_response({"action": action, "path": path, "node": result})

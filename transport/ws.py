@@ -1,0 +1,160 @@
+"""What every WebSocket route shares: the Origin check, the client limit, the heartbeat
+(ping every few seconds, close a client silent for too long), safe sends, and turning
+incoming frames into JSON objects or clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from transport.app import SERVICES, Services, json_error
+
+log = structlog.get_logger("transport.ws")
+
+CLOSE_UNSUPPORTED = WSCloseCode.UNSUPPORTED_DATA  # 1003
+CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008
+CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG  # 1009
+CLOSE_TRY_LATER = WSCloseCode.TRY_AGAIN_LATER  # 1013
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def origin_allowed(services: Services, request: web.Request) -> bool:
+    """No Origin (not a browser) is fine; a browser's must be on the allow-list, which by
+    default is this daemon's own address."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    allowed = services.server.allowed_origins
+    if "*" in allowed:
+        return True
+    if allowed:
+        return origin.rstrip("/") in {a.rstrip("/") for a in allowed}
+    parts = urlsplit(origin)
+    own_host = request.host.rsplit(":", 1)[0] if request.host else ""
+    local = {"127.0.0.1", "localhost", "::1", "[::1]"}
+    return parts.hostname == own_host or (
+        parts.hostname in local and own_host in local | {services.server.host}
+    )
+
+
+@dataclass
+class Connection:
+    """One open WebSocket: the response, a send lock, and its heartbeat task."""
+
+    ws: web.WebSocketResponse
+    route: str
+    services: Services
+    lock: asyncio.Lock
+    heartbeat: asyncio.Task[None] | None = None
+
+    async def send_json(self, payload: dict[str, Any]) -> None:
+        async with self.lock:
+            if not self.ws.closed:
+                await self.ws.send_str(json.dumps(payload, separators=(",", ":")))
+
+    async def send_bytes(self, data: bytes) -> None:
+        async with self.lock:
+            if not self.ws.closed:
+                await self.ws.send_bytes(data)
+
+    async def error(self, message: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "message": message, "timestamp": now_ms(), **extra})
+
+    async def close(self, code: int, message: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, message=message.encode()[:120])
+
+
+async def open_ws(request: web.Request, route: str) -> Connection | web.StreamResponse:
+    services = request.app[SERVICES]
+    if not origin_allowed(services, request):
+        log.warning("ws.origin_rejected", route=route, origin=request.headers.get("Origin"))
+        return json_error(403, "origin not allowed")
+    ws = web.WebSocketResponse(
+        max_msg_size=services.server.max_ws_message_bytes, autoping=True, heartbeat=None
+    )
+    if not ws.can_prepare(request).ok:
+        return json_error(400, f"{route} is a WebSocket endpoint; send an Upgrade request")
+    await ws.prepare(request)
+    conn = Connection(ws, route, services, asyncio.Lock())
+    if len(services.websockets) >= services.server.max_clients:
+        services.metrics.ws_rejected.labels(route=route, reason="max_clients").inc()
+        await conn.close(CLOSE_TRY_LATER, "too many clients")
+        return ws
+    services.websockets.add(ws)
+    services.metrics.ws_clients.labels(route=route).inc()
+    conn.heartbeat = asyncio.create_task(_ping(conn))
+    return conn
+
+
+async def release(conn: Connection) -> None:
+    if conn.heartbeat is not None:
+        conn.heartbeat.cancel()
+    conn.services.websockets.discard(conn.ws)
+    conn.services.metrics.ws_clients.labels(route=conn.route).dec()
+    if not conn.ws.closed:
+        await conn.close(WSCloseCode.OK, "bye")
+
+
+async def _ping(conn: Connection) -> None:
+    interval = conn.services.server.ping_interval_s
+    while not conn.ws.closed:
+        await asyncio.sleep(interval)
+        try:
+            async with conn.lock:
+                await conn.ws.ping()
+        except Exception:  # noqa: BLE001 - the connection is going; the reader notices
+            return
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A text message parsed as a JSON object, or a binary payload."""
+
+    data: dict[str, Any] | None = None
+    binary: bytes | None = None
+
+
+async def messages(conn: Connection) -> AsyncIterator[Incoming]:
+    """Yield the client's messages; answer bad ones with an error (or a close) and go on."""
+    ws = conn.ws
+    idle = conn.services.server.idle_timeout_s
+    while not ws.closed:
+        try:
+            msg = await ws.receive(timeout=idle)
+        except TimeoutError:
+            log.info("ws.idle_close", route=conn.route, idle_s=idle)
+            await conn.close(CLOSE_POLICY, f"no message for {idle:g} s")
+            return
+        if msg.type == WSMsgType.TEXT:
+            try:
+                data = json.loads(msg.data)
+            except ValueError as exc:
+                await conn.error(f"malformed JSON: {exc}")
+                continue
+            if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+                await conn.error("a message must be a JSON object with a string 'type'")
+                continue
+            yield Incoming(data=data)
+        elif msg.type == WSMsgType.BINARY:
+            yield Incoming(binary=msg.data)
+        elif msg.type == WSMsgType.ERROR:
+            exc = ws.exception()
+            if ws.close_code == CLOSE_TOO_BIG or "size" in str(exc).lower():
+                conn.services.metrics.ws_rejected.labels(route=conn.route, reason="too_big").inc()
+            log.info("ws.error", route=conn.route, error=str(exc))
+            return
+        else:  # CLOSE, CLOSING, CLOSED
+            return
