@@ -290,7 +290,7 @@ class WorkerSpec:
     actor_class: type[ThreadingActor]
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    restart: RestartType = RestartType.PERMANENT
+    restart: RestartType | str = RestartType.PERMANENT
     shutdown_timeout: float = 5.0
     start_timeout: float = 30.0
     # Optional limits of this child's own, on top of its supervisor's intensity: more than
@@ -310,11 +310,11 @@ class SupervisorSpec:
 
     name: str
     children: tuple[ChildSpec, ...] = ()
-    strategy: Strategy = Strategy.ONE_FOR_ONE
+    strategy: Strategy | str = Strategy.ONE_FOR_ONE
     max_restarts: int = 3
     within_seconds: float = 5.0
     backoff: Backoff | None = None
-    restart: RestartType = RestartType.PERMANENT
+    restart: RestartType | str = RestartType.PERMANENT
     shutdown_timeout: float = 60.0
     start_timeout: float = 120.0
 
@@ -478,14 +478,14 @@ class _Watched:
                 response = me._handle_receive(envelope.message)
                 if envelope.reply_to is not None:
                     envelope.reply_to.set(response)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the crash contract, see the module docstring
                 if envelope.reply_to is not None:
                     envelope.reply_to.set_exception()  # an ask: the caller handles it
                 else:
                     exc_info = sys.exc_info()
                     me._handle_failure(*exc_info)
                     self._hive_on_failure(exc_info)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - one actor's death, not the process's
                 exc_info = sys.exc_info()
                 if envelope.reply_to is not None:
                     crash = ChildCrashed(f"{type(exc).__name__}: {exc}")
@@ -495,10 +495,8 @@ class _Watched:
 
     def _hive_on_failure(self, exc_info: Any) -> None:
         me: Any = self
-        try:
+        with contextlib.suppress(Exception):  # already dying: the first failure is the reason
             me.on_failure(*exc_info)
-        except Exception:
-            pass
 
     def _handle_failure(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
         # Replaces pykka's version: record the reason (the supervisor logs it) instead of
@@ -879,7 +877,7 @@ class Supervisor(ThreadingActor):
                 ref = _watched(Supervisor).start(self._tree, slot, _hive_watch=watch)
             else:
                 ref = _watched(spec.actor_class).start(*spec.args, _hive_watch=watch, **spec.kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - __init__ failed: a start failure
             return ExitReason.from_exception(exc)
         actor = ref._actor_weakref()
         slot.urn = ref.actor_urn
@@ -976,6 +974,11 @@ class Supervisor(ThreadingActor):
         else:
             raise ValueError(f"unknown control operation {request.op!r}")
         return self._tree._describe_slot(slot)
+
+
+def _mailbox_depth(ref: pykka.ActorRef[Any] | None) -> int:
+    inbox: Any = ref.actor_inbox if ref is not None else None
+    return int(inbox.qsize()) if inbox is not None else 0
 
 
 def _kill_subtree(slot: _Slot, actor: Any) -> None:
@@ -1174,7 +1177,7 @@ class SupervisionTree:
                 if slot.started_at is not None and slot.state is ChildState.RUNNING
                 else 0.0
             ),
-            "mailbox": ref.actor_inbox.qsize() if ref is not None else 0,
+            "mailbox": _mailbox_depth(ref),
             "last_failure": slot.last_failure,
         }
         if isinstance(slot.spec, SupervisorSpec):

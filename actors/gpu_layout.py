@@ -40,6 +40,7 @@ from actors.messages import (
 )
 from actors.ticker import Ticker
 from gpu import LayoutEngine, SimParams
+from supervisor import ChildContext
 
 log = structlog.get_logger("actors.gpu_layout")
 
@@ -55,7 +56,7 @@ class LayoutSettings:
     backend: str = "auto"
     settle_energy: float = 1e-3  # kinetic energy per node under which the layout has settled
     steps_per_tick: int = 1
-    params: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if not 0 < self.min_tick_hz <= self.tick_hz <= 1000:
@@ -76,12 +77,14 @@ class _Memory:
 
 
 class LayoutActor(pykka.ThreadingActor):
+    supervision: ChildContext  # set by the supervisor before the actor starts
+
     def __init__(self, settings: LayoutSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or LayoutSettings()
         self._engine: LayoutEngine | None = None
         self._graphs: dict[NodeKind, Graph] = {}
-        self._subscribers: dict[str, Callable[[PositionFrame], None]] = {}
+        self._subscribers: dict[str, Callable[[PositionFrame], object]] = {}
         self._ticker: Ticker | None = None
         self._seq = 0
         self._sent_pos: np.ndarray | None = None
@@ -129,7 +132,8 @@ class LayoutActor(pykka.ThreadingActor):
                 self._engine_or_raise().unpin(wid)
             return None
         if isinstance(message, SetParams):
-            params = dataclasses.replace(self._engine_or_raise().params, **dict(message.changes))
+            changes: dict[str, Any] = dict(message.changes)
+            params = dataclasses.replace(self._engine_or_raise().params, **changes)
             self._engine_or_raise().set_params(params)
             self._wake()
             return None

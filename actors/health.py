@@ -20,7 +20,7 @@ import structlog
 
 from actors.messages import ActorStatus, StatusQuery, Subscribe, Tick, Unsubscribe
 from actors.ticker import Ticker
-from supervisor import SupervisionError
+from supervisor import ChildContext, SupervisionError
 
 log = structlog.get_logger("actors.health")
 
@@ -59,12 +59,14 @@ class HealthSettings:
 
 
 class HealthActor(pykka.ThreadingActor):
+    supervision: ChildContext  # set by the supervisor before the actor starts
+
     def __init__(self, settings: HealthSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or HealthSettings()
         self._loop = LoopReport(0.0)
         self._snapshot: HealthSnapshot | None = None
-        self._subscribers: dict[str, Callable[[HealthSnapshot], None]] = {}
+        self._subscribers: dict[str, Callable[[HealthSnapshot], object]] = {}
         self._ticker: Ticker | None = None
 
     def on_start(self) -> None:

@@ -87,7 +87,7 @@ class Subscribe:
     """
 
     key: str
-    callback: Callable[[PositionFrame], None]
+    callback: Callable[[Any], object]
 
 
 @dataclass(frozen=True, slots=True)

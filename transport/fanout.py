@@ -10,6 +10,7 @@ the event loop, so there are no locks here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -95,10 +96,8 @@ class FrameHub:
         """A callback for the layout actor's thread that hands frames to the loop."""
 
         def publish(frame: PositionFrame) -> None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is closing: nowhere to go
                 loop.call_soon_threadsafe(self.publish, frame)
-            except RuntimeError:  # the loop is closing; the frame has nowhere to go
-                pass
 
         return publish
 

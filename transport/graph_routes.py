@@ -67,6 +67,7 @@ def parse_graph(body: Any) -> Graph:
             math.isfinite(weight) and weight >= 0
         ):
             raise BadGraph(f"edges[{i}].weight must be a finite number >= 0")
+        assert isinstance(source, int) and isinstance(target, int)
         edges.append(GraphEdge(source, target, float(weight)))
     try:
         return Graph.build(NodeKind.KNOWLEDGE, nodes, edges)

@@ -28,7 +28,8 @@ def add_routes(app: web.Application) -> None:
 
 
 async def snapshot(services: Services, refresh: bool = False) -> HealthSnapshot:
-    return await services.address("health").ask_async(GetHealth(refresh), timeout=5)  # type: ignore[no-any-return]
+    snap: HealthSnapshot = await services.address("health").ask_async(GetHealth(refresh), timeout=5)
+    return snap
 
 
 def _fallback(services: Services, reason: str) -> dict[str, Any]:

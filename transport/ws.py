@@ -151,10 +151,10 @@ async def messages(conn: Connection) -> AsyncIterator[Incoming]:
         elif msg.type == WSMsgType.BINARY:
             yield Incoming(binary=msg.data)
         elif msg.type == WSMsgType.ERROR:
-            exc = ws.exception()
-            if ws.close_code == CLOSE_TOO_BIG or "size" in str(exc).lower():
+            problem = ws.exception()
+            if ws.close_code == CLOSE_TOO_BIG or "size" in str(problem).lower():
                 conn.services.metrics.ws_rejected.labels(route=conn.route, reason="too_big").inc()
-            log.info("ws.error", route=conn.route, error=str(exc))
+            log.info("ws.error", route=conn.route, error=str(problem))
             return
         else:  # CLOSE, CLOSING, CLOSED
             return

@@ -18,8 +18,8 @@ from actors.messages import (
     PinNodes,
     PositionFrame,
     SetGraph,
-    Step,
     StatusQuery,
+    Step,
     Subscribe,
     Unsubscribe,
 )

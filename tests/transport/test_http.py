@@ -69,10 +69,9 @@ async def test_hybrid_health_stream(daemon: Daemon) -> None:
 
 
 async def test_metrics(daemon: Daemon) -> None:
-    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss"):
-        async with daemon.session.get(f"{daemon.url}/metrics") as r:
-            assert r.status == 200
-            text = await r.text()
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss"), daemon.session.get(f"{daemon.url}/metrics") as r:
+        assert r.status == 200
+        text = await r.text()
     assert 'hive_actor_restarts{path="root/gpu_layout"} 0.0' in text
     assert 'hive_actor_mailbox_depth{path="root/health"}' in text
     assert 'hive_websocket_clients{route="/wss"} 1.0' in text
@@ -184,7 +183,7 @@ async def test_admin_kill_restarts_the_actor_and_shows_the_new_incarnation(daemo
                                        headers=daemon.admin()) as r:
             assert r.status == 200
             assert (await r.json())["node"]["incarnation"] == expected
-    status, body = await get_json(daemon, "/admin/actors/root/nope", headers=daemon.admin())
+    status, _ = await get_json(daemon, "/admin/actors/root/nope", headers=daemon.admin())
     assert status == 404
     async with daemon.session.post(f"{daemon.url}/admin/actors/root/kill",
                                    headers=daemon.admin()) as r:
