@@ -1,8 +1,8 @@
 """Build the root supervisor's spec from the configuration.
 
 The root's direct children, in start order: ``gpu_layout``, ``mcp``, ``hive_mind``, ``speech``,
-``health``. Actors that are not built yet (the agents' planes, speech) are left out of the tree;
-their configuration sections are accepted from the start.
+``health``. An actor with ``enabled = false`` is left out; speech is not built yet (its section
+is accepted all the same).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 
 from actors.gpu_layout import LayoutActor, LayoutSettings
 from actors.health import HealthActor, HealthSettings
+from actors.hive_mind import HiveMindActor, HiveMindSettings
+from actors.mcp import McpActor, McpSettings
 from hive.config import Config
 from supervisor import Backoff, SupervisorSpec, WorkerSpec
 
@@ -38,6 +40,26 @@ def build_root(config: Config) -> SupervisorSpec:
             settle_energy=layout["settle_energy"], params=layout["params"],
         )
         children.append(_worker("gpu_layout", LayoutActor, settings, layout))
+    mcp = config.actor("mcp")
+    if mcp["enabled"]:
+        settings_mcp = McpSettings(
+            transport=mcp["transport"], host=mcp["host"], port=mcp["port"],
+            command=tuple(mcp["command"]), pool_size=mcp["pool_size"],
+            poll_interval_s=mcp["poll_interval_s"], call_timeout_s=mcp["call_timeout_s"],
+            handshake_timeout_s=mcp["handshake_timeout_s"], state_dir=mcp["state_dir"],
+            recycle_after_calls=mcp["recycle_after_calls"],
+        )
+        children.append(_worker("mcp", McpActor, settings_mcp, mcp))
+    hive = config.actor("hive_mind")
+    if hive["enabled"]:
+        settings_hive = HiveMindSettings(
+            backend=hive["backend"], container=hive["container"], docker_url=hive["docker_url"],
+            cli=tuple(hive["cli"]), sessions_dir=hive["sessions_dir"],
+            command_timeout_s=hive["command_timeout_s"], retries=hive["retries"],
+            health_interval_s=hive["health_interval_s"], workers=hive["workers"],
+            mcp="mcp" if mcp["enabled"] else "",
+        )
+        children.append(_worker("hive_mind", HiveMindActor, settings_hive, hive))
     health = config.actor("health")
     if health["enabled"]:
         children.append(

@@ -20,6 +20,9 @@ from supervisor import SupervisionTree
 from transport.app import SERVICES, Services
 
 TOKEN = "test-admin-token"
+# The front-end tests run without the agents' planes (they have tests of their own, with
+# real peers): no claude-flow processes for every app started here.
+WITHOUT_AGENTS = "[actors.mcp]\nenabled = false\n[actors.hive_mind]\nenabled = false\n"
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Daemon:
         return {"Authorization": f"Bearer {TOKEN}"}
 
 
-async def start_daemon(config_text: str = "", **server: Any) -> tuple[Daemon, TestServer]:
+async def start_daemon(config_text: str = WITHOUT_AGENTS, **server: Any) -> tuple[Daemon, TestServer]:
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
@@ -60,8 +63,27 @@ async def start_daemon(config_text: str = "", **server: Any) -> tuple[Daemon, Te
 
 @pytest.fixture
 async def daemon() -> AsyncIterator[Daemon]:
-    d, server = await start_daemon("[actors.health]\ninterval_s = 0.2\n")
+    d, server = await start_daemon(WITHOUT_AGENTS + "[actors.health]\ninterval_s = 0.2\n")
     yield d
     await d.session.close()
     await server.close()
     await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+
+
+# -- the real claude-flow MCP server (installed by scripts/install-agents.sh, cached) ----------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def claude_flow() -> list[str]:
+    """``[node, cli.js]`` of the project's claude-flow; installs it on first use (minutes)."""
+    import shutil
+    import subprocess
+
+    script = os.path.join(REPO, "scripts", "install-agents.sh")
+    done = subprocess.run(["bash", script], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"make agents failed:\n{done.stdout}\n{done.stderr}"
+    node = shutil.which("node")
+    assert node, "node is not on PATH (apt-get install nodejs npm)"
+    return [node, os.path.join(REPO, ".agents", "node_modules", "claude-flow", "bin", "cli.js")]

@@ -77,7 +77,15 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
 
 
 def build_app(services: Services) -> web.Application:
-    from transport import admin, graph_routes, health_routes, metrics_route, positions
+    from transport import (
+        admin,
+        agents_routes,
+        graph_routes,
+        health_routes,
+        mcp_relay,
+        metrics_route,
+        positions,
+    )
 
     app = web.Application(
         middlewares=[errors_middleware], client_max_size=services.server.max_body_bytes
@@ -88,6 +96,8 @@ def build_app(services: Services) -> web.Application:
     graph_routes.add_routes(app)
     metrics_route.add_routes(app)
     admin.add_routes(app)
+    mcp_relay.add_routes(app)
+    agents_routes.add_routes(app)
     app.on_startup.append(_start_loop_monitor)
     app.on_shutdown.append(_close_websockets)
     return app

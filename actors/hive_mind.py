@@ -1,0 +1,251 @@
+"""The hive-mind actor: the agents' control plane (start, list, inspect and stop swarms).
+
+Commands go through a :class:`SessionManager` over a local or Docker runner, each attempt
+behind the project's circuit breaker, retried (3 times, 1 s apart by default) only when the
+runner itself failed; a command that ran and said no is an answer, not a fault. What the actor
+knows of sessions is a cache of the backend's own list, re-read at start: a restart of the actor
+loses no swarm. New swarms' workers are announced to the MCP actor (``agent_spawn`` through the
+pool, sticky per session), so the telemetry poll shows them on ``/wss``.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import pykka
+import structlog
+
+from actors.fault import DOCKER_BREAKER, BreakerOpen, BreakerSettings, CircuitBreaker
+from actors.mcp_servers import default_claude_flow
+from actors.messages import ActorStatus, Health, StatusQuery, Tick
+from actors.swarm_backend import (
+    BackendError,
+    DockerRunner,
+    LocalRunner,
+    Runner,
+    Session,
+    SessionManager,
+    SpawnRequest,
+)
+from actors.telemetry import AGENT_TYPES
+from actors.ticker import Ticker
+from supervisor import ChildContext, SupervisionError
+
+log = structlog.get_logger("actors.hive_mind")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HiveMindSettings:
+    backend: str = "local"
+    container: str = "multi-agent-container"
+    docker_url: str = ""
+    cli: tuple[str, ...] = ()  # empty: the project's claude-flow (local) / "claude-flow" (docker)
+    sessions_dir: str = ""  # empty: .hive-state/sessions (local) or /tmp/hive-sessions (docker)
+    command_timeout_s: float = 30.0
+    retries: int = 3
+    retry_delay_s: float = 1.0
+    health_interval_s: float = 30.0
+    workers: int = 2
+    breaker: BreakerSettings = DOCKER_BREAKER
+    mcp: str = "mcp"  # sibling told about new workers ("" to skip)
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnSwarm:
+    request: SpawnRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ListSwarms:
+    refresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GetSwarm:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopSwarm:
+    session_id: str
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot be reached (breaker open, engine down): HTTP 503."""
+
+
+class HiveMindActor(pykka.ThreadingActor):
+    supervision: ChildContext
+
+    def __init__(self, settings: HiveMindSettings | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__()
+        self.settings = settings or HiveMindSettings()
+        self._sleep = sleep
+        self._manager: SessionManager | None = None
+        self._problem: str | None = None
+        self._breaker = CircuitBreaker(f"hive_mind:{self.settings.backend}", self.settings.breaker)
+        self._sessions: tuple[Session, ...] = ()
+        self._container_health: dict[str, Any] = {}
+        self._ticker: Ticker | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._manager = self._build()
+        if self._manager is not None:
+            try:
+                self._refresh()
+            except (BackendUnavailable, BackendError) as exc:
+                log.warning("hive_mind.backend_unavailable", error=str(exc))
+        self._ticker = Ticker(self.actor_ref, self.settings.health_interval_s,
+                              "hive-mind-ticker").start()
+
+    def _build(self) -> SessionManager | None:
+        s = self.settings
+        runner: Runner
+        if s.backend == "docker":
+            cli = list(s.cli) or ["claude-flow"]
+            root = s.sessions_dir or "/tmp/hive-sessions"
+            try:
+                runner = DockerRunner(s.container, s.docker_url, s.command_timeout_s)
+            except BackendError as exc:
+                self._problem = str(exc)
+                log.warning("hive_mind.unavailable", reason=self._problem)
+                return None
+        else:
+            found = default_claude_flow()
+            cli = list(s.cli) or (found or [])
+            if not cli:
+                self._problem = ("claude-flow is not installed: run `make agents` (needs node and "
+                                 "npm), or set [actors.hive_mind] cli")
+                log.warning("hive_mind.unavailable", reason=self._problem)
+                return None
+            root = s.sessions_dir or str(Path.cwd() / ".hive-state" / "sessions")
+            runner = LocalRunner()
+        return SessionManager(runner, cli, root, s.command_timeout_s, s.workers)
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self.on_stop()
+
+    # -- messages --------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            if self._ticker is not None:
+                self._ticker.consumed()
+            self._health_check()
+            return None
+        if isinstance(message, SpawnSwarm):
+            session = self._backend(lambda m: m.spawn(message.request))
+            self._announce(session)
+            self._refresh_quietly()
+            return session
+        if isinstance(message, ListSwarms):
+            if message.refresh:
+                self._refresh()
+            return self._sessions
+        if isinstance(message, GetSwarm):
+            return self._backend(lambda m: m.status(message.session_id))
+        if isinstance(message, StopSwarm):
+            session = self._backend(lambda m: m.stop(message.session_id))
+            self._refresh_quietly()
+            return session
+        if isinstance(message, StatusQuery):
+            return self._status()
+        return super().on_receive(message)
+
+    def _backend(self, action: Callable[[SessionManager], T]) -> T:
+        """One action through the breaker, retried while the runner itself fails."""
+        if self._manager is None:
+            raise BackendUnavailable(self._problem or "no backend")
+        manager = self._manager
+        attempts = self.settings.retries + 1
+        for attempt in range(attempts):
+            try:
+                self._breaker.check()
+            except BreakerOpen as exc:
+                raise BackendUnavailable(str(exc)) from None
+            try:
+                result = action(manager)
+            except BackendError as exc:
+                self._breaker.failure(exc)
+                log.warning("hive_mind.command_failed", attempt=attempt + 1, error=str(exc))
+                if attempt + 1 == attempts:
+                    raise BackendUnavailable(f"{exc} (after {attempts} attempts)") from None
+                self._sleep(self.settings.retry_delay_s)
+                continue
+            self._breaker.success()
+            return result
+        raise AssertionError("unreachable")
+
+    def _refresh(self) -> None:
+        self._sessions = tuple(self._backend(lambda m: m.list()))
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self._refresh()
+        except BackendUnavailable as exc:
+            log.warning("hive_mind.refresh_failed", error=str(exc))
+
+    def _health_check(self) -> None:
+        if self._manager is None:
+            return
+        try:
+            self._container_health = self._backend(lambda m: m.runner.health())
+        except BackendUnavailable as exc:
+            self._container_health = {"healthy": False, "error": str(exc)}
+        self._refresh_quietly()
+
+    def _announce(self, session: Session) -> None:
+        """Register the new workers with the data plane, so telemetry shows them."""
+        if not self.settings.mcp:
+            return
+        from actors.mcp import CallTool
+
+        parent = self.supervision.path.rsplit("/", 1)[0]
+        key = zlib.crc32(session.id.encode())
+        try:
+            mcp = self.supervision.address(f"{parent}/{self.settings.mcp}")
+            for worker in session.workers:
+                kind = worker.get("type", "")
+                mcp.tell(CallTool("agent_spawn",
+                                  {"agentType": kind if kind in AGENT_TYPES else "coder"}, key))
+        except (SupervisionError, KeyError) as exc:
+            log.info("hive_mind.announce_skipped", session=session.id, reason=str(exc))
+
+    def _status(self) -> ActorStatus:
+        active = [s.to_json() for s in self._sessions if s.status in ("spawning", "active")]
+        breaker = self._breaker.describe()
+        health: Health
+        if self._manager is None:
+            health, docker, reason = "degraded", "unavailable", self._problem or ""
+        elif breaker["state"] != "closed":
+            health, docker = "degraded", "degraded"
+            reason = f"breaker {breaker['state']}: {breaker['last_error']}"
+        elif self._container_health and not self._container_health.get("healthy", True):
+            health, docker, reason = "degraded", "degraded", "container unhealthy"
+        else:
+            health, docker, reason = "healthy", "healthy", ""
+        detail = {
+            "docker_health": docker,  # the control plane's health, whichever backend runs it
+            "backend": self.settings.backend, "breaker": breaker,
+            "active_sessions": active, "sessions": len(self._sessions),
+            "container_health": self._container_health,
+        }
+        return ActorStatus("hive_mind", health, reason, MappingProxyType(detail))
+
+
+__all__ = ["BackendUnavailable", "GetSwarm", "HiveMindActor", "HiveMindSettings", "ListSwarms",
+           "SpawnSwarm", "StopSwarm"]

@@ -1,0 +1,308 @@
+"""The MCP actor: the agents' data plane.
+
+It owns a pool of MCP connections (stdio server processes or TCP) behind the circuit breaker,
+polls every member for ``agent_list`` and ``swarm_status`` on a tick, turns the answers into
+typed :class:`Telemetry` and an agent graph for the layout, and starts calls for others (the
+relay, the hive-mind, voice commands) without waiting for them: a call's answer arrives on a
+``concurrent.futures.Future`` that the caller awaits, so one slow call never blocks the actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.fault import MCP_BREAKER, Backoff, BreakerOpen, BreakerSettings, CircuitBreaker
+from actors.jsonrpc import McpError, ToolFailed
+from actors.mcp_pool import Connector, McpPool, NoConnection
+from actors.mcp_servers import StdioConnector, TcpConnector, default_claude_flow
+from actors.messages import ActorStatus, Health, SetGraph, StatusQuery, Tick
+from actors.telemetry import NodeIds, Telemetry, agent_graph, parse_agents, parse_swarm
+from actors.ticker import Ticker
+from supervisor import ChildContext, SupervisionError
+
+log = structlog.get_logger("actors.mcp")
+
+
+@dataclass(frozen=True)
+class McpSettings:
+    transport: str = "stdio"
+    host: str = "127.0.0.1"
+    port: int = 9500
+    command: tuple[str, ...] = ()  # empty: the project's claude-flow, `mcp start`
+    pool_size: int = 4
+    poll_interval_s: float = 1.0
+    call_timeout_s: float = 10.0
+    handshake_timeout_s: float = 5.0
+    state_dir: str = ".hive-state/mcp"
+    recycle_after_calls: int = 500
+    breaker: BreakerSettings = MCP_BREAKER
+    backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0, 1.5, jitter=0.2))
+    layout: str = "gpu_layout"  # sibling that receives the agent graph
+
+
+@dataclass(frozen=True, slots=True)
+class CallTool:
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    key: int | None = None  # sticky routing: the same key reaches the same server
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRequest:
+    method: str
+    params: Any = None
+    key: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTicket:
+    """A relayed request in flight: its raw response, and how to give up on it."""
+
+    future: Future[dict[str, Any]]
+    cancel: Any  # Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class GetAgents:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GetServerInfo:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _PollPart:
+    round: int
+    member: int
+    agents: Any = None
+    swarm: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Memory:
+    ids: NodeIds
+    telemetry: Telemetry | None
+
+
+class McpActor(pykka.ThreadingActor):
+    supervision: ChildContext
+
+    def __init__(self, settings: McpSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or McpSettings()
+        self._pool: McpPool | None = None
+        self._problem: str | None = None
+        self._ticker: Ticker | None = None
+        self._round = 0
+        self._parts: dict[int, _PollPart] = {}
+        self._expected = 0
+        self._poll_started = 0.0
+        self._ids = NodeIds()
+        self._telemetry: Telemetry | None = None
+        self._last_graph: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        memory: _Memory | None = self.supervision.kept()
+        if memory is not None:
+            self._ids, self._telemetry = memory.ids, memory.telemetry
+        connector = self._connector()
+        if connector is not None:
+            s = self.settings
+            breaker = CircuitBreaker("mcp", s.breaker)
+            recycle = s.recycle_after_calls if s.transport == "stdio" else None
+            self._pool = McpPool(connector, s.pool_size, breaker, s.backoff,
+                                 s.handshake_timeout_s, recycle)
+            live = self._pool.ensure()
+            log.info("mcp.started", transport=s.transport, live=live, size=s.pool_size)
+        self._ticker = Ticker(self.actor_ref, self.settings.poll_interval_s, "mcp-ticker").start()
+
+    def _connector(self) -> Connector | None:
+        s = self.settings
+        if s.transport == "tcp":
+            return TcpConnector(s.host, s.port)
+        command: Sequence[str] = s.command
+        if not command:
+            base = default_claude_flow()
+            if base is None:
+                self._problem = ("claude-flow is not installed: run `make agents` (needs node and "
+                                 "npm), or set [actors.mcp] command / transport")
+                log.warning("mcp.unavailable", reason=self._problem)
+                return None
+            command = [*base, "mcp", "start"]
+        return StdioConnector(command, Path(s.state_dir))
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        if self._pool is not None:
+            self._pool.close()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self.on_stop()
+
+    # -- messages --------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            if self._ticker is not None:
+                self._ticker.consumed()
+            self._tick()
+            return None
+        if isinstance(message, _PollPart):
+            self._collect(message)
+            return None
+        if isinstance(message, CallTool):
+            return self._pool_or_raise().call_tool(message.name, message.arguments, message.key)
+        if isinstance(message, RelayRequest):
+            return self._relay(message)
+        if isinstance(message, GetAgents):
+            return self._telemetry
+        if isinstance(message, GetServerInfo):
+            return self._pool_or_raise().server_info()
+        if isinstance(message, StatusQuery):
+            return self._status()
+        return super().on_receive(message)
+
+    def _pool_or_raise(self) -> McpPool:
+        if self._pool is None:
+            raise NoConnection(self._problem or "MCP is not configured")
+        return self._pool
+
+    def _relay(self, message: RelayRequest) -> RelayTicket:
+        conn, request_id, future = self._pool_or_raise().request(
+            message.method, message.params, message.key)
+        return RelayTicket(future, lambda reason: conn.cancel(request_id, reason))
+
+    # -- telemetry -------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        pool.ensure()
+        if self._expected:  # the previous poll is still out
+            if time.monotonic() - self._poll_started < self.settings.call_timeout_s:
+                return
+            self._expected = 0  # its answers are late: start over
+        pool.recycle_due()
+        try:
+            pool.breaker.check()
+        except BreakerOpen:
+            return
+        members = pool.live_members()
+        if not members:
+            return
+        self._round += 1
+        self._parts = {}
+        self._expected = len(members)
+        self._poll_started = time.monotonic()
+        me = self.actor_ref
+        for member in members:
+            self._poll_member(pool, member, self._round, me)
+
+    def _poll_member(self, pool: McpPool, member: Any, round_: int, me: pykka.ActorRef[Any]) -> None:
+        try:
+            agents = pool.call_tool("agent_list", {}, member=member)
+            swarm = pool.call_tool("swarm_status", {}, member=member)
+        except (McpError, BreakerOpen) as exc:
+            me.tell(_PollPart(round_, member.index, error=str(exc)))
+            return
+        pending = {"agents": agents, "swarm": swarm}
+
+        def done(_: Future[Any]) -> None:
+            if not all(f.done() for f in pending.values()):
+                return
+            error = None
+            results: dict[str, Any] = {}
+            for name, future in pending.items():
+                exc = future.exception()
+                if exc is None:
+                    results[name] = future.result()
+                elif isinstance(exc, ToolFailed) and name == "swarm":
+                    results[name] = None  # no active swarm on that server: not an error
+                else:
+                    error = f"{name}: {exc}"
+            with contextlib.suppress(pykka.ActorDeadError):
+                me.tell(_PollPart(round_, member.index, results.get("agents"),
+                                  results.get("swarm"), error))
+
+        agents.add_done_callback(done)
+        swarm.add_done_callback(done)
+
+    def _collect(self, part: _PollPart) -> None:
+        if part.round != self._round or not self._expected:
+            return
+        self._parts[part.member] = part
+        if len(self._parts) < self._expected:
+            return
+        self._expected = 0
+        agents, swarms, errors = [], [], []
+        previous = self._telemetry
+        for index, p in sorted(self._parts.items()):
+            if p.error:
+                # keep what this server reported last: one failed poll must not make its
+                # agents vanish from the layout (and lose their places)
+                errors.append(f"member {index}: {p.error}")
+                if previous is not None:
+                    agents += [a for a in previous.agents if a.shard == index]
+                    swarms += [s for s in previous.swarms if s.shard == index]
+                continue
+            swarm = parse_swarm(p.swarm, index)
+            if swarm is not None:
+                swarms.append(swarm)
+            agents += parse_agents(p.agents, index, swarm.id if swarm else "")
+        telemetry = Telemetry(tuple(agents), tuple(swarms), time.time(), tuple(errors))
+        self._telemetry = telemetry
+        self._ids = self._ids.assign(a.id for a in agents)
+        graph = agent_graph(telemetry, self._ids)
+        self.supervision.keep(_Memory(self._ids, telemetry))
+        if graph != self._last_graph:
+            self._last_graph = graph
+            try:
+                self.supervision.address(self._layout_path()).tell(SetGraph(graph))
+            except SupervisionError as exc:
+                log.debug("mcp.layout_unavailable", error=str(exc))
+
+    def _layout_path(self) -> str:
+        parent = self.supervision.path.rsplit("/", 1)[0]
+        return f"{parent}/{self.settings.layout}"
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _status(self) -> ActorStatus:
+        if self._pool is None:
+            return ActorStatus("mcp", "degraded", self._problem or "not configured",
+                               MappingProxyType({"mcp_health": "disconnected"}))
+        info = self._pool.describe()
+        health: Health
+        live = sum(m["live"] for m in info["members"])
+        breaker = info["breaker"]["state"]
+        if live == len(info["members"]) and breaker == "closed":
+            health, mcp_health, reason = "healthy", "connected", ""
+        elif live:
+            health, mcp_health = "degraded", "reconnecting"
+            reason = f"{live}/{len(info['members'])} servers connected, breaker {breaker}"
+        else:
+            health, mcp_health = "degraded", "disconnected"
+            errors = [m["last_error"] for m in info["members"] if m["last_error"]]
+            reason = f"no server connected (breaker {breaker}): {errors[0] if errors else ''}"
+        detail = {
+            "mcp_health": mcp_health, "transport": self.settings.transport,
+            "agents": len(self._telemetry.agents) if self._telemetry else 0, **info,
+        }
+        return ActorStatus("mcp", health, reason, MappingProxyType(detail))

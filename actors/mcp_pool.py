@@ -1,0 +1,245 @@
+"""A pool of MCP connections behind one circuit breaker.
+
+Each member is one connection: to one server over TCP, or to its own child process over stdio
+(claude-flow handles calls one by one, so parallelism needs several processes; each keeps its
+state in its own working folder, so the pool is sharded: a relay client sticks to one member,
+and telemetry asks every member). Broken members are replaced with backoff; a member that has
+served ``recycle_after`` calls is replaced by a fresh one that carries its state over (the
+connector decides how), so per-call cost stays flat over weeks.
+
+The pool belongs to the MCP actor and is used from its thread only; calls complete on the
+connections' reader threads, which touch nothing but their futures and the (thread-safe)
+breaker.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from actors.fault import Backoff, BreakerOpen, CircuitBreaker
+from actors.jsonrpc import (
+    CallTimeout,
+    JsonRpcConnection,
+    McpError,
+    PeerGone,
+    RpcError,
+    decode_tool_result,
+    unwrap,
+)
+
+log = structlog.get_logger("actors.mcp_pool")
+
+
+class NoConnection(McpError):
+    """No member of the pool is connected right now."""
+
+
+class Connector(Protocol):
+    """Makes (and remakes) member ``index``'s connection, already initialized."""
+
+    def connect(self, index: int, timeout: float) -> JsonRpcConnection: ...
+
+    def recycle(self, index: int, old: JsonRpcConnection, timeout: float) -> JsonRpcConnection: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Member:
+    index: int
+    conn: JsonRpcConnection | None = None
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    generation: int = 0
+    last_error: str | None = None
+    recycles: int = 0
+
+    @property
+    def live(self) -> bool:
+        return self.conn is not None and self.conn.alive
+
+
+@dataclass
+class PoolStats:
+    calls: int = 0
+    failures: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    """Broken pipes and silence count against the peer; a tool's or the protocol's own "no"
+    (a well-formed answer) does not."""
+    return isinstance(exc, PeerGone | CallTimeout | NoConnection | OSError)
+
+
+class McpPool:
+    def __init__(
+        self, connector: Connector, size: int, breaker: CircuitBreaker, backoff: Backoff,
+        handshake_timeout: float = 5.0, recycle_after: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.connector = connector
+        self.members = [Member(i) for i in range(size)]
+        self.breaker = breaker
+        self.backoff = backoff
+        self.handshake_timeout = handshake_timeout
+        self.recycle_after = recycle_after
+        self._clock = clock
+        self.stats = PoolStats()
+
+    # -- membership ------------------------------------------------------------------------
+
+    def ensure(self) -> int:
+        """(Re)connect members whose backoff has passed; the number of live members."""
+        now = self._clock()
+        for member in self.members:
+            if member.live:
+                continue
+            if member.conn is not None:  # it died: note why, then replace it after a pause
+                member.last_error = member.conn.death or "closed"
+                member.conn.close()
+                member.conn = None
+                self.breaker.failure(PeerGone(f"member {member.index}: {member.last_error}"))
+                self._schedule(member, now)
+                log.warning("mcp.member_lost", member=member.index, reason=member.last_error)
+                continue
+            if now < member.next_attempt_at:
+                continue
+            try:
+                member.conn = self.connector.connect(member.index, self.handshake_timeout)
+            except Exception as exc:  # noqa: BLE001 - any start-up failure: retry later
+                member.last_error = f"{type(exc).__name__}: {exc}"
+                self.breaker.failure(exc)
+                self._schedule(member, now)
+                log.warning("mcp.connect_failed", member=member.index, error=member.last_error,
+                            retry_in_s=round(member.next_attempt_at - now, 2))
+                continue
+            member.generation += 1
+            member.attempts = 0
+            member.last_error = None
+            self.breaker.success()
+            log.info("mcp.member_connected", member=member.index, generation=member.generation,
+                     channel=member.conn.channel.describe())
+        return sum(m.live for m in self.members)
+
+    def _schedule(self, member: Member, now: float) -> None:
+        member.next_attempt_at = now + self.backoff.delay(member.attempts, random.random)
+        member.attempts += 1
+
+    def recycle_due(self) -> None:
+        """Replace members that served ``recycle_after`` calls and are idle right now."""
+        if self.recycle_after is None:
+            return
+        for member in self.members:
+            conn = member.conn
+            if conn is None or not conn.alive or conn.calls < self.recycle_after or conn.in_flight:
+                continue
+            started = time.perf_counter()
+            try:
+                member.conn = self.connector.recycle(member.index, conn, self.handshake_timeout)
+            except Exception as exc:  # noqa: BLE001 - keep the old one; try again next time
+                log.warning("mcp.recycle_failed", member=member.index, error=repr(exc))
+                continue
+            member.recycles += 1
+            member.generation += 1
+            log.info("mcp.member_recycled", member=member.index, calls=conn.calls,
+                     took_ms=round((time.perf_counter() - started) * 1e3, 1))
+
+    def live_members(self) -> list[Member]:
+        return [m for m in self.members if m.live]
+
+    def pick(self, key: int | None = None) -> Member:
+        """Member ``key % size`` when it is live (sticky clients), else the least busy."""
+        live = self.live_members()
+        if not live:
+            raise NoConnection("no MCP server is connected; reconnecting with backoff")
+        if key is not None:
+            preferred = self.members[key % len(self.members)]
+            if preferred.live:
+                return preferred
+        return min(live, key=lambda m: m.conn.in_flight if m.conn else 0)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def request(self, method: str, params: Any, key: int | None = None,
+                member: Member | None = None) -> tuple[JsonRpcConnection, int, Future[dict[str, Any]]]:
+        """Start a raw request through the breaker; the future gives the raw response."""
+        self.breaker.check()
+        try:
+            target = member or self.pick(key)
+            assert target.conn is not None
+            conn = target.conn
+            request_id, future = conn.request_future(method, params)
+        except (NoConnection, PeerGone) as exc:
+            self.breaker.failure(exc)
+            raise
+        started = time.perf_counter()
+        future.add_done_callback(lambda f: self._settle(f, started))
+        return conn, request_id, future
+
+    def _settle(self, future: Future[dict[str, Any]], started: float) -> None:
+        self.stats.calls += 1
+        exc = future.exception()
+        if exc is None:
+            self.breaker.success()
+            latency = self.stats.latency_ms
+            latency.append((time.perf_counter() - started) * 1e3)
+            if len(latency) > 10_000:
+                del latency[:5_000]
+        elif is_peer_failure(exc):
+            self.stats.failures += 1
+            self.breaker.failure(exc)
+
+    def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None,
+                  key: int | None = None, member: Member | None = None) -> Future[Any]:
+        """A tool call; the future resolves to the decoded result or a typed error."""
+        _conn, _, raw = self.request("tools/call", {"name": name, "arguments": dict(arguments or {})},
+                                    key, member)
+        decoded: Future[Any] = Future()
+
+        def done(f: Future[dict[str, Any]]) -> None:
+            try:
+                decoded.set_result(decode_tool_result(name, unwrap(f.result())))
+            except (McpError, RpcError) as exc:
+                decoded.set_exception(exc)
+
+        raw.add_done_callback(done)
+        return decoded
+
+    def server_info(self) -> dict[str, Any] | None:
+        for member in self.live_members():
+            if member.conn is not None and member.conn.server_info is not None:
+                return member.conn.server_info
+        return None
+
+    def close(self) -> None:
+        for member in self.members:
+            if member.conn is not None:
+                member.conn.close()
+                member.conn = None
+        self.connector.close()
+
+    def describe(self) -> dict[str, Any]:
+        latency = sorted(self.stats.latency_ms[-1000:])
+        return {
+            "members": [
+                {"index": m.index, "live": m.live, "generation": m.generation,
+                 "calls": m.conn.calls if m.conn else 0, "recycles": m.recycles,
+                 "in_flight": m.conn.in_flight if m.conn else 0, "last_error": m.last_error}
+                for m in self.members
+            ],
+            "breaker": self.breaker.describe(),
+            "calls": self.stats.calls,
+            "failures": self.stats.failures,
+            "median_ms": round(latency[len(latency) // 2], 3) if latency else None,
+        }
+
+
+__all__ = ["BreakerOpen", "Connector", "McpPool", "Member", "NoConnection", "is_peer_failure"]

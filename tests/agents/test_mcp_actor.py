@@ -1,0 +1,155 @@
+"""The MCP actor with a pool of real claude-flow servers: telemetry into the layout, a server
+killed mid-call (clear error, breaker open, recovery), recycling without losing agents."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.fault import BreakerSettings
+from actors.gpu_layout import LayoutActor, LayoutSettings
+from actors.graph import AGENT_FLAG
+from actors.jsonrpc import PeerGone
+from actors.mcp import CallTool, GetAgents, McpActor, McpSettings, RelayRequest
+from actors.messages import GetGraph, GetSnapshot, StatusQuery
+from actors.mcp_pool import NoConnection
+from actors.fault import BreakerOpen
+from supervisor import Backoff, SupervisionTree, SupervisorSpec, WorkerSpec
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def server_pids(folder: Path) -> list[int]:
+    """Processes whose working directory is inside ``folder`` (the pooled servers)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+            except OSError:
+                continue
+            if cwd.startswith(str(folder)):
+                pids.append(int(entry))
+    return pids
+
+
+def make_tree(claude_flow: list[str], state: Path, **overrides: Any) -> SupervisionTree:
+    options: dict[str, Any] = {"pool_size": 2, "poll_interval_s": 0.2, **overrides}
+    settings = McpSettings(command=(*claude_flow, "mcp", "start"), state_dir=str(state), **options)
+    tree = SupervisionTree(SupervisorSpec("root", (
+        WorkerSpec("gpu_layout", LayoutActor, args=(LayoutSettings(backend="cpu", tick_hz=20),)),
+        WorkerSpec("mcp", McpActor, args=(settings,)),
+    ), max_restarts=10))
+    tree.start()
+    return tree
+
+
+@pytest.fixture
+def tree(claude_flow: list[str], tmp_path: Path) -> Iterator[SupervisionTree]:
+    t = make_tree(claude_flow, tmp_path / "mcp")
+    yield t
+    t.stop(10)
+
+
+def spawn(tree: SupervisionTree, agent_type: str, key: int) -> dict[str, Any]:
+    result: dict[str, Any] = tree.address("root/mcp").ask(
+        CallTool("agent_spawn", {"agentType": agent_type}, key)).result(10)
+    return result
+
+
+def agent_nodes(tree: SupervisionTree) -> set[int]:
+    frame = tree.address("root/gpu_layout").ask(GetSnapshot())
+    return {int(w) for w in frame.wire_ids if int(w) & AGENT_FLAG}
+
+
+def test_telemetry_reaches_the_layout_from_every_shard(tree: SupervisionTree) -> None:
+    mcp = tree.address("root/mcp")
+    mcp.ask(CallTool("swarm_init", {"topology": "hierarchical", "maxAgents": 5}, 0)).result(10)
+    ids = [spawn(tree, "coordinator", 0)["agentId"], spawn(tree, "coder", 0)["agentId"],
+           spawn(tree, "tester", 1)["agentId"]]
+    wait_for(lambda: len(agent_nodes(tree)) == 3)
+    telemetry = mcp.ask(GetAgents())
+    assert sorted(a.id for a in telemetry.agents) == sorted(ids)
+    assert {a.shard for a in telemetry.agents} == {0, 1}
+    view = tree.address("root/gpu_layout").ask(GetGraph())["agent"]
+    coordinator = next(n["id"] for n in view["nodes"] if n["type"] == "coordinator")
+    coder = next(n["id"] for n in view["nodes"] if n["type"] == "coder")
+    assert {"source": coordinator, "target": coder, "weight": 1.0} in view["edges"]
+    status = mcp.ask(StatusQuery())
+    assert status.health == "healthy" and status.detail["mcp_health"] == "connected"
+
+
+def test_server_killed_mid_call_breaker_opens_and_telemetry_resumes(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    state = tmp_path / "mcp"
+    tree = make_tree(claude_flow, state, pool_size=1,
+                     breaker=BreakerSettings(failure_threshold=2, recovery_timeout_s=1.0,
+                                             success_threshold=1),
+                     backoff=Backoff(0.2, 0.5, 1.5))
+    try:
+        mcp = tree.address("root/mcp")
+        agent = spawn(tree, "researcher", 0)["agentId"]
+        wait_for(lambda: len(agent_nodes(tree)) == 1)
+        ticket = mcp.ask(RelayRequest("tools/call", {"name": "agent_list", "arguments": {}}, 0))
+        for pid in server_pids(state):
+            os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(PeerGone):
+            ticket.future.result(5)
+            # the call may have been answered before the kill landed: the next one is not
+            mcp.ask(RelayRequest("tools/list", {}, 0)).future.result(5)
+        assert time.monotonic() - started < 3
+        status = wait_for(lambda: (s := mcp.ask(StatusQuery())).detail["breaker"]["state"] == "open" and s)
+        assert status.health == "degraded" and status.detail["mcp_health"] != "connected"
+        with pytest.raises((BreakerOpen, NoConnection)):
+            mcp.ask(CallTool("agent_list", {}, 0))
+        # the breaker half-opens, the member reconnects in its own folder: the agent is back
+        wait_for(lambda: mcp.ask(StatusQuery()).detail["mcp_health"] == "connected")
+        telemetry = wait_for(lambda: (t := mcp.ask(GetAgents())) and t.polled_at > time.time() - 1
+                             and not t.errors and t)
+        assert [a.id for a in telemetry.agents] == [agent]
+        assert mcp.ask(StatusQuery()).detail["breaker"]["trips"] >= 1
+    finally:
+        tree.stop(10)
+
+
+def test_recycling_keeps_agents(claude_flow: list[str], tmp_path: Path) -> None:
+    tree = make_tree(claude_flow, tmp_path / "mcp", pool_size=1, recycle_after_calls=10,
+                     poll_interval_s=0.05)
+    try:
+        mcp = tree.address("root/mcp")
+        mcp.ask(CallTool("swarm_init", {"topology": "mesh", "maxAgents": 3}, 0)).result(10)
+        agents = {spawn(tree, "analyst", 0)["agentId"], spawn(tree, "coder", 0)["agentId"]}
+        wait_for(lambda: mcp.ask(StatusQuery()).detail["members"][0]["recycles"] >= 2)
+        telemetry = wait_for(lambda: (t := mcp.ask(GetAgents())) and t.polled_at > time.time() - 1 and t)
+        assert {a.id for a in telemetry.agents} == agents
+        assert telemetry.swarms and telemetry.swarms[0].topology == "mesh"
+        folders = list((tmp_path / "mcp" / "member-0").glob("gen-*"))
+        assert len(folders) == 1  # old generations are removed
+    finally:
+        tree.stop(10)
+
+
+def test_actor_restart_keeps_agent_node_ids(tree: SupervisionTree) -> None:
+    spawn(tree, "architect", 0)
+    wait_for(lambda: len(agent_nodes(tree)) == 1)
+    before = agent_nodes(tree)
+    tree.kill("root/mcp")
+    assert tree.address("root/mcp").wait_running(2, timeout=20)
+    spawn(tree, "optimizer", 1)
+    wait_for(lambda: len(agent_nodes(tree)) == 2)
+    assert before <= agent_nodes(tree)

@@ -1,0 +1,164 @@
+"""``/ws/mcp-relay``: JSON-RPC 2.0 from a client, forwarded through the MCP pool.
+
+Each request goes out with a pool id of its own and comes back with the client's id. A client
+sticks to one pooled server (its state lives there). The client's ``initialize`` is answered
+from the pooled session's own handshake; its ``notifications/initialized`` is absorbed.
+Malformed input gets the matching JSON-RPC error (-32700 parse error, -32600 invalid request),
+never a closed connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from actors.fault import BreakerOpen
+from actors.jsonrpc import PROTOCOL_VERSION, McpError
+from actors.mcp import GetServerInfo, RelayRequest, RelayTicket
+from supervisor import SupervisionError
+from transport.app import Services
+from transport.ws import CLOSE_TOO_BIG, Connection, open_ws, release
+
+PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR, SERVER_ERROR = -32700, -32600, -32603, -32000
+_client_keys = itertools.count()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/ws/mcp-relay", mcp_relay_ws)
+
+
+def rpc_error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def validate(message: Any) -> str | None:
+    """Why ``message`` is not a JSON-RPC 2.0 request or notification (None when it is)."""
+    if not isinstance(message, dict):
+        return "a request must be a JSON object"
+    if message.get("jsonrpc") != "2.0":
+        return "'jsonrpc' must be \"2.0\""
+    if not isinstance(message.get("method"), str) or not message["method"]:
+        return "'method' must be a non-empty string"
+    if "id" in message and not (message["id"] is None or (isinstance(message["id"], str | int)
+                                and not isinstance(message["id"], bool))):
+        return "'id' must be a string, a number or null"
+    if "params" in message and not isinstance(message["params"], dict | list):
+        return "'params' must be an object or an array"
+    return None
+
+
+async def mcp_relay_ws(request: web.Request) -> web.StreamResponse:
+    opened = await open_ws(request, "/ws/mcp-relay")
+    if not isinstance(opened, Connection):
+        return opened
+    conn = opened
+    key = next(_client_keys)
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        while not conn.ws.closed:
+            msg = await conn.ws.receive(timeout=conn.services.server.idle_timeout_s)
+            if msg.type == WSMsgType.TEXT:
+                await _on_text(conn, key, msg.data, tasks)
+            elif msg.type == WSMsgType.BINARY:
+                await conn.send_json(rpc_error(None, INVALID_REQUEST,
+                                               "binary frames are not JSON-RPC; send text"))
+            elif msg.type == WSMsgType.ERROR:
+                if conn.ws.close_code == CLOSE_TOO_BIG:
+                    conn.services.metrics.ws_rejected.labels(route=conn.route, reason="too_big").inc()
+                break
+            else:
+                break
+    except TimeoutError:
+        await conn.close(1008, "idle")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await release(conn)
+    return conn.ws
+
+
+async def _on_text(conn: Connection, key: int, text: str, tasks: set[asyncio.Task[None]]) -> None:
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        await conn.send_json(rpc_error(None, PARSE_ERROR, "Parse error", str(exc)))
+        return
+    if isinstance(message, list):
+        if not message:
+            await conn.send_json(rpc_error(None, INVALID_REQUEST, "empty batch"))
+            return
+        for item in message:  # batches are answered item by item
+            await _dispatch(conn, key, item, tasks)
+        return
+    await _dispatch(conn, key, message, tasks)
+
+
+async def _dispatch(conn: Connection, key: int, message: Any, tasks: set[asyncio.Task[None]]) -> None:
+    problem = validate(message)
+    if problem is not None:
+        request_id = message.get("id") if isinstance(message, dict) else None
+        await conn.send_json(rpc_error(request_id if isinstance(request_id, str | int) else None,
+                                       INVALID_REQUEST, "Invalid Request", problem))
+        return
+    is_notification = "id" not in message
+    method = message["method"]
+    if method == "initialize" and not is_notification:
+        await _initialize(conn, message["id"])
+        return
+    if method.startswith("notifications/"):
+        return  # the pooled session did its own handshake; other notifications have no target
+    task = asyncio.create_task(_forward(conn, key, message, is_notification))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _initialize(conn: Connection, request_id: Any) -> None:
+    services = conn.services
+    try:
+        info = await _mcp(services).ask_async(GetServerInfo(), timeout=5)
+    except (SupervisionError, McpError) as exc:
+        await conn.send_json(rpc_error(request_id, SERVER_ERROR, f"MCP unavailable: {exc}"))
+        return
+    result = dict(info or {"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                           "serverInfo": {"name": "hive-supervisor relay"}})
+    await conn.send_json({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+
+def _mcp(services: Services) -> Any:
+    return services.address("mcp")
+
+
+async def _forward(conn: Connection, key: int, message: dict[str, Any], notification: bool) -> None:
+    services = conn.services
+    request_id = message.get("id")
+    timeout = float(getattr(services, "mcp_call_timeout_s", 10.0))
+    try:
+        ticket: RelayTicket = await _mcp(services).ask_async(
+            RelayRequest(message["method"], message.get("params"), key), timeout=5)
+    except (SupervisionError, McpError, BreakerOpen) as exc:
+        if not notification:
+            await conn.send_json(rpc_error(request_id, SERVER_ERROR, f"MCP unavailable: {exc}"))
+        return
+    try:
+        response = await asyncio.wait_for(asyncio.wrap_future(ticket.future), timeout)
+    except TimeoutError:
+        ticket.cancel("relay client timeout")
+        response = rpc_error(request_id, SERVER_ERROR, f"no answer from the MCP server in {timeout} s")
+    except McpError as exc:
+        response = rpc_error(request_id, SERVER_ERROR, f"MCP server failed: {exc}")
+    except asyncio.CancelledError:
+        ticket.cancel("relay client went away")
+        raise
+    if notification:
+        return
+    answer = {k: v for k, v in response.items() if k in ("result", "error")}
+    with contextlib.suppress(ConnectionResetError):
+        await conn.send_json({"jsonrpc": "2.0", "id": request_id, **answer})
