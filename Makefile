@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint venv clean help
+.PHONY: run test bench lint venv clean help agents peers
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -20,10 +20,17 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,lint]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
+agents:  ## install claude-flow, the real MCP server and hive-mind CLI, into .agents/ (minutes once)
+	bash scripts/install-agents.sh
+
+peers: agents  ## everything the tests talk to: claude-flow, podman (Debian packages, needs root)
+	bash scripts/install-podman.sh
+
 run: $(STAMP)  ## start the daemon on embedded defaults
+	@bash scripts/install-agents.sh || echo "make run: claude-flow could not be installed; the daemon starts anyway and reports the MCP and hive-mind actors as degraded (see README)"
 	$(BIN)/hive-supervisor $(ARGS)
 
-test: $(STAMP)  ## run the test suite (CUDA kernels run in Numba's simulator)
+test: $(STAMP) peers  ## install what the tests need, then run them (CUDA kernels run in Numba's simulator)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## run every benchmark under bench/, printing ratios against in-run baselines

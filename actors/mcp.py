@@ -44,7 +44,7 @@ class McpSettings:
     call_timeout_s: float = 10.0
     handshake_timeout_s: float = 5.0
     state_dir: str = ".hive-state/mcp"
-    recycle_after_calls: int = 500
+    maintain_every_calls: int = 50
     breaker: BreakerSettings = MCP_BREAKER
     backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0, 1.5, jitter=0.2))
     layout: str = "gpu_layout"  # sibling that receives the agent graph
@@ -124,9 +124,9 @@ class McpActor(pykka.ThreadingActor):
         if connector is not None:
             s = self.settings
             breaker = CircuitBreaker("mcp", s.breaker)
-            recycle = s.recycle_after_calls if s.transport == "stdio" else None
+            every = s.maintain_every_calls if s.transport == "stdio" else None
             self._pool = McpPool(connector, s.pool_size, breaker, s.backoff,
-                                 s.handshake_timeout_s, recycle)
+                                 s.handshake_timeout_s, every)
             live = self._pool.ensure()
             log.info("mcp.started", transport=s.transport, live=live, size=s.pool_size)
         self._ticker = Ticker(self.actor_ref, self.settings.poll_interval_s, "mcp-ticker").start()
@@ -199,7 +199,7 @@ class McpActor(pykka.ThreadingActor):
             if time.monotonic() - self._poll_started < self.settings.call_timeout_s:
                 return
             self._expected = 0  # its answers are late: start over
-        pool.recycle_due()
+        pool.maintain_due()
         try:
             pool.breaker.check()
         except BreakerOpen:

@@ -4,12 +4,13 @@ Each member is one connection: to one server over TCP, or to its own child proce
 (claude-flow handles calls one by one, so parallelism needs several processes; each keeps its
 state in its own working folder, so the pool is sharded: a relay client sticks to one member,
 and telemetry asks every member). Broken members are replaced with backoff; a member that has
-served ``recycle_after`` calls is replaced by a fresh one that carries its state over (the
-connector decides how), so per-call cost stays flat over weeks.
+served many calls gets maintenance (below).
 
 The pool belongs to the MCP actor and is used from its thread only; calls complete on the
 connections' reader threads, which touch nothing but their futures and the (thread-safe)
-breaker.
+breaker. Every ``maintain_every`` calls a member gets maintenance from its connector (for
+claude-flow, compacting its per-call log); when that fails the member is recycled: a fresh
+connection that carries its state over. Either way per-call cost stays flat over weeks.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Connector(Protocol):
 
     def recycle(self, index: int, old: JsonRpcConnection, timeout: float) -> JsonRpcConnection: ...
 
+    def maintain(self, index: int, conn: JsonRpcConnection) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -60,6 +63,8 @@ class Member:
     generation: int = 0
     last_error: str | None = None
     recycles: int = 0
+    maintained_at: int = 0  # the connection's call count at its last maintenance
+    maintenances: int = 0
 
     @property
     def live(self) -> bool:
@@ -82,7 +87,7 @@ def is_peer_failure(exc: BaseException) -> bool:
 class McpPool:
     def __init__(
         self, connector: Connector, size: int, breaker: CircuitBreaker, backoff: Backoff,
-        handshake_timeout: float = 5.0, recycle_after: int | None = None,
+        handshake_timeout: float = 5.0, maintain_every: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connector = connector
@@ -90,7 +95,7 @@ class McpPool:
         self.breaker = breaker
         self.backoff = backoff
         self.handshake_timeout = handshake_timeout
-        self.recycle_after = recycle_after
+        self.maintain_every = maintain_every
         self._clock = clock
         self.stats = PoolStats()
 
@@ -133,24 +138,38 @@ class McpPool:
         member.next_attempt_at = now + self.backoff.delay(member.attempts, random.random)
         member.attempts += 1
 
-    def recycle_due(self) -> None:
-        """Replace members that served ``recycle_after`` calls and are idle right now."""
-        if self.recycle_after is None:
+    def maintain_due(self) -> None:
+        """Maintain members that served ``maintain_every`` calls since their last maintenance;
+        recycle one whose maintenance fails (when it is idle)."""
+        if self.maintain_every is None:
             return
         for member in self.members:
             conn = member.conn
-            if conn is None or not conn.alive or conn.calls < self.recycle_after or conn.in_flight:
+            if conn is None or not conn.alive or conn.calls - member.maintained_at < self.maintain_every:
                 continue
-            started = time.perf_counter()
             try:
-                member.conn = self.connector.recycle(member.index, conn, self.handshake_timeout)
-            except Exception as exc:  # noqa: BLE001 - keep the old one; try again next time
-                log.warning("mcp.recycle_failed", member=member.index, error=repr(exc))
+                self.connector.maintain(member.index, conn)
+            except Exception as exc:  # noqa: BLE001 - any failure: fall back to a recycle
+                if conn.in_flight:
+                    continue  # try again when it is idle
+                log.warning("mcp.maintenance_failed", member=member.index, error=repr(exc))
+                self._recycle(member, conn)
                 continue
-            member.recycles += 1
-            member.generation += 1
-            log.info("mcp.member_recycled", member=member.index, calls=conn.calls,
-                     took_ms=round((time.perf_counter() - started) * 1e3, 1))
+            member.maintained_at = conn.calls
+            member.maintenances += 1
+
+    def _recycle(self, member: Member, conn: JsonRpcConnection) -> None:
+        started = time.perf_counter()
+        try:
+            member.conn = self.connector.recycle(member.index, conn, self.handshake_timeout)
+        except Exception as exc:  # noqa: BLE001 - keep the old one; try again next time
+            log.warning("mcp.recycle_failed", member=member.index, error=repr(exc))
+            return
+        member.maintained_at = 0
+        member.recycles += 1
+        member.generation += 1
+        log.info("mcp.member_recycled", member=member.index, calls=conn.calls,
+                 took_ms=round((time.perf_counter() - started) * 1e3, 1))
 
     def live_members(self) -> list[Member]:
         return [m for m in self.members if m.live]
@@ -232,6 +251,7 @@ class McpPool:
             "members": [
                 {"index": m.index, "live": m.live, "generation": m.generation,
                  "calls": m.conn.calls if m.conn else 0, "recycles": m.recycles,
+                 "maintenances": m.maintenances,
                  "in_flight": m.conn.in_flight if m.conn else 0, "last_error": m.last_error}
                 for m in self.members
             ],

@@ -32,6 +32,7 @@ log = structlog.get_logger("actors.swarm_backend")
 
 MAX_TASK_CHARS = 10_000
 PRIORITIES = ("low", "medium", "high")
+CLI_PRIORITY = {"low": "low", "medium": "normal", "high": "high"}  # claude-flow's words
 STATUSES = ("spawning", "active", "paused", "completing", "completed", "failed", "unknown")
 STRATEGY_TOPOLOGY = {
     "hierarchical": "hierarchical", "mesh": "mesh", "ring": "ring", "star": "star",
@@ -310,7 +311,8 @@ class SessionManager:
         max_agents = request.max_agents or 8
         try:
             self._cli(["hive-mind", "init", "-t", topology, "-m", str(max_agents)], folder)
-            self._cli(["hive-mind", "task", "-d", request.task, "-p", request.priority], folder)
+            self._cli(["hive-mind", "task", "-d", request.task,
+                       "-p", CLI_PRIORITY[request.priority]], folder)
             workers = max(1, min(self.workers, max_agents))
             self._cli(["hive-mind", "spawn", "-n", str(workers)], folder)
         except (CommandFailed, BackendError):

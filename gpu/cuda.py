@@ -27,7 +27,8 @@ from gpu.params import SimParams, schedule
 _dev = cuda.jit(device=True)
 _pair_push = _dev(physics.pair_push)
 _spring_node = _dev(physics.spring_node)
-_far_field_node = _dev(physics.far_field_node)
+_pair_sums = _dev(physics.pair_sums)
+_far_sums = _dev(physics.far_sums)
 _integrate_node = _dev(physics.integrate_node)
 _cell_of = _dev(physics.cell_of)
 
@@ -117,21 +118,24 @@ def k_bbox(n, x, y, z, bbox):
 
 
 @cuda.jit
-def k_grid_reset(ncell, counts, nres, mass, comx, comy, comz):
-    """Zero the cell counts and the coarse far-field sums."""
+def k_grid_reset(ncell, counts, nq, mass, comx, comy, comz, kf, rx, ry, qx, qy, qz):
+    """Zero the cell counts and the coarse far-field sums; first fine cell of each coarse one."""
     for c in range(cuda.grid(1), ncell + 1, cuda.gridsize(1)):
         counts[c] = 0
-    for c in range(cuda.grid(1), nres, cuda.gridsize(1)):
+    for c in range(cuda.grid(1), nq, cuda.gridsize(1)):
         mass[c] = 0
         comx[c] = 0
         comy[c] = 0
         comz[c] = 0
+        qx[c] = (c % rx) * kf
+        qy[c] = ((c // rx) % ry) * kf
+        qz[c] = (c // (rx * ry)) * kf
 
 
 @cuda.jit
 def k_grid_count(
     n, x, y, z, ox, oy, oz, inv_h, gdx, gdy, gdz, keys, counts,
-    inv_cs, res, mass, comx, comy, comz,
+    kf, rx, ry, mass, comx, comy, comz,
 ):
     """Cell of each node (kept in ``keys``), nodes per cell, coarse mass and position sums."""
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
@@ -139,8 +143,7 @@ def k_grid_count(
         c = cx + gdx * (cy + gdy * cz)
         keys[i] = c
         cuda.atomic.add(counts, c, 1)
-        kx, ky, kz = _cell_of(x[i], y[i], z[i], ox, oy, oz, inv_cs, res, res, res)
-        q = kx + res * (ky + res * kz)
+        q = cx // kf + rx * (cy // kf + ry * (cz // kf))
         cuda.atomic.add(mass, q, 1)
         cuda.atomic.add(comx, q, x[i])
         cuda.atomic.add(comy, q, y[i])
@@ -183,7 +186,7 @@ def k_scan_apply(ncell, counts, chunk, partial, cell_start, cursor):
 
 
 @cuda.jit
-def k_grid_scatter(n, x, y, z, keys, cursor, sx, sy, sz, perm, nres, mass, comx, comy, comz):
+def k_grid_scatter(n, x, y, z, keys, cursor, sx, sy, sz, perm, nq, mass, comx, comy, comz):
     """Place each node in its cell's range of the sorted arrays; finish the centres of mass."""
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
         slot = cuda.atomic.add(cursor, keys[i], 1)
@@ -191,7 +194,7 @@ def k_grid_scatter(n, x, y, z, keys, cursor, sx, sy, sz, perm, nres, mass, comx,
         sy[slot] = y[i]
         sz[slot] = z[i]
         perm[slot] = i
-    for c in range(cuda.grid(1), nres, cuda.gridsize(1)):
+    for c in range(cuda.grid(1), nq, cuda.gridsize(1)):
         m = mass[c]
         if m > 0:
             comx[c] = comx[c] / m
@@ -205,12 +208,12 @@ def k_forces_grid(
     sx, sy, sz, perm, cell_start, inv_h, gdx, gdy, gdz, ox, oy, oz,
     ffx, ffy, ffz, far,
 ):
-    """Cell-list repulsion + the cell's far field + springs + gravity, one sorted slot per
-    thread."""
+    """Near field (pairs in the 27 cells around the node's, closer than sqrt(cut2)) + the
+    cell's far field + springs + gravity, one sorted slot per thread (as gpu.cpu.forces_grid,
+    which sums the same 9 runs of cells in the same order)."""
     md2 = md * md
     coincident_mag = k / (md2 + md2)
-    zero = np.float32(0.0)
-    one = np.float32(1.0)
+    half = np.float32(1.5)
     for s in range(cuda.grid(1), n, cuda.gridsize(1)):
         i = perm[s]
         xi = sx[s]
@@ -220,24 +223,19 @@ def k_forces_grid(
         ax = xi - xi  # a float32 zero
         ay = ax
         az = ax
-        close = zero
+        close = ax
         for qz in range(max(cz - 1, 0), min(cz + 2, gdz)):
             for qy in range(max(cy - 1, 0), min(cy + 2, gdy)):
                 row = gdx * (qy + gdy * qz)
-                for t in range(cell_start[row + max(cx - 1, 0)], cell_start[row + min(cx + 2, gdx)]):
-                    dx = xi - sx[t]
-                    dy = yi - sy[t]
-                    dz = zi - sz[t]
-                    r2 = dx * dx + dy * dy + dz * dz
-                    if r2 < cut2:
-                        rinv = one / math.sqrt(r2 + md2)
-                        inv = k * rinv * rinv * rinv
-                        ax += dx * inv
-                        ay += dy * inv
-                        az += dz * inv
-                    if r2 < md2:
-                        close += one
-        if close > one + one / 2:
+                gx, gy, gz, gc = _pair_sums(
+                    xi, yi, zi, sx, sy, sz, cell_start[row + max(cx - 1, 0)],
+                    cell_start[row + min(cx + 2, gdx)], k, md2, cut2,
+                )
+                ax += gx
+                ay += gy
+                az += gz
+                close += gc
+        if close > half:  # the node itself is always one
             for qz in range(max(cz - 1, 0), min(cz + 2, gdz)):
                 for qy in range(max(cy - 1, 0), min(cy + 2, gdy)):
                     row = gdx * (qy + gdy * qz)
@@ -266,19 +264,21 @@ def k_forces_grid(
 
 @cuda.jit
 def k_far_cells(
-    ncell, cell_start, inv_h, gdx, gdy, gdz, ox, oy, oz, res, cs, mass, comx, comy, comz,
-    k, md, cut2, ffx, ffy, ffz,
+    ncell, cell_start, inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq, qx, qy, qz,
+    mass, comx, comy, comz, k, md, ffx, ffy, ffz,
 ):
     """Far field at the centre of each non-empty cell (as gpu.cpu.far_field_cells)."""
     half = np.float32(0.5)
     h = np.float32(1.0) / inv_h
     for c in range(cuda.grid(1), ncell, cuda.gridsize(1)):
         if cell_start[c + 1] > cell_start[c]:
-            px = ox + (np.float32(c % gdx) + half) * h
-            py = oy + (np.float32((c // gdx) % gdy) + half) * h
-            pz = oz + (np.float32(c // (gdx * gdy)) + half) * h
-            gx, gy, gz = _far_field_node(
-                px, py, pz, res, ox, oy, oz, cs, mass, comx, comy, comz, k, md * md, cut2
+            cx = c % gdx
+            cy = (c // gdx) % gdy
+            cz = c // (gdx * gdy)
+            gx, gy, gz = _far_sums(
+                ox + (np.float32(cx) + half) * h, oy + (np.float32(cy) + half) * h,
+                oz + (np.float32(cz) + half) * h, cx, cy, cz, kf, nq, qx, qy, qz,
+                mass, comx, comy, comz, k, md * md,
             )
             ffx[c] = gx
             ffy[c] = gy
@@ -357,6 +357,8 @@ class CudaBackend:
             return
         for name in ("mass", "comx", "comy", "comz"):
             self.d[name] = cuda.device_array(res**3, dtype=np.float32)
+        for name in ("qx", "qy", "qz"):
+            self.d[name] = cuda.device_array(res**3, dtype=np.int32)
         self._res = res
 
     def _upload(self, name: str, host: np.ndarray) -> None:
@@ -417,15 +419,18 @@ class CudaBackend:
             raise ValueError(f"unknown force mode {mode!r}")
         geo = self._build_grid(p)
         d = self.d
-        inv_h, gdx, gdy, gdz, ox, oy, oz, cs = geo
+        inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq = geo
         ncell = gdx * gdy * gdz
         self.launcher.launch(
             "k_far_cells", k_far_cells, ncell, ncell, d["cell_start"], inv_h, gdx, gdy, gdz,
-            ox, oy, oz, self._res, cs, d["mass"], d["comx"], d["comy"], d["comz"],
-            k, md, cut2, d["ffx"], d["ffy"], d["ffz"],
+            ox, oy, oz, kf, nq, d["qx"], d["qy"], d["qz"], d["mass"], d["comx"], d["comy"],
+            d["comz"], k, md, d["ffx"], d["ffy"], d["ffz"],
         )
+        # "grid" sums every pair in the 27 cells (the far field covers the rest); "grid_near"
+        # only those within the cutoff, to check the cell list against "exact_cutoff".
         self.launcher.launch(
-            "k_forces_grid", k_forces_grid, self.n, *self._node_args(), k, md, cut2, *tail,
+            "k_forces_grid", k_forces_grid, self.n, *self._node_args(), k, md,
+            NO_CUTOFF2 if mode == "grid" else cut2, *tail,
             d["sx"], d["sy"], d["sz"], d["perm"], d["cell_start"], inv_h, gdx, gdy, gdz,
             ox, oy, oz, d["ffx"], d["ffy"], d["ffz"], mode == "grid",
         )
@@ -446,18 +451,17 @@ class CudaBackend:
         ncell = gdx * gdy * gdz
         f32 = np.float32
         inv_h = f32(1.0 / h)
-        extent = max(hi_x - lo_x, hi_y - lo_y, hi_z - lo_z)
-        cs = f32(f32(extent) / res * f32(1.0001) + f32(1e-3))
-        inv_cs = f32(1.0) / cs
+        kf = (max(gdx, gdy, gdz) + res - 1) // res
+        rx, ry, rz = ((g + kf - 1) // kf for g in (gdx, gdy, gdz))
+        nq = rx * ry * rz
         ox, oy, oz = f32(lo_x), f32(lo_y), f32(lo_z)
-        nres = res**3
         L.launch(
-            "k_grid_reset", k_grid_reset, max(ncell + 1, nres),
-            ncell, d["counts"], nres, d["mass"], d["comx"], d["comy"], d["comz"],
+            "k_grid_reset", k_grid_reset, max(ncell + 1, nq), ncell, d["counts"], nq,
+            d["mass"], d["comx"], d["comy"], d["comz"], kf, rx, ry, d["qx"], d["qy"], d["qz"],
         )
         L.launch(
             "k_grid_count", k_grid_count, n, n, d["x"], d["y"], d["z"], ox, oy, oz, inv_h,
-            gdx, gdy, gdz, d["keys"], d["counts"], inv_cs, res,
+            gdx, gdy, gdz, d["keys"], d["counts"], kf, rx, ry,
             d["mass"], d["comx"], d["comy"], d["comz"],
         )
         chunk = max(1, math.isqrt(ncell))
@@ -469,11 +473,11 @@ class CudaBackend:
             ncell, d["counts"], chunk, d["partial"], d["cell_start"], d["cursor"],
         )
         L.launch(
-            "k_grid_scatter", k_grid_scatter, max(n, nres), n, d["x"], d["y"], d["z"], d["keys"],
-            d["cursor"], d["sx"], d["sy"], d["sz"], d["perm"], nres,
+            "k_grid_scatter", k_grid_scatter, max(n, nq), n, d["x"], d["y"], d["z"], d["keys"],
+            d["cursor"], d["sx"], d["sy"], d["sz"], d["perm"], nq,
             d["mass"], d["comx"], d["comy"], d["comz"],
         )
-        return inv_h, gdx, gdy, gdz, ox, oy, oz, cs
+        return inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq
 
     def step(self, n_steps: int, iteration: int, params: SimParams, use_grid: bool) -> float:
         if self.n == 0 or n_steps <= 0:

@@ -4,7 +4,9 @@ Cells are at least the repulsion cutoff wide, so every pair closer than the cuto
 same or one of the 26 neighbouring cells. Nodes are sorted by cell (stable, serial counting
 sort: O(N), deterministic order, so results do not depend on thread timing) into contiguous
 x/y/z copies, which the force loop then reads sequentially. The same pass bins nodes into a
-coarse ``res**3`` grid whose centres of mass give the far field.
+coarse grid of at most ``res`` cells per axis whose centres of mass give the far field. A
+coarse cell is a block of ``kf^3`` whole fine cells, so "outside the 27 near cells" is a
+property of whole coarse cells and the near and far fields never overlap.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ _grid_shape = njit(cache=True)(physics.grid_shape)
 @njit(fastmath=True, cache=True)
 def build_grid(
     n, x, y, z, cell_size, max_cells, res,
-    cell_start, cursor, sx, sy, sz, perm, mass, comx, comy, comz,
+    cell_start, cursor, sx, sy, sz, perm, mass, comx, comy, comz, qx, qy, qz,
 ):
     """Sort nodes into cells; fill the coarse far-field cells. Returns the grid's geometry.
 
-    Returns ``(inv_h, dx, dy, dz, ox, oy, oz, coarse_size)``. ``cell_start`` gets the exclusive
-    prefix sum of the cell counts (length cells+1), ``perm[slot]`` the node index sorted into
-    ``slot``, and ``sx/sy/sz`` the sorted positions.
+    Returns ``(inv_h, dx, dy, dz, ox, oy, oz, kf, nq)``: ``kf`` fine cells per coarse cell and
+    axis, ``nq`` coarse cells; ``qx/qy/qz[q]`` get the first fine cell of coarse cell ``q``.
+    ``cell_start`` gets the exclusive prefix sum of the cell counts (length cells+1),
+    ``perm[slot]`` the node index sorted into ``slot``, and ``sx/sy/sz`` the sorted positions.
     """
     lo_x = x[0]
     lo_y = y[0]
@@ -57,15 +60,19 @@ def build_grid(
         cursor[c] = cell_start[c]
     cell_start[ncell] = total
 
-    extent = max(hi_x - lo_x, max(hi_y - lo_y, hi_z - lo_z))
-    cs = np.float32(extent / res * 1.0001 + 1e-3)
-    inv_cs = np.float32(1.0) / cs
-    nres = res * res * res
-    for c in range(nres):
+    kf = (max(dx, max(dy, dz)) + res - 1) // res
+    rx = (dx + kf - 1) // kf
+    ry = (dy + kf - 1) // kf
+    rz = (dz + kf - 1) // kf
+    nq = rx * ry * rz
+    for c in range(nq):
         mass[c] = 0
         comx[c] = 0
         comy[c] = 0
         comz[c] = 0
+        qx[c] = (c % rx) * kf
+        qy[c] = ((c // rx) % ry) * kf
+        qz[c] = (c // (rx * ry)) * kf
     for i in range(n):
         cx, cy, cz = _cell_of(x[i], y[i], z[i], lo_x, lo_y, lo_z, inv_h, dx, dy, dz)
         c = cx + dx * (cy + dy * cz)
@@ -75,15 +82,14 @@ def build_grid(
         sy[slot] = y[i]
         sz[slot] = z[i]
         perm[slot] = i
-        kx, ky, kz = _cell_of(x[i], y[i], z[i], lo_x, lo_y, lo_z, inv_cs, res, res, res)
-        k = kx + res * (ky + res * kz)
+        k = cx // kf + rx * (cy // kf + ry * (cz // kf))
         mass[k] += 1
         comx[k] += x[i]
         comy[k] += y[i]
         comz[k] += z[i]
-    for c in range(nres):
+    for c in range(nq):
         if mass[c] > 0:
             comx[c] /= mass[c]
             comy[c] /= mass[c]
             comz[c] /= mass[c]
-    return inv_h, dx, dy, dz, lo_x, lo_y, lo_z, cs
+    return inv_h, dx, dy, dz, lo_x, lo_y, lo_z, kf, nq

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 GOLDEN_FRACTION = 0.6180339887498949
 GOLDEN_ANGLE = 2.399963229728653
 
@@ -75,42 +77,70 @@ def spring_node(i, x, y, z, offsets, neighbours, weights, spring_k, rest_length)
     return fx, fy, fz
 
 
-def far_field_node(
-    px, py, pz, res, ox, oy, oz, cs, mass, comx, comy, comz, repel_k, soft2, cutoff2
-) -> tuple:
-    """Repulsion on a point from the coarse cells that lie wholly beyond the cutoff.
+def pair_sums(xi, yi, zi, px, py, pz, lo, hi, repel_k, soft2, cut2) -> tuple:
+    """Softened inverse-square repulsion on a point from ``p[lo:hi]``, and how many of those
+    lie closer than the softening (``soft2`` = min_distance^2; the point itself counts once).
 
-    Each coarse cell acts as one body of its mass at its centre of mass. A cell whose box comes
-    within the cutoff of the point is skipped: its members are (mostly) covered by the exact
-    near-field sum. This keeps separate clusters pushing each other apart when the near field
-    alone would let them overlap.
+    ``repel_k * d / (r^2 + soft2)^1.5`` for pairs with r^2 < ``cut2``. One reciprocal square
+    root and no division per pair, and no branch, so the CPU loop vectorises (measured 15%
+    faster than k/((r^2+md^2)*max(r,md))); the rare coincident pairs are handled by the
+    caller when the count says there are any.
     """
-    fx = px - px  # a float32 zero
-    fy = fx
-    fz = fx
-    for c in range(res * res * res):
-        m = mass[c]
-        if m > 0:
-            cx = c % res
-            cy = (c // res) % res
-            cz = c // (res * res)
-            # Distance from the point to the cell's box, per axis.
-            lo = ox + cx * cs
-            ex = max(max(lo - px, px - (lo + cs)), fx - fx)
-            lo = oy + cy * cs
-            ey = max(max(lo - py, py - (lo + cs)), fx - fx)
-            lo = oz + cz * cs
-            ez = max(max(lo - pz, pz - (lo + cs)), fx - fx)
-            if ex * ex + ey * ey + ez * ez >= cutoff2:
-                dx = px - comx[c]
-                dy = py - comy[c]
-                dz = pz - comz[c]
-                r2 = dx * dx + dy * dy + dz * dz
-                inv = repel_k * m / ((r2 + soft2) * math.sqrt(r2 + soft2))
-                fx += dx * inv
-                fy += dy * inv
-                fz += dz * inv
-    return fx, fy, fz
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    ax = zero
+    ay = zero
+    az = zero
+    close = zero
+    for t in range(lo, hi):
+        dx = xi - px[t]
+        dy = yi - py[t]
+        dz = zi - pz[t]
+        r2 = dx * dx + dy * dy + dz * dz
+        rinv = one / math.sqrt(r2 + soft2)
+        inv = repel_k * rinv * rinv * rinv
+        inv = inv if r2 < cut2 else zero
+        ax += dx * inv
+        ay += dy * inv
+        az += dz * inv
+        close += one if r2 < soft2 else zero
+    return ax, ay, az, close
+
+
+def far_sums(px, py, pz, cx, cy, cz, kf, nq, qx, qy, qz, mass, comx, comy, comz, repel_k, soft2):
+    """Far field on the point ``p`` of fine cell ``c``: the softened repulsion of every coarse
+    cell that lies wholly outside the 3x3x3 fine cells around ``c``, as its mass at its centre
+    of mass.
+
+    Coarse cell ``q`` is the block of ``kf^3`` fine cells starting at fine cell
+    ``(qx[q], qy[q], qz[q])``. The 27 near cells are summed pair by pair; every other fine
+    cell belongs to exactly one coarse cell, so the near and far fields neither overlap nor
+    leave a gap (except the coarse cells that straddle the near block, whose share beyond it
+    is left out: at most ``(2 kf)^3 - 27`` fine cells around the node). Compares joined by
+    ``|`` and a select instead of branches (an empty cell has mass 0 and adds 0), so the CPU
+    loop vectorises.
+    """
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    ax = zero
+    ay = zero
+    az = zero
+    for q in range(nq):
+        out = (
+            (qx[q] > cx + 1) | (qx[q] + kf < cx)
+            | (qy[q] > cy + 1) | (qy[q] + kf < cy)
+            | (qz[q] > cz + 1) | (qz[q] + kf < cz)
+        )
+        dx = px - comx[q]
+        dy = py - comy[q]
+        dz = pz - comz[q]
+        rinv = one / math.sqrt(dx * dx + dy * dy + dz * dz + soft2)
+        inv = repel_k * mass[q] * rinv * rinv * rinv
+        inv = inv if out else zero
+        ax += dx * inv
+        ay += dy * inv
+        az += dz * inv
+    return ax, ay, az
 
 
 def integrate_node(

@@ -151,7 +151,7 @@ ACTORS: dict[str, dict[str, tuple[Parser, Any]]] = {
         "call_timeout_s": (_float(0.1), 10.0),
         "handshake_timeout_s": (_float(0.1), 5.0),
         "state_dir": (_str, ".hive-state/mcp"),
-        "recycle_after_calls": (_int(10), 500),
+        "maintain_every_calls": (_int(10), 50),
     },
     "hive_mind": {
         "backend": (_choice("local", "docker"), "local"),

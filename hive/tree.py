@@ -47,7 +47,7 @@ def build_root(config: Config) -> SupervisorSpec:
             command=tuple(mcp["command"]), pool_size=mcp["pool_size"],
             poll_interval_s=mcp["poll_interval_s"], call_timeout_s=mcp["call_timeout_s"],
             handshake_timeout_s=mcp["handshake_timeout_s"], state_dir=mcp["state_dir"],
-            recycle_after_calls=mcp["recycle_after_calls"],
+            maintain_every_calls=mcp["maintain_every_calls"],
         )
         children.append(_worker("mcp", McpActor, settings_mcp, mcp))
     hive = config.actor("hive_mind")

@@ -3,6 +3,7 @@ killed mid-call (clear error, breaker open, recovery), recycling without losing 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -12,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from actors.fault import BreakerSettings
+from actors.fault import BreakerOpen, BreakerSettings, CircuitBreaker
 from actors.gpu_layout import LayoutActor, LayoutSettings
 from actors.graph import AGENT_FLAG
 from actors.jsonrpc import PeerGone
 from actors.mcp import CallTool, GetAgents, McpActor, McpSettings, RelayRequest
+from actors.mcp_pool import McpPool, NoConnection
+from actors.mcp_servers import MaintenanceFailed, StdioConnector
 from actors.messages import GetGraph, GetSnapshot, StatusQuery
-from actors.mcp_pool import NoConnection
-from actors.fault import BreakerOpen
 from supervisor import Backoff, SupervisionTree, SupervisorSpec, WorkerSpec
 
 
@@ -127,21 +128,52 @@ def test_server_killed_mid_call_breaker_opens_and_telemetry_resumes(
         tree.stop(10)
 
 
-def test_recycling_keeps_agents(claude_flow: list[str], tmp_path: Path) -> None:
-    tree = make_tree(claude_flow, tmp_path / "mcp", pool_size=1, recycle_after_calls=10,
+def test_maintenance_keeps_agents_and_empties_the_receipt_log(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    tree = make_tree(claude_flow, tmp_path / "mcp", pool_size=1, maintain_every_calls=10,
                      poll_interval_s=0.05)
     try:
         mcp = tree.address("root/mcp")
         mcp.ask(CallTool("swarm_init", {"topology": "mesh", "maxAgents": 3}, 0)).result(10)
         agents = {spawn(tree, "analyst", 0)["agentId"], spawn(tree, "coder", 0)["agentId"]}
-        wait_for(lambda: mcp.ask(StatusQuery()).detail["members"][0]["recycles"] >= 2)
-        telemetry = wait_for(lambda: (t := mcp.ask(GetAgents())) and t.polled_at > time.time() - 1 and t)
-        assert {a.id for a in telemetry.agents} == agents
+        wait_for(lambda: mcp.ask(StatusQuery()).detail["members"][0]["maintenances"] >= 3)
+        telemetry = wait_for(lambda: (t := mcp.ask(GetAgents())) and t.polled_at > time.time() - 1
+                             and t)
+        assert {a.id for a in telemetry.agents} == agents and not telemetry.errors
         assert telemetry.swarms and telemetry.swarms[0].topology == "mesh"
-        folders = list((tmp_path / "mcp" / "member-0").glob("gen-*"))
-        assert len(folders) == 1  # old generations are removed
+        policy = json.loads((tmp_path / "mcp" / "member-0" / "gen-1" / ".claude-flow" / "policy"
+                             / "state.json").read_text())
+        assert len(policy["receipts"]) < 40  # emptied every 10 calls, not thousands
     finally:
         tree.stop(10)
+
+
+class FailingMaintenance(StdioConnector):
+    """A real connector whose maintenance fails (fault injection): the pool must recycle."""
+
+    def maintain(self, index: int, conn: Any) -> None:
+        raise MaintenanceFailed("injected")
+
+
+def test_failed_maintenance_recycles_into_a_fresh_folder_without_losing_agents(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    connector = FailingMaintenance([*claude_flow, "mcp", "start"], tmp_path / "mcp")
+    pool = McpPool(connector, 1, CircuitBreaker("t"), Backoff(0.1, 1), maintain_every=5)
+    try:
+        assert pool.ensure() == 1
+        ids = {pool.call_tool("agent_spawn", {"agentType": t}).result(10)["agentId"]
+               for t in ("coder", "tester")}
+        for _ in range(5):
+            pool.call_tool("agent_list", {}).result(10)
+        pool.maintain_due()
+        member = pool.members[0]
+        assert member.recycles == 1 and member.generation == 2
+        listed = pool.call_tool("agent_list", {}).result(10)
+        assert {a["agentId"] for a in listed["agents"]} == ids
+        gens = sorted(p.name for p in (tmp_path / "mcp" / "member-0").glob("gen-*"))
+        assert gens == ["gen-2"]  # the old generation's folder is gone
+    finally:
+        pool.close()
 
 
 def test_actor_restart_keeps_agent_node_ids(tree: SupervisionTree) -> None:
