@@ -146,7 +146,7 @@ class StdioConnector:
         folder.mkdir(parents=True, exist_ok=True)
         for name in STALE_LOCKS:
             (folder / name).unlink(missing_ok=True)
-        channel = ProcessChannel(self.command, cwd=folder,
+        channel = ProcessChannel(self.command, cwd=folder, env={"CLAUDE_FLOW_AUTO_UPDATE": "false"},
                                  stderr_path=folder.parent / "server.log")
         conn = JsonRpcConnection(channel, f"mcp-{index}")
         conn.start()

@@ -34,10 +34,14 @@ MAX_TASK_CHARS = 10_000
 PRIORITIES = ("low", "medium", "high")
 CLI_PRIORITY = {"low": "low", "medium": "normal", "high": "high"}  # claude-flow's words
 STATUSES = ("spawning", "active", "paused", "completing", "completed", "failed", "unknown")
+# The API's strategies and the topologies claude-flow's hive-mind accepts
+# (hierarchical, mesh, hierarchical-mesh, adaptive).
 STRATEGY_TOPOLOGY = {
-    "hierarchical": "hierarchical", "mesh": "mesh", "ring": "ring", "star": "star",
-    "adaptive": "hierarchical-mesh", "balanced": "hierarchical-mesh",
+    "hierarchical": "hierarchical", "mesh": "mesh", "ring": "mesh", "star": "hierarchical",
+    "adaptive": "adaptive", "balanced": "hierarchical-mesh",
 }
+# The CLI's environment: no colour codes in what we parse, no update checks writing to $HOME.
+QUIET_CLI_ENV = {"NO_COLOR": "1", "CLAUDE_FLOW_AUTO_UPDATE": "false"}
 _SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -158,7 +162,7 @@ class Runner(Protocol):
 
 class LocalRunner:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        self.env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        self.env = {**os.environ, **QUIET_CLI_ENV, **(env or {})}
 
     def run(self, argv: Sequence[str], cwd: str, timeout: float) -> Result:
         try:
@@ -223,7 +227,7 @@ class DockerRunner:
         container = self._container()
         try:
             code, (out, err) = container.exec_run(list(argv), workdir=cwd or None, demux=True,
-                                                  environment={"NO_COLOR": "1"})
+                                                  environment=QUIET_CLI_ENV)
         except Exception as exc:  # noqa: BLE001 - the engine failed mid-call
             raise BackendError(f"docker exec failed: {exc}") from None
         return Result(int(code if code is not None else -1), (out or b"").decode(errors="replace"),
