@@ -20,12 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "process-test-token"
 
 
-def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The daemon on its embedded defaults (every actor, real claude-flow), its runtime state
+    in ``cwd``."""
     return subprocess.Popen(
         [sys.executable, "-m", "hive", "--port", "0", "--log-format", "json",
          "--admin-token", TOKEN, *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, **(env or {})},
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
 
 
@@ -68,7 +70,7 @@ def test_help_explains_the_options() -> None:
 def test_config_error_exits_2_naming_the_key(tmp_path: Path, procs: list) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[server]\nport = 80\nbogus = 1\n")
-    proc = spawn("--config", str(bad))
+    proc = spawn("--config", str(bad), cwd=tmp_path)
     procs.append(proc)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
@@ -76,15 +78,21 @@ def test_config_error_exits_2_naming_the_key(tmp_path: Path, procs: list) -> Non
     assert "Traceback" not in out
 
 
-async def test_sigterm_closes_websockets_with_1001_and_exits_0(procs: list) -> None:
-    proc = spawn()
+async def test_sigterm_closes_websockets_with_1001_and_exits_0(
+        procs: list, tmp_path: Path, claude_flow: list[str]) -> None:
+    proc = spawn(cwd=tmp_path)
     procs.append(proc)
     loop = asyncio.get_running_loop()
     ready = await loop.run_in_executor(None, read_until, proc, "daemon.ready")
     url = f"http://127.0.0.1:{ready['port']}"
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{url}/api/health") as r:
+        async with session.get(f"{url}/api/health?refresh=true") as r:
             assert r.status == 200
+            health = await r.json()
+        # the embedded defaults run every actor, with real claude-flow servers
+        assert [a["name"] for a in health["actors"]["actors"]] == [
+            "root", "gpu_layout", "mcp", "hive_mind", "health"]
+        assert health["mcp_health"] == "connected"
         ws = await session.ws_connect(url.replace("http", "ws") + "/wss")
         await ws.receive(timeout=5)  # connection_established
         started = time.monotonic()
@@ -99,7 +107,7 @@ async def test_sigterm_closes_websockets_with_1001_and_exits_0(procs: list) -> N
 async def test_root_intensity_exceeded_exits_non_zero(tmp_path: Path, procs: list) -> None:
     config = tmp_path / "strict.toml"
     config.write_text("[supervisor]\nmax_restarts = 1\nwithin_seconds = 60\n")
-    proc = spawn("--config", str(config))
+    proc = spawn("--config", str(config), cwd=tmp_path)
     procs.append(proc)
     loop = asyncio.get_running_loop()
     ready = await loop.run_in_executor(None, read_until, proc, "daemon.ready")

@@ -103,7 +103,7 @@ def test_engine_failures_retry_then_open_the_breaker(engine: PodmanService) -> N
         hive = tree.address("root/hive_mind")
         engine.client.containers.get(CONTAINER).remove(force=True)
         started = time.monotonic()
-        with pytest.raises(BackendUnavailable, match="not found.*after 3 attempts"):
+        with pytest.raises(BackendUnavailable, match=r"not found.*after 3 attempts"):
             hive.ask(SpawnSwarm(SpawnRequest("x")), timeout=60)
         assert time.monotonic() - started >= 0.1  # two pauses between three attempts
         with pytest.raises(BackendUnavailable, match="breaker is open"):
