@@ -76,6 +76,19 @@ class _Memory:
     frame: PositionFrame | None
 
 
+def _warm_up(params: SimParams, backend: str) -> None:
+    """Compile the kernels now, during start-up, rather than inside the first step a caller
+    waits for: seconds on a fresh checkout (Numba's cache makes later starts fast)."""
+    started = time.perf_counter()
+    engine = LayoutEngine(params, backend=backend)
+    engine.set_graph(np.arange(3, dtype=np.int64), np.array([0, 1], dtype=np.int64),
+                     np.array([1, 2], dtype=np.int64))
+    engine.step(1)
+    took = time.perf_counter() - started
+    if took > 1.0:
+        log.info("layout.compiled", backend=engine.backend_name, took_s=round(took, 1))
+
+
 class LayoutActor(pykka.ThreadingActor):
     supervision: ChildContext  # set by the supervisor before the actor starts
 
@@ -100,6 +113,7 @@ class LayoutActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         params = SimParams(**dict(self.settings.params))
+        _warm_up(params, self.settings.backend)
         self._engine = LayoutEngine(params, backend=self.settings.backend)
         memory: _Memory | None = self.supervision.kept()
         if memory is not None:

@@ -18,7 +18,9 @@ from hive.config import Config
 from supervisor import Backoff, SupervisorSpec, WorkerSpec
 
 
-def _worker(name: str, actor: type, settings: Any, cfg: Mapping[str, Any]) -> WorkerSpec:
+def _worker(
+    name: str, actor: type, settings: Any, cfg: Mapping[str, Any], start_timeout: float = 30.0
+) -> WorkerSpec:
     backoff = None
     if cfg["backoff_min"] is not None or cfg["backoff_max"] is not None:
         lo = cfg["backoff_min"] if cfg["backoff_min"] is not None else 1.0
@@ -27,6 +29,7 @@ def _worker(name: str, actor: type, settings: Any, cfg: Mapping[str, Any]) -> Wo
     return WorkerSpec(
         name, actor, args=(settings,), restart=cfg["restart"],
         max_restarts=cfg["max_restarts"], within_seconds=cfg["within_seconds"], backoff=backoff,
+        start_timeout=start_timeout,
     )
 
 
@@ -39,7 +42,8 @@ def build_root(config: Config) -> SupervisorSpec:
             backend=layout["backend"], steps_per_tick=layout["steps_per_tick"],
             settle_energy=layout["settle_energy"], params=layout["params"],
         )
-        children.append(_worker("gpu_layout", LayoutActor, settings, layout))
+        # the first start on a fresh checkout compiles the kernels (seconds to a minute)
+        children.append(_worker("gpu_layout", LayoutActor, settings, layout, start_timeout=300.0))
     mcp = config.actor("mcp")
     if mcp["enabled"]:
         settings_mcp = McpSettings(

@@ -52,7 +52,8 @@ def make_tree(claude_flow: list[str], state: Path, **overrides: Any) -> Supervis
     options: dict[str, Any] = {"pool_size": 2, "poll_interval_s": 0.2, **overrides}
     settings = McpSettings(command=(*claude_flow, "mcp", "start"), state_dir=str(state), **options)
     tree = SupervisionTree(SupervisorSpec("root", (
-        WorkerSpec("gpu_layout", LayoutActor, args=(LayoutSettings(backend="cpu", tick_hz=20),)),
+        WorkerSpec("gpu_layout", LayoutActor, args=(LayoutSettings(backend="cpu", tick_hz=20),),
+                   start_timeout=300),
         WorkerSpec("mcp", McpActor, args=(settings,)),
     ), max_restarts=10))
     tree.start()
