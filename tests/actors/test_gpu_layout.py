@@ -30,8 +30,8 @@ from supervisor import SupervisionTree, SupervisorSpec, WorkerSpec
 def tree() -> Any:
     # a slow tick so that tests drive steps themselves
     settings = LayoutSettings(tick_hz=2.0, min_tick_hz=1.0, backend="cpu")
-    t = SupervisionTree(SupervisorSpec("root", (WorkerSpec("layout", LayoutActor, args=(settings,), start_timeout=300),),
-                                       max_restarts=10))
+    spec = WorkerSpec("layout", LayoutActor, args=(settings,), start_timeout=300)
+    t = SupervisionTree(SupervisorSpec("root", (spec,), max_restarts=10))
     t.start()
     yield t
     t.stop(5)
@@ -114,7 +114,8 @@ def test_crash_and_restart_keeps_graph_and_positions(tree: SupervisionTree) -> N
 
 def test_ticks_publish_on_their_own() -> None:
     settings = LayoutSettings(tick_hz=50.0, min_tick_hz=5.0, backend="cpu")
-    t = SupervisionTree(SupervisorSpec("root", (WorkerSpec("layout", LayoutActor, args=(settings,), start_timeout=300),)))
+    spec = WorkerSpec("layout", LayoutActor, args=(settings,), start_timeout=300)
+    t = SupervisionTree(SupervisorSpec("root", (spec,)))
     t.start()
     try:
         frames: queue.Queue[PositionFrame] = queue.Queue()
