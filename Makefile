@@ -23,8 +23,9 @@ $(STAMP): setup.cfg pyproject.toml
 agents:  ## install claude-flow, the real MCP server and hive-mind CLI, into .agents/ (minutes once)
 	bash scripts/install-agents.sh
 
-peers: agents  ## everything the tests talk to: claude-flow, podman (Debian packages, needs root)
+peers: agents  ## everything the tests talk to: claude-flow, podman, espeak-ng and sox (Debian, needs root)
 	bash scripts/install-podman.sh
+	bash scripts/install-speech.sh
 
 run: $(STAMP)  ## start the daemon on embedded defaults
 	@bash scripts/install-agents.sh || echo "make run: claude-flow could not be installed; the daemon starts anyway and reports the MCP and hive-mind actors as degraded (see README)"

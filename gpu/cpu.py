@@ -27,15 +27,23 @@ _spring_node = njit(fastmath=True, cache=True, inline="always")(physics.spring_n
 # 2.3-3.0 ns/pair against 0.4 ns/pair inlined, one thread).
 _pair_sums = njit(fastmath=True, cache=True, inline="always")(physics.pair_sums)
 _far_sums = njit(fastmath=True, cache=True, inline="always")(physics.far_sums)
-_integrate_node = njit(fastmath=True, cache=True)(physics.integrate_node)
+_integrate_node = njit(fastmath=True, cache=True, inline="always")(physics.integrate_node)
 _schedule = njit(cache=True)(schedule)
 
 # "No cutoff" without an infinity: fastmath lets LLVM assume no infinities.
 NO_CUTOFF2 = np.float32(3.0e38)
 
-# Positions per thread that forces_grid copies a cell's 27-cell neighbourhood into (x, y, z:
-# 24 KiB, within L1). Typical neighbourhoods hold ~100 nodes; larger ones are summed in place.
-SCRATCH_NODES = 2048
+# Positions per thread that forces_grid copies the 9 rows of cells around a row into (x, y, z:
+# 96 KiB; the ~100 nodes of the neighbourhood in use stay in L1). A row of the N=100k bench
+# graph needs up to ~1,500; a row needing more is summed in place.
+ROW_NODES = 8192
+# Grid cells per axis (x) that the per-thread column index of forces_grid holds.
+ROW_COLS = 4096
+# Lanes the near-field block loop is padded to (a multiple of the vector width).
+ROW_PAD = 16
+# Node chunks (each with its own histogram of n + 1 int32) that build_grid sorts in parallel:
+# at most this many, to bound the memory on many-core machines.
+BUILD_CHUNKS = 4
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -112,68 +120,134 @@ def coincident_sums(i, xi, yi, zi, sx, sy, sz, perm, cell_start, cx, cy, cz, gdx
     return ax, ay, az
 
 
+@njit(fastmath=True, cache=True, inline="always")
+def _block_sums(xi, yi, zi, px, py, pz, m, m_pad, k, soft2, cut2):
+    """``physics.pair_sums`` over ``p[0:m]``, run over ``m_pad`` (a multiple of ROW_PAD) lanes
+    with lanes ``t >= m`` masked to zero: the trip count is a whole number of vectors, so no
+    scalar remainder loop runs (it cost as much as the vector part for ~100-node blocks)."""
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    ax = zero
+    ay = zero
+    az = zero
+    close = zero
+    for t in range(m_pad):
+        dx = xi - px[t]
+        dy = yi - py[t]
+        dz = zi - pz[t]
+        r2 = dx * dx + dy * dy + dz * dz
+        rinv = one / math.sqrt(r2 + soft2)
+        inv = k * rinv * rinv * rinv
+        ok = t < m
+        inv = inv if (r2 < cut2) & ok else zero
+        ax += dx * inv
+        ay += dy * inv
+        az += dz * inv
+        close += one if (r2 < soft2) & ok else zero
+    return ax, ay, az, close
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def forces_grid(
-    n, x, y, z, off, nbr, w, fx, fy, fz, k, md, cut2, spring_k, rest, grav,
-    sx, sy, sz, perm, cell_start, gdx, gdy, gdz, ffx, ffy, ffz, far, scratch,
+    n, fx, fy, fz, k, md, cut2, sx, sy, sz, perm, cell_start, gdx, gdy, gdz,
+    ffx, ffy, ffz, far, buf, cols,
 ):
-    """Near field (pairs in the 27 cells around a node's cell, closer than sqrt(cut2)), plus
-    the far field of the node's cell (when ``far``), springs and gravity.
+    """Near field (pairs in the 27 cells around a node's cell, closer than sqrt(cut2)) plus
+    the far field of the node's cell (when ``far``) into fx/fy/fz at the node's own index.
+    Springs and gravity are added by ``springs_gravity``.
 
-    One cell at a time: the sorted positions of its 27-cell neighbourhood (9 runs of 3
-    contiguous cells) are copied into this thread's ``scratch`` once, then every node of the
-    cell sums over that one contiguous block. The runs are only ~3 cells x ~4 nodes long, too
-    short to vectorise; the block of ~100 is not (measured 1.9x faster at N=100k). A
-    neighbourhood larger than the scratch falls back to summing the runs in place.
-    Forces land at the node's own index; rows of cells are shared out between threads.
+    One x-row of cells (fixed cy, cz) at a time, rows shared out between threads. The sorted
+    positions of the 9 rows around it are copied into this thread's ``buf`` column by column
+    (cx-major: the 9 cells at x = cx, then x = cx + 1, ...), so the 27-cell neighbourhood of
+    cell cx is one contiguous range, ``cols[cx - 1]`` to ``cols[cx + 2]``, and each node
+    is copied 9 times per step instead of 27 (one copy per neighbourhood). Each node of the
+    row's cells then sums over its range in one branch-free vectorised loop (``_block_sums``).
+    The ranges are handed over as slices starting at 0: with a variable start index LLVM's
+    vectorised loop ran at 1.8 ns/pair, from 0 at 0.5 ns/pair. A row whose neighbourhood
+    outgrows ``buf`` (or a grid wider than ``cols``) sums the 9 runs of 3 contiguous cells of
+    each neighbourhood in place instead.
     """
     md2 = md * md
     coincident_mag = k / (md2 + md2)
     half = np.float32(1.5)
-    cap = scratch.shape[2]
+    zero = np.float32(0.0)
+    cap = buf.shape[2] - ROW_PAD - 4
     for row in prange(gdy * gdz):
-        bx = scratch[numba.get_thread_id(), 0]
-        by = scratch[numba.get_thread_id(), 1]
-        bz = scratch[numba.get_thread_id(), 2]
+        r0 = gdx * row
+        if cell_start[r0] == cell_start[r0 + gdx]:
+            continue
+        tid = numba.get_thread_id()
+        bx = buf[tid, 0]
+        by = buf[tid, 1]
+        bz = buf[tid, 2]
+        col = cols[tid]
         cy = row % gdy
         cz = row // gdy
+        zlo = max(cz - 1, 0)
+        zhi = min(cz + 2, gdz)
+        ylo = max(cy - 1, 0)
+        yhi = min(cy + 2, gdy)
+        m = 0
+        for qz in range(zlo, zhi):
+            for qy in range(ylo, yhi):
+                r = gdx * (qy + gdy * qz)
+                m += cell_start[r + gdx] - cell_start[r]
+        buffered = m <= cap and gdx < col.shape[0]
+        if buffered:
+            m = 0
+            for cx in range(gdx):
+                col[cx] = m
+                for qz in range(zlo, zhi):
+                    for qy in range(ylo, yhi):
+                        c = cx + gdx * (qy + gdy * qz)
+                        t0 = cell_start[c]
+                        cnt = cell_start[c + 1] - t0
+                        # Whole chunks of 4 (sx has 4 slots of slack; the lanes past cnt are
+                        # overwritten by the next cell or the zeroed padding below).
+                        for u0 in range(0, cnt, 4):
+                            for u in range(u0, u0 + 4):
+                                bx[m + u] = sx[t0 + u]
+                                by[m + u] = sy[t0 + u]
+                                bz[m + u] = sz[t0 + u]
+                        m += cnt
+            col[gdx] = m
+            for t in range(m, m + ROW_PAD):  # finite values in the masked lanes
+                bx[t] = zero
+                by[t] = zero
+                bz[t] = zero
         for cx in range(gdx):
-            c = cx + gdx * row
+            c = cx + r0
             if cell_start[c] == cell_start[c + 1]:
                 continue
-            m = 0
-            for qz in range(max(cz - 1, 0), min(cz + 2, gdz)):
-                for qy in range(max(cy - 1, 0), min(cy + 2, gdy)):
-                    r = gdx * (qy + gdy * qz)
-                    m += cell_start[r + min(cx + 2, gdx)] - cell_start[r + max(cx - 1, 0)]
-            if m <= cap:
-                m = 0
-                for qz in range(max(cz - 1, 0), min(cz + 2, gdz)):
-                    for qy in range(max(cy - 1, 0), min(cy + 2, gdy)):
-                        r = gdx * (qy + gdy * qz)
-                        for t in range(cell_start[r + max(cx - 1, 0)], cell_start[r + min(cx + 2, gdx)]):
-                            bx[m] = sx[t]
-                            by[m] = sy[t]
-                            bz[m] = sz[t]
-                            m += 1
+            lo = 0
+            cnt = 0
+            cnt_pad = 0
+            if buffered:
+                lo = col[max(cx - 1, 0)]
+                cnt = col[min(cx + 2, gdx)] - lo
+                cnt_pad = (cnt + ROW_PAD - 1) // ROW_PAD * ROW_PAD
             for s in range(cell_start[c], cell_start[c + 1]):
                 i = perm[s]
                 xi = sx[s]
                 yi = sy[s]
                 zi = sz[s]
-                if m <= cap:
-                    ax, ay, az, close = _pair_sums(xi, yi, zi, bx, by, bz, 0, m, k, md2, cut2)
+                if buffered:
+                    ax, ay, az, close = _block_sums(
+                        xi, yi, zi, bx[lo:lo + cnt_pad], by[lo:lo + cnt_pad],
+                        bz[lo:lo + cnt_pad], cnt, cnt_pad, k, md2, cut2,
+                    )
                 else:
-                    ax = xi - xi
-                    ay = ax
-                    az = ax
-                    close = ax
-                    for qz in range(max(cz - 1, 0), min(cz + 2, gdz)):
-                        for qy in range(max(cy - 1, 0), min(cy + 2, gdy)):
+                    ax = zero
+                    ay = zero
+                    az = zero
+                    close = zero
+                    for qz in range(zlo, zhi):
+                        for qy in range(ylo, yhi):
                             r = gdx * (qy + gdy * qz)
+                            a = cell_start[r + max(cx - 1, 0)]
+                            b = cell_start[r + min(cx + 2, gdx)]
                             gx, gy, gz, gc = _pair_sums(
-                                xi, yi, zi, sx, sy, sz, cell_start[r + max(cx - 1, 0)],
-                                cell_start[r + min(cx + 2, gdx)], k, md2, cut2,
+                                xi, yi, zi, sx[a:b], sy[a:b], sz[a:b], 0, b - a, k, md2, cut2,
                             )
                             ax += gx
                             ay += gy
@@ -191,10 +265,21 @@ def forces_grid(
                     ax += ffx[c]
                     ay += ffy[c]
                     az += ffz[c]
-                px, py, pz = _spring_node(i, x, y, z, off, nbr, w, spring_k, rest)
-                fx[i] = ax + px - grav * xi
-                fy[i] = ay + py - grav * yi
-                fz[i] = az + pz - grav * zi
+                fx[i] = ax
+                fy[i] = ay
+                fz[i] = az
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def springs_gravity(n, x, y, z, off, nbr, w, fx, fy, fz, spring_k, rest, grav):
+    """Add springs and centre gravity to fx/fy/fz, in node order: the CSR rows are read
+    sequentially and only the neighbours' positions are gathered (inside the sorted-order
+    near-field loop the same sum cost 6 ms at N=100k, here 2.5 ms)."""
+    for i in prange(n):
+        px, py, pz = _spring_node(i, x, y, z, off, nbr, w, spring_k, rest)
+        fx[i] += px - grav * x[i]
+        fy[i] += py - grav * y[i]
+        fz[i] += pz - grav * z[i]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -241,8 +326,8 @@ def integrate(
 @njit(fastmath=True, cache=True)
 def run_steps(
     n_steps, it0, n, x, y, z, vx, vy, vz, fx, fy, fz, pinned, off, nbr, w, p, use_grid,
-    max_cells, res, cell_start, cursor, sx, sy, sz, perm, mass, comx, comy, comz,
-    qx, qy, qz, ffx, ffy, ffz, scratch,
+    max_cells, res, cell_start, hist, keys, bbox, sx, sy, sz, perm, mass, comx, comy, comz,
+    qx, qy, qz, ffx, ffy, ffz, buf, cols,
 ):
     """Run ``n_steps`` steps starting at iteration ``it0``; return the final kinetic energy.
 
@@ -264,16 +349,17 @@ def run_steps(
         if use_grid:
             inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq = build_grid(
                 n, x, y, z, max(cell, p[9]), max_cells, res,
-                cell_start, cursor, sx, sy, sz, perm, mass, comx, comy, comz, qx, qy, qz,
+                cell_start, hist, keys, bbox, sx, sy, sz, perm, mass, comx, comy, comz, qx, qy, qz,
             )
             far_field_cells(
                 cell_start, inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq, qx, qy, qz,
                 mass, comx, comy, comz, k, md, ffx, ffy, ffz,
             )
             forces_grid(
-                n, x, y, z, off, nbr, w, fx, fy, fz, k, md, NO_CUTOFF2, spring_k, rest, grav,
-                sx, sy, sz, perm, cell_start, gdx, gdy, gdz, ffx, ffy, ffz, True, scratch,
+                n, fx, fy, fz, k, md, NO_CUTOFF2, sx, sy, sz, perm, cell_start, gdx, gdy, gdz,
+                ffx, ffy, ffz, True, buf, cols,
             )
+            springs_gravity(n, x, y, z, off, nbr, w, fx, fy, fz, spring_k, rest, grav)
         else:
             forces_exact(
                 n, x, y, z, off, nbr, w, fx, fy, fz, k, md, NO_CUTOFF2, spring_k, rest, grav
@@ -291,13 +377,16 @@ class CpuBackend:
     name = "cpu"
 
     def __init__(self) -> None:
+        threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
+        self.chunks = min(threads, BUILD_CHUNKS)
+        self.bbox = np.zeros((self.chunks, 6), np.float32)
         self.buffers = BufferSet()
         self.n = 0
         self.n_entries = 0
         self._ensure(0, 0)
         # One block per thread that a parallel loop may run on (numba.get_thread_id()).
-        threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
-        self.scratch = np.zeros((threads, 3, SCRATCH_NODES), np.float32)
+        self.row_buf = np.zeros((threads, 3, ROW_NODES + ROW_PAD + 4), np.float32)
+        self.row_cols = np.zeros((threads, ROW_COLS + 1), np.int32)
 
     @property
     def capacity(self) -> int:
@@ -305,18 +394,28 @@ class CpuBackend:
 
     def _ensure(self, n: int, entries: int) -> None:
         b = self.buffers
-        for name in ("x", "y", "z", "vx", "vy", "vz", "fx", "fy", "fz", "sx", "sy", "sz"):
+        for name in ("x", "y", "z", "vx", "vy", "vz", "fx", "fy", "fz"):
             b.ensure(name, n, np.float32)
+        for name in ("sx", "sy", "sz"):  # + slack: forces_grid copies whole chunks of 4
+            b.ensure(name, n + 4, np.float32)
         b.ensure("pinned", n, np.uint8)
         b.ensure("perm", n, np.int32)
         b.ensure("off", n + 1, np.int32)
         # One grid cell per node at most (the cell grows past that): bounded memory.
         b.ensure("cell_start", n + 1, np.int32)
-        b.ensure("cursor", n + 1, np.int32)
+        b.ensure("keys", n, np.int32)
+        # One cell histogram per build_grid chunk, as rows of cell_start's length.
+        b.ensure("hist", self.chunks * b["cell_start"].shape[0], np.int32)
         for name in ("ffx", "ffy", "ffz"):
             b.ensure(name, n + 1, np.float32)
         b.ensure("nbr", entries, np.int32)
         b.ensure("w", entries, np.float32)
+
+    def _sort_bufs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """build_grid's per-chunk histograms (a view of the "hist" buffer), keys and bounds."""
+        b = self.buffers
+        row = b["cell_start"].shape[0]
+        return b["hist"][: self.chunks * row].reshape(self.chunks, row), b["keys"], self.bbox
 
     def _ensure_coarse(self, res: int) -> None:
         for name in ("mass", "comx", "comy", "comz"):
@@ -388,9 +487,9 @@ class CpuBackend:
         try:
             ke = run_steps(  # type: ignore[call-arg]  # the stub's Dispatcher.__call__ is too narrow
                 n_steps, iteration, *self._args(), self._param_vector(params), use_grid,
-                b["cell_start"].shape[0] - 1, params.far_field_resolution, b["cell_start"], b["cursor"],
+                b["cell_start"].shape[0] - 1, params.far_field_resolution, b["cell_start"], *self._sort_bufs(),
                 b["sx"], b["sy"], b["sz"], b["perm"], b["mass"], b["comx"], b["comy"], b["comz"],
-                b["qx"], b["qy"], b["qz"], b["ffx"], b["ffy"], b["ffz"], self.scratch,
+                b["qx"], b["qy"], b["qz"], b["ffx"], b["ffy"], b["ffz"], self.row_buf, self.row_cols,
             )
         finally:
             numba.set_num_threads(threads)
@@ -423,7 +522,7 @@ class CpuBackend:
             geo = build_grid(
                 n, x, y, z, max(params.grid_cell_size, params.repulsion_cutoff),
                 b["cell_start"].shape[0] - 1,
-                res, b["cell_start"], b["cursor"], b["sx"], b["sy"], b["sz"], b["perm"],
+                res, b["cell_start"], *self._sort_bufs(), b["sx"], b["sy"], b["sz"], b["perm"],
                 b["mass"], b["comx"], b["comy"], b["comz"], b["qx"], b["qy"], b["qz"],
             )
             # Back in Python the float32 geometry came back as float64: cast it again so the
@@ -437,14 +536,14 @@ class CpuBackend:
                 b["ffx"], b["ffy"], b["ffz"],
             )
             forces_grid(
-                n, x, y, z, off, nbr, w, fx, fy, fz, *common,
-                NO_CUTOFF2 if mode == "grid" else cut2, *tail,
+                n, fx, fy, fz, *common, NO_CUTOFF2 if mode == "grid" else cut2,
                 b["sx"], b["sy"], b["sz"], b["perm"], b["cell_start"], gdx, gdy, gdz,
-                b["ffx"], b["ffy"], b["ffz"], mode == "grid", self.scratch,
+                b["ffx"], b["ffy"], b["ffz"], mode == "grid", self.row_buf, self.row_cols,
             )
+            springs_gravity(n, x, y, z, off, nbr, w, fx, fy, fz, *tail)
         else:
             raise ValueError(f"unknown force mode {mode!r}")
         return np.stack([fx[:n], fy[:n], fz[:n]], axis=1).copy()
 
     def nbytes(self) -> int:
-        return self.buffers.nbytes() + self.scratch.nbytes
+        return self.buffers.nbytes() + self.row_buf.nbytes + self.row_cols.nbytes

@@ -87,7 +87,7 @@ def assemble(
     """The web app over a started tree: services, the frame hub fed by the layout, routes."""
     metrics = Metrics(tree)
     hub = FrameHub(on_sent=metrics.frames, on_dropped=metrics.frames_dropped.inc)
-    services = Services(tree, config.server, token, hub, metrics)
+    services = Services(tree, config.server, token, hub, metrics, config.actors)
     if services.has("gpu_layout"):
         services.address("gpu_layout").tell(Subscribe("wss", hub.threadsafe_publisher(loop)))
     return build_app(services)

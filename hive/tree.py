@@ -1,8 +1,7 @@
 """Build the root supervisor's spec from the configuration.
 
 The root's direct children, in start order: ``gpu_layout``, ``mcp``, ``hive_mind``, ``speech``,
-``health``. An actor with ``enabled = false`` is left out; speech is not built yet (its section
-is accepted all the same).
+``health``. An actor with ``enabled = false`` is left out.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from actors.gpu_layout import LayoutActor, LayoutSettings
 from actors.health import HealthActor, HealthSettings
 from actors.hive_mind import HiveMindActor, HiveMindSettings
 from actors.mcp import McpActor, McpSettings
+from actors.speech.factory import SpeechSettings
+from actors.speech_actor import SpeechActor, SpeechActorSettings
 from hive.config import Config
 from supervisor import Backoff, SupervisorSpec, WorkerSpec
 
@@ -64,6 +65,14 @@ def build_root(config: Config) -> SupervisorSpec:
             mcp="mcp" if mcp["enabled"] else "",
         )
         children.append(_worker("hive_mind", HiveMindActor, settings_hive, hive))
+    speech = config.actor("speech")
+    if speech["enabled"]:
+        settings_speech = SpeechActorSettings(
+            engines=SpeechSettings.from_mapping(speech), workers=speech["workers"],
+            max_text_chars=speech["max_text_chars"],
+            hive_mind="hive_mind" if hive["enabled"] else "", mcp="mcp" if mcp["enabled"] else "",
+        )
+        children.append(_worker("speech", SpeechActor, settings_speech, speech, start_timeout=120.0))
     health = config.actor("health")
     if health["enabled"]:
         children.append(

@@ -20,9 +20,10 @@ from supervisor import SupervisionTree
 from transport.app import SERVICES, Services
 
 TOKEN = "test-admin-token"
-# The front-end tests run without the agents' planes (they have tests of their own, with
-# real peers): no claude-flow processes for every app started here.
-WITHOUT_AGENTS = "[actors.mcp]\nenabled = false\n[actors.hive_mind]\nenabled = false\n"
+# The front-end tests run without the agents' planes and speech (they have tests of their own,
+# with real peers): no claude-flow processes or speech decoders for every app started here.
+WITHOUT_AGENTS = ("[actors.mcp]\nenabled = false\n[actors.hive_mind]\nenabled = false\n"
+                  "[actors.speech]\nenabled = false\n")
 
 
 @dataclass

@@ -91,7 +91,7 @@ async def test_sigterm_closes_websockets_with_1001_and_exits_0(
             health = await r.json()
         # the embedded defaults run every actor, with real claude-flow servers
         assert [a["name"] for a in health["actors"]["actors"]] == [
-            "root", "gpu_layout", "mcp", "hive_mind", "health"]
+            "root", "gpu_layout", "mcp", "hive_mind", "speech", "health"]
         assert health["mcp_health"] == "connected"
         ws = await session.ws_connect(url.replace("http", "ws") + "/wss")
         await ws.receive(timeout=5)  # connection_established

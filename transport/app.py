@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ class Services:
     admin_token: str
     hub: FrameHub
     metrics: Metrics
+    actors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [actors.*] settings
     websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
     started_at: float = field(default_factory=time.monotonic)
 
@@ -85,6 +87,7 @@ def build_app(services: Services) -> web.Application:
         mcp_relay,
         metrics_route,
         positions,
+        speech_ws,
     )
 
     app = web.Application(
@@ -98,6 +101,7 @@ def build_app(services: Services) -> web.Application:
     admin.add_routes(app)
     mcp_relay.add_routes(app)
     agents_routes.add_routes(app)
+    speech_ws.add_routes(app)
     app.on_startup.append(_start_loop_monitor)
     app.on_shutdown.append(_close_websockets)
     return app

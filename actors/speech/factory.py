@@ -1,0 +1,70 @@
+"""Build the configured engines from the ``[actors.speech]`` keys.
+
+The offline engines are always built (they are the fallbacks); an HTTP engine is wrapped in
+its fallback; ``faster-whisper`` is local, so it stands alone and a missing package or model
+folder fails start-up with a message saying what to install or configure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from actors.speech.errors import SpeechError
+from actors.speech.resilient import FallbackStt, FallbackTts, RetryPolicy
+from actors.speech.stt import FasterWhisperStt, HttpWhisperStt, PocketSphinxStt, SpeechToText
+from actors.speech.tts import EspeakTts, HttpTts, TextToSpeech
+
+__all__ = ["SpeechSettings", "build_stt", "build_tts"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechSettings:
+    """The speech section's keys (docs/speech.md); unknown keys are the config loader's job."""
+
+    stt: str = "pocketsphinx"  # pocketsphinx | http | faster-whisper
+    tts: str = "espeak-ng"  # espeak-ng | http
+    stt_url: str = ""
+    tts_url: str = ""
+    stt_model: str = "whisper-1"
+    tts_model: str = "kokoro"
+    tts_voice: str = "af_heart"
+    api_key: str = ""
+    faster_whisper_model_dir: str = ""
+    espeak_voice: str = "en-us"
+    http_timeout_s: float = 30.0
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, Any]) -> SpeechSettings:
+        """Take the keys this class knows from a config section (others, like ``restart``, stay)."""
+        known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def build_stt(settings: SpeechSettings, retry: RetryPolicy | None = None) -> SpeechToText:
+    offline = PocketSphinxStt()
+    if settings.stt == "pocketsphinx":
+        return offline
+    if settings.stt == "http":
+        if not settings.stt_url:
+            raise SpeechError('stt = "http" needs stt_url (an OpenAI-compatible transcription server)')
+        primary = HttpWhisperStt(settings.stt_url, settings.stt_model, settings.api_key or None,
+                                 settings.http_timeout_s)
+        return FallbackStt(primary, offline, retry=retry)
+    if settings.stt == "faster-whisper":
+        return FasterWhisperStt(settings.faster_whisper_model_dir)
+    raise SpeechError(f"unknown stt provider {settings.stt!r}: pocketsphinx, http or faster-whisper")
+
+
+def build_tts(settings: SpeechSettings, retry: RetryPolicy | None = None) -> TextToSpeech:
+    offline = EspeakTts(settings.espeak_voice)
+    if settings.tts == "espeak-ng":
+        return offline
+    if settings.tts == "http":
+        if not settings.tts_url:
+            raise SpeechError('tts = "http" needs tts_url (a Kokoro/OpenAI-compatible speech server)')
+        primary = HttpTts(settings.tts_url, settings.tts_model, settings.tts_voice, settings.api_key or None,
+                          settings.http_timeout_s)
+        return FallbackTts(primary, offline, retry=retry)
+    raise SpeechError(f"unknown tts provider {settings.tts!r}: espeak-ng or http")

@@ -1,0 +1,295 @@
+"""The speech actor: audio in, transcripts out; text in, audio out; voice commands carried out.
+
+It owns the speech engines (``actors/speech/``) and a small pool of worker threads. Decoding
+and synthesis run on those threads, never on the event loop and never on the actor's own
+thread: a message returns a ``concurrent.futures.Future`` at once, so one client's long
+utterance does not hold up another's, and the actor keeps answering ``StatusQuery`` meanwhile.
+Chunks of one stream are decoded in the order they arrived (a per-stream queue and lock).
+
+Voice commands ("spawn a coder agent", "start a swarm", "show swarm status", "list agents",
+"stop all swarms") go to the hive-mind and MCP actors through their stable addresses.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.messages import ActorStatus, Health, StatusQuery
+from actors.speech.commands import Command, parse_command
+from actors.speech.errors import SpeechError
+from actors.speech.factory import SpeechSettings, build_stt, build_tts
+from actors.speech.stt import SpeechToText, SttStream, Transcript
+from actors.speech.tts import Speech, TextToSpeech
+from supervisor import ChildContext, SupervisionError, UnknownChild
+
+log = structlog.get_logger("actors.speech")
+
+
+@dataclass(frozen=True)
+class SpeechActorSettings:
+    engines: SpeechSettings = field(default_factory=SpeechSettings)  # which providers
+    workers: int = 2  # threads that decode and synthesize
+    max_text_chars: int = 2_000
+    hive_mind: str = "hive_mind"  # siblings that carry out voice commands
+    mcp: str = "mcp"
+
+
+def build_engines(settings: SpeechSettings) -> tuple[SpeechToText, TextToSpeech]:
+    return build_stt(settings), build_tts(settings)
+
+
+@dataclass(frozen=True, slots=True)
+class SttOpen:
+    stream: str
+    sample_rate: int = 16_000
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SttFeed:
+    stream: str
+    pcm16: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SttFinish:
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class SttCancel:
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class Synthesize:
+    text: str
+    voice: str | None = None
+    speed: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunVoiceCommand:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceReply:
+    command: str | None  # the recognised command's kind, None when nothing matched
+    text: str  # what to say back
+    ok: bool
+
+
+class UnknownStream(SpeechError):
+    pass
+
+
+class _Stream:
+    """One client's utterance in progress: chunks queued, decoded in arrival order."""
+
+    def __init__(self, engine: SttStream) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+        self.pending: collections.deque[bytes] = collections.deque()
+
+    def drain(self) -> Transcript | None:
+        latest = None
+        with self.lock:
+            while self.pending:
+                partial = self.engine.feed(self.pending.popleft())
+                if partial is not None:
+                    latest = partial
+        return latest
+
+
+class SpeechActor(pykka.ThreadingActor):
+    supervision: ChildContext
+
+    def __init__(self, settings: SpeechActorSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or SpeechActorSettings()
+        self._stt: SpeechToText | None = None
+        self._tts: TextToSpeech | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._streams: dict[str, _Stream] = {}
+        self._served = collections.Counter[str]()
+
+    def on_start(self) -> None:
+        self._stt, self._tts = build_engines(self.settings.engines)
+        self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="speech")
+        log.info("speech.started", stt=self._stt.name, tts=self._tts.name)
+
+    def on_stop(self) -> None:
+        for stream in self._streams.values():
+            stream.engine.close()
+        self._streams.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def on_failure(self, *_exc: Any) -> None:
+        self.on_stop()
+
+    # -- messages --------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, SttOpen):
+            return self._open(message)
+        if isinstance(message, SttFeed):
+            feeding = self._stream(message.stream)
+            feeding.pending.append(message.pcm16)
+            return self._submit(feeding.drain)
+        if isinstance(message, SttFinish):
+            finishing = self._stream(message.stream)
+            del self._streams[message.stream]
+            return self._submit(lambda: self._finish(finishing))
+        if isinstance(message, SttCancel):
+            cancelled = self._streams.pop(message.stream, None)
+            if cancelled is not None:
+                self._submit(lambda: _close(cancelled))
+            return None
+        if isinstance(message, Synthesize):
+            return self._submit(lambda: self._synthesize(message))
+        if isinstance(message, RunVoiceCommand):
+            return self._submit(lambda: self._voice_command(message.text))
+        if isinstance(message, StatusQuery):
+            return self._status()
+        return super().on_receive(message)
+
+    def _submit(self, work: Callable[[], Any]) -> Future[Any]:
+        assert self._pool is not None
+        return self._pool.submit(work)
+
+    def _stream(self, stream_id: str) -> _Stream:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise UnknownStream(f"no speech stream {stream_id!r} (send stt start first)")
+        return stream
+
+    def _open(self, message: SttOpen) -> None:
+        assert self._stt is not None
+        old = self._streams.pop(message.stream, None)
+        if old is not None:
+            self._submit(lambda: _close(old))
+        self._streams[message.stream] = _Stream(self._stt.open_stream(message.sample_rate))
+
+    def _finish(self, stream: _Stream) -> Transcript:
+        try:
+            stream.drain()
+            with stream.lock:
+                final = stream.engine.finish()
+        finally:
+            _close(stream)
+        self._served["transcripts"] += 1
+        if final.fallback_reason:
+            self._served["stt_fallbacks"] += 1
+        return final
+
+    def _synthesize(self, message: Synthesize) -> Speech:
+        assert self._tts is not None
+        text = message.text.strip()
+        if not text:
+            raise SpeechError("tts needs a non-empty text")
+        if len(text) > self.settings.max_text_chars:
+            raise SpeechError(f"text is {len(text)} characters; the limit is "
+                              f"{self.settings.max_text_chars}")
+        speech = self._tts.synthesize(text, message.voice, message.speed)
+        self._served["syntheses"] += 1
+        if speech.fallback_reason:
+            self._served["tts_fallbacks"] += 1
+        return speech
+
+    # -- voice commands --------------------------------------------------------------------
+
+    def _voice_command(self, text: str) -> VoiceReply:
+        command = parse_command(text)
+        if command is None:
+            return VoiceReply(None, f"Sorry, I did not understand: {text!r}.", False)
+        try:
+            reply = self._execute(command)
+        except (SupervisionError, SpeechError) as exc:
+            return VoiceReply(command.kind, f"I could not {command.phrase}: {exc}", False)
+        except Exception as exc:  # noqa: BLE001 - a peer's failure becomes a spoken answer
+            log.warning("speech.command_failed", command=command.kind, error=repr(exc))
+            return VoiceReply(command.kind, f"I could not {command.phrase}: {exc}", False)
+        self._served["commands"] += 1
+        return reply
+
+    def _sibling(self, name: str) -> Any:
+        if not name:
+            raise UnknownChild("that actor is not enabled in this daemon")
+        parent = self.supervision.path.rsplit("/", 1)[0]
+        return self.supervision.address(f"{parent}/{name}")
+
+    def _execute(self, command: Command) -> VoiceReply:
+        from actors.hive_mind import ListSwarms, SpawnSwarm, StopSwarm
+        from actors.mcp import CallTool, GetAgents
+        from actors.swarm_backend import SpawnRequest
+
+        kind = command.kind
+        if kind == "spawn_agent":
+            agent_type = command.agent_type or "generic"
+            result = self._sibling(self.settings.mcp).ask(
+                CallTool("agent_spawn", {"agentType": agent_type})).result(15)
+            return VoiceReply(kind, f"Spawned a {agent_type} agent, {result.get('agentId', '')}.",
+                              True)
+        if kind == "start_swarm":
+            session = self._sibling(self.settings.hive_mind).ask(
+                SpawnSwarm(SpawnRequest("Swarm started by voice command")), timeout=120)
+            return VoiceReply(kind, f"Started a swarm with {len(session.workers)} workers.", True)
+        if kind == "swarm_status":
+            sessions = self._sibling(self.settings.hive_mind).ask(ListSwarms(refresh=True),
+                                                                 timeout=120)
+            active = [s for s in sessions if s.status in ("spawning", "active")]
+            workers = sum(len(s.workers) for s in active)
+            return VoiceReply(kind, f"{_count(len(active), 'swarm')} active, with "
+                                    f"{_count(workers, 'worker')}.", True)
+        if kind == "list_agents":
+            telemetry = self._sibling(self.settings.mcp).ask(GetAgents())
+            agents = telemetry.agents if telemetry is not None else ()
+            kinds = collections.Counter(a.type for a in agents)
+            detail = ", ".join(_count(n, t) for t, n in sorted(kinds.items()))
+            return VoiceReply(kind, f"There {'is' if len(agents) == 1 else 'are'} "
+                                    f"{_count(len(agents), 'agent')}{': ' + detail if detail else ''}.",
+                              True)
+        if kind == "stop_swarms":
+            hive = self._sibling(self.settings.hive_mind)
+            sessions = hive.ask(ListSwarms(refresh=True), timeout=120)
+            stopped = 0
+            for session in sessions:
+                if session.status in ("spawning", "active", "paused"):
+                    hive.ask(StopSwarm(session.id), timeout=120)
+                    stopped += 1
+            return VoiceReply(kind, f"Stopped {_count(stopped, 'swarm')}.", True)
+        return VoiceReply(kind, f"I do not know how to {command.phrase}.", False)
+
+    def _status(self) -> ActorStatus:
+        detail: dict[str, Any] = {"streams": len(self._streams), **self._served}
+        health: Health = "healthy"
+        reason = ""
+        for name, engine in (("stt", self._stt), ("tts", self._tts)):
+            describe = getattr(engine, "describe", None)
+            info = describe() if callable(describe) else {"provider": getattr(engine, "name", "")}
+            detail[name] = info
+            breaker = info.get("breaker", {}) if isinstance(info, dict) else {}
+            if isinstance(breaker, dict) and breaker.get("state") not in (None, "closed"):
+                health = "degraded"
+                reason = f"{name} provider breaker {breaker.get('state')}: using the offline fallback"
+        return ActorStatus("speech", health, reason, MappingProxyType(detail))
+
+
+def _close(stream: _Stream) -> None:
+    with stream.lock:
+        stream.engine.close()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,265 @@
+"""``/ws/speech`` end to end on a real server: espeak-ng speaks a command, the test streams it
+in chunks, pocketsphinx transcribes it, and the command reaches the real MCP / hive-mind peers
+(claude-flow). TTS returns real WAVs. Every bad input gets an error and the stream goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import time
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from actors.speech.audio import decode_wav, resample
+from tests.conftest import Daemon, start_daemon
+
+
+@pytest.fixture(scope="session")
+def espeak() -> str:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "install-speech.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"install-speech.sh failed:\n{done.stdout}\n{done.stderr}"
+    return "espeak-ng"
+
+
+def speak(espeak: str, text: str, rate: int, tmp_path: Path) -> bytes:
+    """Real speech: espeak-ng writes a WAV; the project's resampler brings it to ``rate``."""
+    out = tmp_path / "say.wav"
+    subprocess.run([espeak, "-w", str(out), text], check=True, timeout=30)
+    audio = decode_wav(out.read_bytes())
+    return resample(audio.pcm16, audio.sample_rate, rate)
+
+
+@pytest.fixture
+async def speech_daemon(claude_flow: list[str], espeak: str, tmp_path: Path) -> AsyncIterator[Daemon]:
+    config = f"""
+[actors.mcp]
+pool_size = 1
+poll_interval_s = 0.2
+state_dir = "{tmp_path / 'mcp'}"
+[actors.hive_mind]
+sessions_dir = "{tmp_path / 'sessions'}"
+[actors.speech]
+max_chunk_bytes = 65536
+max_utterance_s = 8.0
+max_text_chars = 300
+"""
+    d, server = await start_daemon(config)
+    yield d
+    await d.session.close()
+    await server.close()
+    await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 10.0)
+
+
+async def next_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        data = json.loads(msg.data)
+        if data["type"] == kind:
+            return data
+        assert data["type"] != "error" or kind == "error", data
+
+
+async def stream_utterance(ws: aiohttp.ClientWebSocketResponse, pcm: bytes, rate: int) -> list[dict[str, Any]]:
+    await ws.send_json({"type": "stt", "action": "start", "sampleRate": rate})
+    await next_json(ws, "stt_started")
+    chunk = rate // 10 * 2  # 100 ms
+    for offset in range(0, len(pcm), chunk):
+        await ws.send_bytes(pcm[offset:offset + chunk])
+    await ws.send_json({"type": "stt", "action": "stop"})
+    seen = []
+    while True:
+        data = await next_json(ws, "transcription")
+        seen.append(data)
+        if data["data"]["isFinal"]:
+            return seen
+
+
+async def test_spoken_command_is_transcribed_and_carried_out(
+        speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
+    d = speech_daemon
+    async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
+        assert (await next_json(ws, "connected"))["type"] == "connected"
+        pcm = speak(espeak, "spawn a coder agent", 44_100, tmp_path)
+        transcripts = await stream_utterance(ws, pcm, 44_100)
+        assert transcripts[-1]["data"]["text"] == "spawn a coder agent"
+        assert transcripts[-1]["data"]["isFinal"] is True
+        await next_json(ws, "stt_stopped")
+        reply = await next_json(ws, "voice_response")
+        assert reply["data"]["command"] == "spawn_agent" and reply["data"]["ok"] is True
+        assert "coder" in reply["data"]["text"]
+    # the command reached the real MCP server: the agent is in the telemetry
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        async with d.session.get(f"{d.url}/api/agents") as r:
+            agents = (await r.json())["agents"]
+        if agents:
+            break
+        await asyncio.sleep(0.2)
+    assert [a["type"] for a in agents] == ["coder"]
+
+
+async def test_every_command_by_voice_and_text(speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
+    d = speech_daemon
+    async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
+        await next_json(ws, "connected")
+        pcm = speak(espeak, "start a swarm", 16_000, tmp_path)
+        transcripts = await stream_utterance(ws, pcm, 16_000)
+        assert transcripts[-1]["data"]["text"] == "start a swarm"
+        reply = await next_json(ws, "voice_response", timeout=60)
+        assert reply["data"] == {"command": "start_swarm", "ok": True,
+                                 "text": "Started a swarm with 2 workers."}
+        await ws.send_json({"type": "voice_command", "text": "Show swarm status"})
+        reply = await next_json(ws, "voice_response", timeout=60)
+        assert reply["data"]["ok"] and reply["data"]["text"].startswith("1 swarm active")
+        await ws.send_json({"type": "voice_command", "text": "list agents"})
+        reply = await next_json(ws, "voice_response", timeout=60)
+        assert reply["data"]["command"] == "list_agents" and reply["data"]["ok"]
+        await ws.send_json({"type": "voice_command", "text": "stop all swarms", "speak": True})
+        reply = await next_json(ws, "voice_response", timeout=60)
+        assert reply["data"]["text"] == "Stopped 1 swarm."
+        header = await next_json(ws, "tts_audio")
+        audio = await ws.receive(timeout=30)
+        assert audio.type == aiohttp.WSMsgType.BINARY and len(audio.data) == header["bytes"]
+        await ws.send_json({"type": "voice_command", "text": "make me a sandwich"})
+        reply = await next_json(ws, "voice_response")
+        assert reply["data"]["command"] is None and reply["data"]["ok"] is False
+
+
+async def test_a_spoken_stop_needs_confirmation(speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
+    d = speech_daemon
+    async with d.session.post(f"{d.url}/api/swarms", json={"task": "keep running"}) as r:
+        assert r.status == 201
+    pcm = speak(espeak, "stop all swarms", 16_000, tmp_path)
+    async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
+        await next_json(ws, "connected")
+        assert (await stream_utterance(ws, pcm, 16_000))[-1]["data"]["text"] == "stop all swarms"
+        first = await next_json(ws, "voice_response")
+        assert first["data"]["ok"] is False and first["data"]["confirm"] is True
+        async with d.session.get(f"{d.url}/api/swarms?refresh=true") as r:
+            assert [s["status"] for s in (await r.json())["swarms"]] == ["active"]
+        await stream_utterance(ws, pcm, 16_000)  # heard again: now it runs
+        second = await next_json(ws, "voice_response", timeout=60)
+        assert second["data"] == {"command": "stop_swarms", "ok": True, "text": "Stopped 1 swarm."}
+
+
+async def test_tts_returns_wavs_that_grow_with_the_text(speech_daemon: Daemon) -> None:
+    d = speech_daemon
+    lengths = []
+    async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
+        await next_json(ws, "connected")
+        for text in ("Hello.", "Hello, the swarm is healthy and every agent is working."):
+            await ws.send_json({"type": "tts", "text": text})
+            header = await next_json(ws, "tts_audio")
+            msg = await ws.receive(timeout=30)
+            assert msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) == header["bytes"]
+            with wave.open(io.BytesIO(msg.data)) as w:
+                assert w.getsampwidth() == 2 and w.getnchannels() == 1
+                assert w.getframerate() == header["sampleRate"]
+                lengths.append(w.getnframes())
+    assert lengths[1] > 2 * lengths[0]
+
+
+async def test_bad_input_gets_errors_and_the_stream_stays_usable(
+        speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
+    d = speech_daemon
+    async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
+        await next_json(ws, "connected")
+        await ws.send_bytes(b"\x00\x00")
+        assert "before" in (await next_json(ws, "error"))["message"]
+        for bad in ({"type": "stt", "action": "start", "sampleRate": 4000},
+                    {"type": "stt", "action": "start", "sampleRate": "fast"}):
+            await ws.send_json(bad)
+            assert "sampleRate" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "stt", "action": "dance"})
+        assert "action" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "stt", "action": "start", "sampleRate": 16000})
+        await next_json(ws, "stt_started")
+        await ws.send_bytes(b"\x01\x02\x03")
+        assert "odd byte count" in (await next_json(ws, "error"))["message"]
+        await ws.send_bytes(b"\x00" * 70_000)
+        assert "over the 65536-byte limit" in (await next_json(ws, "error"))["message"]
+        for _ in range(5):  # 5 x 1.6 s = 8 s: the next chunk passes the utterance limit
+            await ws.send_bytes(b"\x00" * 51_200)
+        await ws.send_bytes(b"\x00" * 51_200)
+        assert "longer than 8 s" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "stt", "action": "stop"})
+        assert (await next_json(ws, "transcription"))["data"]["isFinal"] is True
+        await ws.send_json({"type": "stt", "action": "stop"})
+        assert "without a start" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "tts", "text": "   "})
+        assert "non-empty" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "tts", "text": "x" * 301})
+        assert "over the 300 limit" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "tts", "text": "hi", "speed": 99})
+        assert "speed" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "voice_command"})
+        assert "non-empty" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "sing"})
+        assert "unknown message type" in (await next_json(ws, "error"))["message"]
+        await ws.send_str("{broken")
+        assert "malformed JSON" in (await next_json(ws, "error"))["message"]
+        # still usable: a real utterance goes through
+        pcm = speak(espeak, "list agents", 16_000, tmp_path)
+        transcripts = await stream_utterance(ws, pcm, 16_000)
+        assert transcripts[-1]["data"]["text"] == "list agents"
+
+
+async def test_a_dead_http_voice_falls_back_offline_and_says_so(espeak: str, tmp_path: Path) -> None:
+    """A Kokoro-style server that accepts and never answers: retries time out, the breaker
+    opens, espeak-ng speaks instead, and both the reply and /api/health say so."""
+    from aiohttp import web
+
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_post("/v1/audio/speech", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    config = f"""
+[actors.mcp]
+enabled = false
+[actors.hive_mind]
+enabled = false
+[actors.speech]
+tts = "http"
+tts_url = "http://127.0.0.1:{port}"
+http_timeout_s = 0.3
+[actors.health]
+interval_s = 0.2
+"""
+    d, server = await start_daemon(config)
+    try:
+        async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
+            await next_json(ws, "connected")
+            await ws.send_json({"type": "tts", "text": "is anybody there"})
+            header = await next_json(ws, "tts_audio")
+            assert header["provider"] == "espeak-ng" and "tts-http" in header["fallback"]
+            assert (await ws.receive(timeout=30)).type == aiohttp.WSMsgType.BINARY
+        async with d.session.get(f"{d.url}/api/health?refresh=true") as r:
+            body = await r.json()
+        speech = body["components"]["speech"]
+        assert speech["health"] == "degraded" and "offline fallback" in speech["reason"]
+        assert body["system_status"] == "degraded"
+    finally:
+        await d.session.close()
+        await server.close()
+        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 10.0)
+        release.set()
+        await runner.cleanup()
