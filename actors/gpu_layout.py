@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import pykka
 import structlog
 
 from actors.graph import Graph, NodeKind, wire_id
@@ -33,12 +32,10 @@ from actors.messages import (
     SetParams,
     StatusQuery,
     Step,
-    Subscribe,
-    Tick,
     UnpinNodes,
-    Unsubscribe,
 )
-from actors.ticker import Ticker
+from actors.subscribers import Subscribers
+from actors.ticker import TickingActor
 from gpu import LayoutEngine, SimParams
 from supervisor import ChildContext
 
@@ -89,7 +86,7 @@ def _warm_up(params: SimParams, backend: str) -> None:
         log.info("layout.compiled", backend=engine.backend_name, took_s=round(took, 1))
 
 
-class LayoutActor(pykka.ThreadingActor):
+class LayoutActor(TickingActor):
     supervision: ChildContext  # set by the supervisor before the actor starts
 
     def __init__(self, settings: LayoutSettings | None = None) -> None:
@@ -97,8 +94,7 @@ class LayoutActor(pykka.ThreadingActor):
         self.settings = settings or LayoutSettings()
         self._engine: LayoutEngine | None = None
         self._graphs: dict[NodeKind, Graph] = {}
-        self._subscribers: dict[str, Callable[[PositionFrame], object]] = {}
-        self._ticker: Ticker | None = None
+        self._subscribers: Subscribers[PositionFrame] = Subscribers("gpu_layout")
         self._seq = 0
         self._sent_pos: np.ndarray | None = None
         self._sent_vel: np.ndarray | None = None
@@ -121,22 +117,13 @@ class LayoutActor(pykka.ThreadingActor):
             self._load_graphs()
             if memory.frame is not None:
                 self._restore(memory.frame)
-        self._ticker = Ticker(self.actor_ref, 1.0 / self.settings.tick_hz, "layout-ticker").start()
+        self.start_ticking(1.0 / self.settings.tick_hz)
         log.info("layout.started", backend=self._engine.backend_name,
                  nodes=self._engine.node_count, restored=memory is not None)
 
-    def on_stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
-
-    def on_failure(self, *_exc: Any) -> None:
-        self.on_stop()
-
     # -- messages --------------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Tick):
-            return self._on_tick()
+    def on_message(self, message: Any) -> Any:
         if isinstance(message, SetGraph):
             return self._set_graph(message.graph)
         if isinstance(message, PinNodes):
@@ -159,15 +146,11 @@ class LayoutActor(pykka.ThreadingActor):
             return self._frame(full=True)
         if isinstance(message, GetGraph):
             return self._graph_view(message.kind)
-        if isinstance(message, Subscribe):
-            self._subscribers[message.key] = message.callback
-            return None
-        if isinstance(message, Unsubscribe):
-            self._subscribers.pop(message.key, None)
+        if self._subscribers.handle(message):
             return None
         if isinstance(message, StatusQuery):
             return self._status()
-        return super().on_receive(message)
+        return super().on_message(message)
 
     def _engine_or_raise(self) -> LayoutEngine:
         if self._engine is None:
@@ -237,9 +220,7 @@ class LayoutActor(pykka.ThreadingActor):
 
     # -- simulation ------------------------------------------------------------------------
 
-    def _on_tick(self) -> None:
-        if self._ticker is not None:
-            self._ticker.consumed()
+    def on_tick(self) -> None:
         engine = self._engine_or_raise()
         if engine.node_count == 0:
             return
@@ -252,8 +233,7 @@ class LayoutActor(pykka.ThreadingActor):
         if settled != self._settled:
             self._settled = settled
             hz = self.settings.min_tick_hz if settled else self.settings.tick_hz
-            if self._ticker is not None:
-                self._ticker.interval_s = 1.0 / hz
+            self.tick_interval_s = 1.0 / hz
             log.debug("layout.rate", tick_hz=hz, settled=settled)
 
     def _step(self, n: int) -> float:
@@ -265,8 +245,7 @@ class LayoutActor(pykka.ThreadingActor):
 
     def _wake(self) -> None:
         self._settled = False
-        if self._ticker is not None:
-            self._ticker.interval_s = 1.0 / self.settings.tick_hz
+        self.tick_interval_s = 1.0 / self.settings.tick_hz
 
     def _frame(self, full: bool) -> PositionFrame:
         engine = self._engine_or_raise()
@@ -297,19 +276,14 @@ class LayoutActor(pykka.ThreadingActor):
             return  # nothing to say; the next frame's delta still follows the last one sent
         self._seq = frame.seq
         self._frames += 1
-        for key, callback in list(self._subscribers.items()):
-            try:
-                callback(frame)
-            except Exception as exc:  # noqa: BLE001 - a broken subscriber must not stop the layout
-                log.warning("layout.subscriber_dropped", key=key, error=repr(exc))
-                self._subscribers.pop(key, None)
+        self._subscribers.publish(frame)
 
     def _keep(self) -> None:
         self.supervision.keep(_Memory(MappingProxyType(dict(self._graphs)), self._last_frame))
 
     def _status(self) -> ActorStatus:
         engine = self._engine_or_raise()
-        interval = self._ticker.interval_s if self._ticker is not None else 0.0
+        interval = self.tick_interval_s
         return ActorStatus(
             "gpu_layout", "healthy", "",
             MappingProxyType({

@@ -10,16 +10,16 @@ Subscribers hear about a new snapshot whenever its status-bearing part changes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import pykka
 import structlog
 
-from actors.messages import ActorStatus, StatusQuery, Subscribe, Tick, Unsubscribe
-from actors.ticker import Ticker
+from actors.messages import ActorStatus, StatusQuery
+from actors.subscribers import Subscribers
+from actors.ticker import TickingActor
 from supervisor import ChildContext, SupervisionError
 
 log = structlog.get_logger("actors.health")
@@ -58,7 +58,7 @@ class HealthSettings:
     status_timeout_s: float = 1.0
 
 
-class HealthActor(pykka.ThreadingActor):
+class HealthActor(TickingActor):
     supervision: ChildContext  # set by the supervisor before the actor starts
 
     def __init__(self, settings: HealthSettings | None = None) -> None:
@@ -66,25 +66,15 @@ class HealthActor(pykka.ThreadingActor):
         self.settings = settings or HealthSettings()
         self._loop = LoopReport(0.0)
         self._snapshot: HealthSnapshot | None = None
-        self._subscribers: dict[str, Callable[[HealthSnapshot], object]] = {}
-        self._ticker: Ticker | None = None
+        self._subscribers: Subscribers[HealthSnapshot] = Subscribers("health")
 
     def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self.settings.interval_s, "health-ticker").start()
+        self.start_ticking(self.settings.interval_s)
 
-    def on_stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
+    def on_tick(self) -> None:
+        self._refresh()
 
-    def on_failure(self, *_exc: Any) -> None:
-        self.on_stop()
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Tick):
-            if self._ticker is not None:
-                self._ticker.consumed()
-            self._refresh()
-            return None
+    def on_message(self, message: Any) -> Any:
         if isinstance(message, LoopReport):
             self._loop = message
             return None
@@ -92,15 +82,11 @@ class HealthActor(pykka.ThreadingActor):
             if message.refresh or self._snapshot is None:
                 self._refresh()
             return self._snapshot
-        if isinstance(message, Subscribe):
-            self._subscribers[message.key] = message.callback
-            return None
-        if isinstance(message, Unsubscribe):
-            self._subscribers.pop(message.key, None)
+        if self._subscribers.handle(message):
             return None
         if isinstance(message, StatusQuery):
             return ActorStatus("health", "healthy")
-        return super().on_receive(message)
+        return super().on_message(message)
 
     # -- the snapshot ----------------------------------------------------------------------
 
@@ -139,12 +125,7 @@ class HealthActor(pykka.ThreadingActor):
         if previous is None or _signature(previous) != _signature(self._snapshot):
             if previous is not None and previous.system_status != status:
                 log.info("health.status_changed", old=previous.system_status, new=status)
-            for key, callback in list(self._subscribers.items()):
-                try:
-                    callback(self._snapshot)
-                except Exception as exc:  # noqa: BLE001 - drop a broken subscriber, keep going
-                    log.warning("health.subscriber_dropped", key=key, error=repr(exc))
-                    self._subscribers.pop(key, None)
+            self._subscribers.publish(self._snapshot)
 
     def _component(self, node: Mapping[str, Any], me: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"state": node["state"], "restarts": node["restarts"]}

@@ -18,12 +18,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-import pykka
 import structlog
 
 from actors.fault import DOCKER_BREAKER, BreakerOpen, BreakerSettings, CircuitBreaker
 from actors.mcp_servers import default_claude_flow
-from actors.messages import ActorStatus, Health, StatusQuery, Tick
+from actors.messages import ActorStatus, Health, StatusQuery
 from actors.swarm_backend import (
     BackendError,
     DockerRunner,
@@ -34,7 +33,7 @@ from actors.swarm_backend import (
     SpawnRequest,
 )
 from actors.telemetry import AGENT_TYPES
-from actors.ticker import Ticker
+from actors.ticker import TickingActor
 from supervisor import ChildContext, SupervisionError
 
 log = structlog.get_logger("actors.hive_mind")
@@ -81,7 +80,7 @@ class BackendUnavailable(RuntimeError):
     """The backend cannot be reached (breaker open, engine down): HTTP 503."""
 
 
-class HiveMindActor(pykka.ThreadingActor):
+class HiveMindActor(TickingActor):
     supervision: ChildContext
 
     def __init__(self, settings: HiveMindSettings | None = None,
@@ -94,7 +93,6 @@ class HiveMindActor(pykka.ThreadingActor):
         self._breaker = CircuitBreaker(f"hive_mind:{self.settings.backend}", self.settings.breaker)
         self._sessions: tuple[Session, ...] = ()
         self._container_health: dict[str, Any] = {}
-        self._ticker: Ticker | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -105,8 +103,7 @@ class HiveMindActor(pykka.ThreadingActor):
                 self._refresh()
             except (BackendUnavailable, BackendError) as exc:
                 log.warning("hive_mind.backend_unavailable", error=str(exc))
-        self._ticker = Ticker(self.actor_ref, self.settings.health_interval_s,
-                              "hive-mind-ticker").start()
+        self.start_ticking(self.settings.health_interval_s)
 
     def _build(self) -> SessionManager | None:
         s = self.settings
@@ -132,21 +129,9 @@ class HiveMindActor(pykka.ThreadingActor):
             runner = LocalRunner()
         return SessionManager(runner, cli, root, s.command_timeout_s, s.workers)
 
-    def on_stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
-
-    def on_failure(self, *_exc: Any) -> None:
-        self.on_stop()
-
     # -- messages --------------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Tick):
-            if self._ticker is not None:
-                self._ticker.consumed()
-            self._health_check()
-            return None
+    def on_message(self, message: Any) -> Any:
         if isinstance(message, SpawnSwarm):
             session = self._backend(lambda m: m.spawn(message.request))
             self._announce(session)
@@ -164,7 +149,7 @@ class HiveMindActor(pykka.ThreadingActor):
             return session
         if isinstance(message, StatusQuery):
             return self._status()
-        return super().on_receive(message)
+        return super().on_message(message)
 
     def _backend(self, action: Callable[[SessionManager], T]) -> T:
         """One action through the breaker, retried while the runner itself fails."""
@@ -199,7 +184,8 @@ class HiveMindActor(pykka.ThreadingActor):
         except BackendUnavailable as exc:
             log.warning("hive_mind.refresh_failed", error=str(exc))
 
-    def _health_check(self) -> None:
+    def on_tick(self) -> None:
+        """The periodic container health check, and a fresh copy of the session list."""
         if self._manager is None:
             return
         try:

@@ -25,9 +25,9 @@ from actors.fault import MCP_BREAKER, Backoff, BreakerOpen, BreakerSettings, Cir
 from actors.jsonrpc import McpError, ToolFailed
 from actors.mcp_pool import Connector, McpPool, NoConnection
 from actors.mcp_servers import StdioConnector, TcpConnector, default_claude_flow
-from actors.messages import ActorStatus, Health, SetGraph, StatusQuery, Tick
+from actors.messages import ActorStatus, Health, SetGraph, StatusQuery
 from actors.telemetry import NodeIds, Telemetry, agent_graph, parse_agents, parse_swarm
-from actors.ticker import Ticker
+from actors.ticker import TickingActor
 from supervisor import ChildContext, SupervisionError
 
 log = structlog.get_logger("actors.mcp")
@@ -97,7 +97,7 @@ class _Memory:
     telemetry: Telemetry | None
 
 
-class McpActor(pykka.ThreadingActor):
+class McpActor(TickingActor):
     supervision: ChildContext
 
     def __init__(self, settings: McpSettings | None = None) -> None:
@@ -105,7 +105,6 @@ class McpActor(pykka.ThreadingActor):
         self.settings = settings or McpSettings()
         self._pool: McpPool | None = None
         self._problem: str | None = None
-        self._ticker: Ticker | None = None
         self._round = 0
         self._parts: dict[int, _PollPart] = {}
         self._expected = 0
@@ -129,7 +128,7 @@ class McpActor(pykka.ThreadingActor):
                                  s.handshake_timeout_s, every)
             live = self._pool.ensure()
             log.info("mcp.started", transport=s.transport, live=live, size=s.pool_size)
-        self._ticker = Ticker(self.actor_ref, self.settings.poll_interval_s, "mcp-ticker").start()
+        self.start_ticking(self.settings.poll_interval_s)
 
     def _connector(self) -> Connector | None:
         s = self.settings
@@ -147,22 +146,13 @@ class McpActor(pykka.ThreadingActor):
         return StdioConnector(command, Path(s.state_dir))
 
     def on_stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
+        super().on_stop()
         if self._pool is not None:
             self._pool.close()
 
-    def on_failure(self, *_exc: Any) -> None:
-        self.on_stop()
-
     # -- messages --------------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Tick):
-            if self._ticker is not None:
-                self._ticker.consumed()
-            self._tick()
-            return None
+    def on_message(self, message: Any) -> Any:
         if isinstance(message, _PollPart):
             self._collect(message)
             return None
@@ -176,7 +166,7 @@ class McpActor(pykka.ThreadingActor):
             return self._pool_or_raise().server_info()
         if isinstance(message, StatusQuery):
             return self._status()
-        return super().on_receive(message)
+        return super().on_message(message)
 
     def _pool_or_raise(self) -> McpPool:
         if self._pool is None:
@@ -190,7 +180,7 @@ class McpActor(pykka.ThreadingActor):
 
     # -- telemetry -------------------------------------------------------------------------
 
-    def _tick(self) -> None:
+    def on_tick(self) -> None:
         pool = self._pool
         if pool is None:
             return

@@ -53,3 +53,46 @@ class Ticker:
                 self._ref.tell(Tick(time.monotonic()))
             except pykka.ActorDeadError:
                 return
+
+
+class TickingActor(pykka.ThreadingActor):
+    """A pykka actor with a heartbeat: :meth:`on_tick` runs every ``tick_interval_s`` once
+    :meth:`start_ticking` was called (in ``on_start``). Subclasses handle their other messages in
+    :meth:`on_message`. The ticker stops with the actor, however it ends: ``on_failure`` runs
+    ``on_stop`` too, so a subclass's cleanup in ``on_stop`` (calling ``super().on_stop()``) also
+    runs after a crash."""
+
+    _ticker: Ticker | None = None
+
+    def start_ticking(self, interval_s: float) -> None:
+        self._ticker = Ticker(self.actor_ref, interval_s, f"{type(self).__name__}-ticker").start()
+
+    @property
+    def tick_interval_s(self) -> float:
+        return self._ticker.interval_s if self._ticker is not None else 0.0
+
+    @tick_interval_s.setter
+    def tick_interval_s(self, seconds: float) -> None:
+        if self._ticker is not None:
+            self._ticker.interval_s = seconds
+
+    def on_tick(self) -> None:
+        """Periodic work; runs on the actor's thread like any message."""
+
+    def on_message(self, message: Any) -> Any:
+        return super().on_receive(message)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            if self._ticker is not None:
+                self._ticker.consumed()
+            self.on_tick()
+            return None
+        return self.on_message(message)
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self.on_stop()

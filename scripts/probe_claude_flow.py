@@ -197,32 +197,13 @@ POLICY = Path(".claude-flow") / "policy"
 
 
 def compact_policy_state(root: Path) -> tuple[int, int]:
-    """Empty the receipt ledger of root/.claude-flow/policy/state.json; keep mode, rules,
-    budgets and approvals. Takes the server's own lock (state.lock, O_EXCL, as
-    policy-runtime.js does) so it is safe while a server runs. Returns (bytes before, after)."""
-    state, lock = root / POLICY / "state.json", root / POLICY / "state.lock"
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            break
-        except FileExistsError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{lock} held for 5 s") from None
-            time.sleep(0.01)
-    try:
-        os.write(fd, json.dumps({"pid": os.getpid(), "acquiredAt": int(time.time() * 1000)}).encode())
-        os.close(fd)
-        before = state.stat().st_size
-        data = json.loads(state.read_text())
-        data["receipts"] = []
-        tmp = state.with_name(f"state.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, state)  # atomic, as the server's own writeJsonAtomic
-        return before, state.stat().st_size
-    finally:
-        os.unlink(lock)
+    """(bytes before, after) of the project's own compaction (actors.mcp_servers)."""
+    from actors.mcp_servers import compact_policy_log
+
+    state = root / POLICY / "state.json"
+    before = state.stat().st_size
+    compact_policy_log(root)
+    return before, state.stat().st_size
 
 
 async def snapshot(srv: McpStdio) -> tuple[list[str], Any, Any]:
