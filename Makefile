@@ -29,6 +29,7 @@ peers: agents  ## everything the tests talk to: claude-flow, podman, espeak-ng a
 
 run: $(STAMP)  ## start the daemon on embedded defaults
 	@bash scripts/install-agents.sh || echo "make run: claude-flow could not be installed; the daemon starts anyway and reports the MCP and hive-mind actors as degraded (see README)"
+	@bash scripts/install-speech.sh || echo "make run: espeak-ng/sox could not be installed; the daemon starts anyway and reports speech as degraded (see README)"
 	$(BIN)/hive-supervisor $(ARGS)
 
 test: $(STAMP) peers  ## install what the tests need, then run them (CUDA kernels run in Numba's simulator)

@@ -33,6 +33,7 @@ from actors.messages import (
     StatusQuery,
     Step,
     UnpinNodes,
+    UpdateGraph,
 )
 from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
@@ -126,6 +127,10 @@ class LayoutActor(TickingActor):
     def on_message(self, message: Any) -> Any:
         if isinstance(message, SetGraph):
             return self._set_graph(message.graph)
+        if isinstance(message, UpdateGraph):
+            current = self._graphs.get(message.kind, Graph(message.kind))
+            return self._set_graph(current.updated(message.add_nodes, message.remove_nodes,
+                                                   message.add_edges, message.remove_edges))
         if isinstance(message, PinNodes):
             return self._pin(message)
         if isinstance(message, UnpinNodes):

@@ -88,6 +88,20 @@ class Graph:
                 raise ValueError(f"edges[{index}] references unknown node {missing}")
         return cls(NodeKind(kind), node_tuple, edge_tuple)
 
+    def updated(
+        self, add_nodes: Iterable[GraphNode] = (), remove_nodes: Iterable[int] = (),
+        add_edges: Iterable[GraphEdge] = (), remove_edges: Iterable[tuple[int, int]] = (),
+    ) -> Graph:
+        """A new graph with these changes (a node added again replaces the old one)."""
+        gone = set(remove_nodes)
+        added = {n.id: n for n in add_nodes}
+        nodes = [added.pop(n.id, n) for n in self.nodes if n.id not in gone]
+        nodes += added.values()
+        cut = set(remove_edges)
+        edges = [e for e in self.edges if (e.source, e.target) not in cut
+                 and e.source not in gone and e.target not in gone]
+        return Graph.build(self.kind, nodes, [*edges, *add_edges])
+
     def to_json(self) -> dict[str, Any]:
         return {
             "nodes": [{"id": n.id, "label": n.label, **dict(n.attrs)} for n in self.nodes],

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from actors.graph import Graph, NodeKind
+from actors.graph import Graph, GraphEdge, GraphNode, NodeKind
 
 Health = Literal["healthy", "degraded", "down"]
 
@@ -42,6 +42,18 @@ class SetGraph:
     """Replace one kind's graph; positions of nodes the layout already knows are kept."""
 
     graph: Graph
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateGraph:
+    """Add and remove nodes and edges of one kind's graph. Removing a node removes its edges;
+    the positions of every node that stays are kept."""
+
+    kind: NodeKind
+    add_nodes: tuple[GraphNode, ...] = ()
+    remove_nodes: tuple[int, ...] = ()
+    add_edges: tuple[GraphEdge, ...] = ()
+    remove_edges: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 import structlog
@@ -32,6 +32,7 @@ from actors.speech.tts import Speech, TextToSpeech
 from supervisor import ChildContext, SupervisionError, UnknownChild
 
 log = structlog.get_logger("actors.speech")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,14 @@ class SpeechActorSettings:
     mcp: str = "mcp"
 
 
-def build_engines(settings: SpeechSettings) -> tuple[SpeechToText, TextToSpeech]:
-    return build_stt(settings), build_tts(settings)
+def _build(name: str, build: Callable[[], T]) -> tuple[T | None, str | None]:
+    """An engine, or why there is none: a machine without espeak-ng still transcribes (and the
+    daemon still runs); the actor reports what is missing instead of crash-looping."""
+    try:
+        return build(), None
+    except (SpeechError, OSError) as exc:
+        log.warning("speech.engine_unavailable", engine=name, reason=str(exc))
+        return None, f"{name} unavailable: {exc}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +126,29 @@ class SpeechActor(pykka.ThreadingActor):
         self.settings = settings or SpeechActorSettings()
         self._stt: SpeechToText | None = None
         self._tts: TextToSpeech | None = None
+        self._stt_problem: str | None = None
+        self._tts_problem: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._streams: dict[str, _Stream] = {}
         self._served = collections.Counter[str]()
 
     def on_start(self) -> None:
-        self._stt, self._tts = build_engines(self.settings.engines)
+        engines = self.settings.engines
+        self._stt, self._stt_problem = _build("speech to text", lambda: build_stt(engines))
+        self._tts, self._tts_problem = _build("text to speech", lambda: build_tts(engines))
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="speech")
-        log.info("speech.started", stt=self._stt.name, tts=self._tts.name)
+        log.info("speech.started", stt=getattr(self._stt, "name", None),
+                 tts=getattr(self._tts, "name", None))
+
+    def _stt_or_raise(self) -> SpeechToText:
+        if self._stt is None:
+            raise SpeechError(self._stt_problem or "speech to text unavailable")
+        return self._stt
+
+    def _tts_or_raise(self) -> TextToSpeech:
+        if self._tts is None:
+            raise SpeechError(self._tts_problem or "text to speech unavailable")
+        return self._tts
 
     def on_stop(self) -> None:
         for stream in self._streams.values():
@@ -157,7 +179,8 @@ class SpeechActor(pykka.ThreadingActor):
                 self._submit(lambda: _close(cancelled))
             return None
         if isinstance(message, Synthesize):
-            return self._submit(lambda: self._synthesize(message))
+            tts = self._tts_or_raise()
+            return self._submit(lambda: self._synthesize(tts, message))
         if isinstance(message, RunVoiceCommand):
             return self._submit(lambda: self._voice_command(message.text))
         if isinstance(message, StatusQuery):
@@ -175,11 +198,11 @@ class SpeechActor(pykka.ThreadingActor):
         return stream
 
     def _open(self, message: SttOpen) -> None:
-        assert self._stt is not None
+        stt = self._stt_or_raise()
         old = self._streams.pop(message.stream, None)
         if old is not None:
             self._submit(lambda: _close(old))
-        self._streams[message.stream] = _Stream(self._stt.open_stream(message.sample_rate))
+        self._streams[message.stream] = _Stream(stt.open_stream(message.sample_rate))
 
     def _finish(self, stream: _Stream) -> Transcript:
         try:
@@ -193,15 +216,14 @@ class SpeechActor(pykka.ThreadingActor):
             self._served["stt_fallbacks"] += 1
         return final
 
-    def _synthesize(self, message: Synthesize) -> Speech:
-        assert self._tts is not None
+    def _synthesize(self, tts: TextToSpeech, message: Synthesize) -> Speech:
         text = message.text.strip()
         if not text:
             raise SpeechError("tts needs a non-empty text")
         if len(text) > self.settings.max_text_chars:
             raise SpeechError(f"text is {len(text)} characters; the limit is "
                               f"{self.settings.max_text_chars}")
-        speech = self._tts.synthesize(text, message.voice, message.speed)
+        speech = tts.synthesize(text, message.voice, message.speed)
         self._served["syntheses"] += 1
         if speech.fallback_reason:
             self._served["tts_fallbacks"] += 1
@@ -275,12 +297,16 @@ class SpeechActor(pykka.ThreadingActor):
         detail: dict[str, Any] = {"streams": len(self._streams), **self._served}
         health: Health = "healthy"
         reason = ""
+        problems = [p for p in (self._stt_problem, self._tts_problem) if p]
+        if problems:
+            health, reason = "degraded", "; ".join(problems)
         for name, engine in (("stt", self._stt), ("tts", self._tts)):
             describe = getattr(engine, "describe", None)
             info = describe() if callable(describe) else {"provider": getattr(engine, "name", "")}
             detail[name] = info
             breaker = info.get("breaker", {}) if isinstance(info, dict) else {}
-            if isinstance(breaker, dict) and breaker.get("state") not in (None, "closed"):
+            if not problems and isinstance(breaker, dict) and breaker.get("state") not in (
+                    None, "closed"):
                 health = "degraded"
                 reason = f"{name} provider breaker {breaker.get('state')}: using the offline fallback"
         return ActorStatus("speech", health, reason, MappingProxyType(detail))

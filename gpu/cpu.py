@@ -34,8 +34,8 @@ _schedule = njit(cache=True)(schedule)
 NO_CUTOFF2 = np.float32(3.0e38)
 
 # Positions per thread that forces_grid copies the 9 rows of cells around a row into (x, y, z:
-# 96 KiB; the ~100 nodes of the neighbourhood in use stay in L1). A row of the N=100k bench
-# graph needs up to ~1,500; a row needing more is summed in place.
+# 96 KiB; the ~100 nodes of the neighbourhood in use stay in L1). A row of the bench graphs
+# needs up to ~1,300 at N=100k and ~2,800 at N=1M; a row needing more is summed in place.
 ROW_NODES = 8192
 # Grid cells per axis (x) that the per-thread column index of forces_grid holds.
 ROW_COLS = 4096

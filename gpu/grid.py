@@ -4,9 +4,10 @@ Cells are at least the repulsion cutoff wide, so every pair closer than the cuto
 same or one of the 26 neighbouring cells. Nodes are sorted by cell (stable counting sort,
 parallel over chunks of nodes with one histogram each: O(N), the same order whatever the
 thread count or timing) into contiguous x/y/z copies, which the force loop then reads
-sequentially. Then the nodes are binned into a coarse grid of at most ``res`` cells per axis whose centres of mass give the far field. A
-coarse cell is a block of ``kf^3`` whole fine cells, so "outside the 27 near cells" is a
-property of whole coarse cells and the near and far fields never overlap.
+sequentially. Then the nodes are binned into a coarse grid of at most ``res`` cells per axis
+whose centres of mass give the far field. A coarse cell is a block of ``kf^3`` whole fine
+cells, so "outside the 27 near cells" is a property of whole coarse cells and the near and
+far fields never overlap.
 """
 
 from __future__ import annotations

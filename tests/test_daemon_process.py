@@ -122,3 +122,28 @@ async def test_root_intensity_exceeded_exits_non_zero(tmp_path: Path, procs: lis
     assert "more than 1 restarts" in failed["reason"]
     code = await loop.run_in_executor(None, proc.wait, 10)
     assert code == 1
+
+
+async def test_without_node_or_espeak_the_daemon_runs_degraded(tmp_path: Path, procs: list) -> None:
+    """A machine with none of the agents' or speech's programs on PATH: the daemon still
+    starts, and health names what is missing instead of the actors crash-looping."""
+    proc = spawn(cwd=tmp_path, env={"PATH": str(tmp_path / "empty")})
+    procs.append(proc)
+    loop = asyncio.get_running_loop()
+    ready = await loop.run_in_executor(None, read_until, proc, "daemon.ready")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{ready['port']}/api/health?refresh=true") as r:
+            assert r.status == 200
+            health = await r.json()
+        async with session.post(f"http://127.0.0.1:{ready['port']}/api/swarms",
+                                json={"task": "x"}) as r:
+            assert r.status == 503 and "make agents" in (await r.json())["error"]
+    components = health["components"]
+    assert health["system_status"] == "degraded"
+    assert components["mcp"]["health"] == "degraded" and "make agents" in components["mcp"]["reason"]
+    assert components["hive_mind"]["health"] == "degraded"
+    assert components["speech"]["health"] == "degraded"
+    assert "espeak-ng" in components["speech"]["reason"]
+    assert all(c["restarts"] == 0 for c in components.values())
+    proc.send_signal(signal.SIGTERM)
+    assert await loop.run_in_executor(None, proc.wait, 10) == 0

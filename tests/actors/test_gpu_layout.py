@@ -22,6 +22,7 @@ from actors.messages import (
     Step,
     Subscribe,
     Unsubscribe,
+    UpdateGraph,
 )
 from supervisor import SupervisionTree, SupervisorSpec, WorkerSpec
 
@@ -60,6 +61,27 @@ def test_graph_updates_keep_known_positions(tree: SupervisionTree) -> None:
     assert [n["id"] for n in view["agent"]["nodes"]] == [0, 1, 2]
     status = layout.ask(StatusQuery())
     assert status.detail["nodes"] == 13 and status.detail["backend"] == "cpu"
+
+
+def test_incremental_updates_add_and_remove(tree: SupervisionTree) -> None:
+    layout = tree.address("root/layout")
+    layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 6)))
+    layout.ask(Step(10))
+    before = layout.ask(GetSnapshot())
+    kept = {w: p for w, p in zip(before.wire_ids.tolist(), before.positions.tolist(), strict=True)
+            if w != KNOWLEDGE_FLAG | 2}
+    counts = layout.ask(UpdateGraph(NodeKind.KNOWLEDGE, add_nodes=(GraphNode(10, "new"),),
+                                    remove_nodes=(2,), add_edges=(GraphEdge(10, 0),),
+                                    remove_edges=((4, 5),)))
+    assert counts == {"nodes": 6, "edges": 4}  # 6 - 1 + 1 nodes; 6 - 2 (node 2) - 1 + 1 edges
+    after = layout.ask(GetSnapshot())
+    positions = dict(zip(after.wire_ids.tolist(), after.positions.tolist(), strict=True))
+    assert KNOWLEDGE_FLAG | 2 not in positions and KNOWLEDGE_FLAG | 10 in positions
+    for wid, pos in kept.items():
+        assert positions[wid] == pytest.approx(pos)
+    with pytest.raises(ValueError, match="unknown node 99"):
+        layout.ask(UpdateGraph(NodeKind.KNOWLEDGE, add_edges=(GraphEdge(0, 99),)))
+    assert len(layout.ask(GetSnapshot())) == 6  # a bad update changes nothing
 
 
 def test_pinning_holds_a_node(tree: SupervisionTree) -> None:

@@ -116,3 +116,19 @@ def test_far_field_pushes_separate_clusters_apart() -> None:
     f = eng.forces("grid")
     assert (f[:20, 0] < 0).all() and (f[20:, 0] > 0).all()
     assert np.abs(eng.forces("grid_near")[:, 0]).max() < np.abs(f[:, 0]).min() + 10
+
+
+@pytest.mark.parametrize("mode", ["grid_near", "grid"])
+def test_grid_in_place_fallback_matches_row_buffer(mode: str) -> None:
+    """A row whose 9-row neighbourhood outgrows the per-thread row buffer (or a grid wider than
+    its column index) is summed in place: same forces as through the buffer."""
+    p = SimParams(repulsion_cutoff=12.0, grid_cell_size=12.0, spawn_radius=20.0)
+    eng = LayoutEngine(p, backend="cpu")
+    eng.set_graph(*random_graph(1500, seed=5))
+    backend = eng.backend
+    buffered = eng.forces(mode)
+    small_buf = np.zeros((backend.row_buf.shape[0], 3, 24), np.float32)  # type: ignore[attr-defined]
+    small_cols = np.zeros((backend.row_cols.shape[0], 3), np.int32)  # type: ignore[attr-defined]
+    for buf, cols in ((small_buf, backend.row_cols), (backend.row_buf, small_cols)):  # type: ignore[attr-defined]
+        backend.row_buf, backend.row_cols = buf, cols  # type: ignore[attr-defined]
+        np.testing.assert_allclose(eng.forces(mode), buffered, rtol=1e-4, atol=1e-3)
