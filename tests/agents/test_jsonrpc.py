@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from actors.jsonrpc import (
+    CallTimeout,
     JsonRpcConnection,
     PeerGone,
     ProcessChannel,
@@ -144,3 +145,24 @@ def test_tcp_transport(claude_flow: list[str], tmp_path: Path) -> None:
         conn.close()
     finally:
         bridge.close()
+
+
+def test_a_call_past_its_timeout_is_cancelled_and_the_connection_lives(
+        server: JsonRpcConnection) -> None:
+    server.initialize(timeout=10)
+    with pytest.raises(CallTimeout, match="no answer within"):
+        server.request("tools/list", {}, timeout=1e-6)
+    assert server.in_flight == 0  # the late answer, if any, is dropped, not mis-delivered
+    time.sleep(0.2)
+    assert server.call_tool("agent_list", {})["agents"] == []
+    assert server.alive
+
+
+def test_non_responses_are_never_taken_for_responses(server: JsonRpcConnection) -> None:
+    """A notification and a server request arriving between calls do not resolve anything."""
+    server.initialize(timeout=10)
+    server._on_line(b'{"jsonrpc":"2.0","method":"notifications/message","params":{"x":1}}')
+    server._on_line(b"server.initialized")
+    _, future = server.request_future("tools/list", {})
+    server._on_line(b'{"jsonrpc":"2.0","method":"notifications/progress","params":{}}')
+    assert len(future.result(10)["result"]["tools"]) > 100
