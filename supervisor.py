@@ -397,12 +397,13 @@ class ChildContext:
     def address(self, path: str) -> Address:
         return self.tree.address(path)
 
-    def keep(self, value: Any) -> None:
-        """Keep an immutable value for the next incarnation of this path (its last good state)."""
-        self.tree._kept[self.path] = value
+    def keep(self, value: Any, name: str = "") -> None:
+        """Keep an immutable value for the next incarnation of this path (its last good state);
+        ``name`` keeps several independent values."""
+        self.tree._kept[(self.path, name)] = value
 
-    def kept(self, default: Any = None) -> Any:
-        return self.tree._kept.get(self.path, default)
+    def kept(self, default: Any = None, name: str = "") -> Any:
+        return self.tree._kept.get((self.path, name), default)
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,7 +452,10 @@ class _Watched:
     def _actor_loop(self) -> None:
         me: Any = self
         try:
-            me._actor_loop_setup()
+            try:
+                me._actor_loop_setup()
+            except BaseException:  # noqa: BLE001 - pykka catches only Exception in on_start
+                me._handle_failure(*sys.exc_info())
             self._hive_watch.started.set()
             me._actor_loop_running()
             me._actor_loop_teardown()
@@ -666,10 +670,12 @@ class Address:
         if not ref.is_alive():
             raise ChildUnavailable(self.path, "restarting")
         ref.actor_inbox.put(Envelope(message, reply_to=_BridgeFuture(loop, target)))
+        done, _ = await asyncio.wait({target}, timeout=timeout)
+        if not done:
+            target.cancel()
+            raise AskTimeout(f"{self.path} did not answer within {timeout} s")
         try:
-            return await asyncio.wait_for(target, timeout)
-        except TimeoutError:
-            raise AskTimeout(f"{self.path} did not answer within {timeout} s") from None
+            return target.result()  # the actor's own exception, whatever its type, as it is
         except ActorDeadError:
             raise ChildUnavailable(self.path, "stopped with the message in flight") from None
 
@@ -753,6 +759,9 @@ class Supervisor(ThreadingActor):
 
     def _handle_exit(self, slot: _Slot, reason: ExitReason) -> None:
         self._forget(slot)
+        if self.actor_stopped.is_set():  # killed or stopping: restart nothing
+            self._set(slot, ChildState.STOPPED)
+            return
         if reason.abnormal:
             slot.last_failure = {
                 "type": reason.error_type,
@@ -856,6 +865,8 @@ class Supervisor(ThreadingActor):
     def _start_children(self, names: list[str]) -> None:
         """Start these children in order; a start failure is handled as that child's crash."""
         for name in names:
+            if self.actor_stopped.is_set():
+                return  # killed meanwhile: whoever killed us owns the children now
             slot = self._children[name]
             if slot.state not in (ChildState.STARTING, ChildState.RESTARTING):
                 continue  # already started by a nested restart, or stopped on purpose
@@ -866,6 +877,8 @@ class Supervisor(ThreadingActor):
                 self._handle_exit(slot, failure)
 
     def _start(self, slot: _Slot) -> ExitReason | None:
+        if self.actor_stopped.is_set():
+            return ExitReason("shutdown", "Stopped", "the supervisor is stopping")
         spec = slot.spec
         slot.incarnation += 1
         self._set(slot, ChildState.STARTING)
@@ -900,11 +913,24 @@ class Supervisor(ThreadingActor):
         self._log.info(event, child=slot.path, incarnation=slot.incarnation, kind=slot.kind)
         return None
 
+    def _leave_backoff(self, slot: _Slot) -> None:
+        """Take this child out of a pending delayed restart; cancel the timer only when no
+        other child (one_for_all, rest_for_one) still waits on it."""
+        if slot.backoff_timer is None:
+            return
+        timer, slot.backoff_timer = slot.backoff_timer, None
+        for token, names in list(self._pending.items()):
+            if slot.name in names:
+                rest = tuple(n for n in names if n != slot.name)
+                if rest:
+                    self._pending[token] = rest
+                else:
+                    del self._pending[token]
+                    timer.cancel()
+
     def _terminate(self, slot: _Slot) -> None:
         """Graceful stop within the spec's shutdown timeout, then a brutal kill."""
-        if slot.backoff_timer is not None:
-            slot.backoff_timer.cancel()
-            slot.backoff_timer = None
+        self._leave_backoff(slot)
         ref, actor = slot.ref, slot.actor
         self._forget(slot)
         if ref is None or actor is None:
@@ -1023,7 +1049,7 @@ class SupervisionTree:
         self._root = _Slot(spec, spec.name)
         self._slots: dict[str, _Slot] = {}
         self._index(self._root)
-        self._kept: dict[str, Any] = {}
+        self._kept: dict[tuple[str, str], Any] = {}
         self._on_failure: list[Callable[[ExitReason], None]] = []
 
     def _index(self, slot: _Slot) -> None:

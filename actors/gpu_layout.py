@@ -95,7 +95,7 @@ class LayoutActor(TickingActor):
         self.settings = settings or LayoutSettings()
         self._engine: LayoutEngine | None = None
         self._graphs: dict[NodeKind, Graph] = {}
-        self._subscribers: Subscribers[PositionFrame] = Subscribers("gpu_layout")
+        self._subscribers: Subscribers[PositionFrame] = Subscribers("gpu_layout", getattr(self, "supervision", None))
         self._seq = 0
         self._sent_pos: np.ndarray | None = None
         self._sent_vel: np.ndarray | None = None
@@ -192,9 +192,14 @@ class LayoutActor(TickingActor):
         known = set(engine.node_ids.tolist())
         pinned = 0
         for wid, pos in zip(message.wire_ids, message.positions, strict=True):
-            if wid in known:
+            if wid not in known:
+                continue
+            try:
                 engine.pin(wid, pos)
-                pinned += 1
+            except ValueError as exc:  # client data: a bad position is skipped, never a crash
+                log.warning("layout.pin_rejected", node=wid, error=str(exc))
+                continue
+            pinned += 1
         self._wake()
         return pinned
 

@@ -66,7 +66,7 @@ class HealthActor(TickingActor):
         self.settings = settings or HealthSettings()
         self._loop = LoopReport(0.0)
         self._snapshot: HealthSnapshot | None = None
-        self._subscribers: Subscribers[HealthSnapshot] = Subscribers("health")
+        self._subscribers: Subscribers[HealthSnapshot] = Subscribers("health", getattr(self, "supervision", None))
 
     def on_start(self) -> None:
         self.start_ticking(self.settings.interval_s)

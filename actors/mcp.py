@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +109,7 @@ class McpActor(TickingActor):
         self._parts: dict[int, _PollPart] = {}
         self._expected = 0
         self._poll_started = 0.0
+        self._round_cancels: list[Callable[[str], None]] = []
         self._ids = NodeIds()
         self._telemetry: Telemetry | None = None
         self._last_graph: Any = None
@@ -157,7 +158,14 @@ class McpActor(TickingActor):
             self._collect(message)
             return None
         if isinstance(message, CallTool):
-            return self._pool_or_raise().call_tool(message.name, message.arguments, message.key)
+            # a failure to even start the call goes into the future: CallTool also comes as a
+            # tell (fire and forget), where raising would crash this actor
+            try:
+                return self._pool_or_raise().call_tool(message.name, message.arguments, message.key)
+            except (McpError, BreakerOpen) as exc:
+                failed: Future[Any] = Future()
+                failed.set_exception(exc)
+                return failed
         if isinstance(message, RelayRequest):
             return self._relay(message)
         if isinstance(message, GetAgents):
@@ -188,7 +196,11 @@ class McpActor(TickingActor):
         if self._expected:  # the previous poll is still out
             if time.monotonic() - self._poll_started < self.settings.call_timeout_s:
                 return
-            self._expected = 0  # its answers are late: start over
+            # its answers are late: tell the servers (a timeout counts against them), start over
+            for cancel in self._round_cancels:
+                cancel("telemetry poll timed out")
+            self._expected = 0
+        self._round_cancels = []
         pool.maintain_due()
         try:
             pool.breaker.check()
@@ -207,8 +219,9 @@ class McpActor(TickingActor):
 
     def _poll_member(self, pool: McpPool, member: Any, round_: int, me: pykka.ActorRef[Any]) -> None:
         try:
-            agents = pool.call_tool("agent_list", {}, member=member)
-            swarm = pool.call_tool("swarm_status", {}, member=member)
+            agents, cancel_agents = pool.call_tool_cancellable("agent_list", {}, member=member)
+            swarm, cancel_swarm = pool.call_tool_cancellable("swarm_status", {}, member=member)
+            self._round_cancels += [cancel_agents, cancel_swarm]
         except (McpError, BreakerOpen) as exc:
             me.tell(_PollPart(round_, member.index, error=str(exc)))
             return

@@ -7,15 +7,17 @@ and telemetry asks every member). Broken members are replaced with backoff; a me
 served many calls gets maintenance (below).
 
 The pool belongs to the MCP actor and is used from its thread only; calls complete on the
-connections' reader threads, which touch nothing but their futures and the (thread-safe)
-breaker. Every ``maintain_every`` calls a member gets maintenance from its connector (for
-claude-flow, compacting its per-call log); when that fails the member is recycled: a fresh
-connection that carries its state over. Either way per-call cost stays flat over weeks.
+connections' reader threads, which touch only their futures, the (thread-safe) breaker and
+the call statistics (under their own lock). Every ``maintain_every`` calls a member gets
+maintenance from its connector (for claude-flow, compacting its per-call log); when that fails
+the member is recycled: a fresh connection that carries its state over. Either way per-call
+cost stays flat over weeks.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -30,7 +32,7 @@ from actors.jsonrpc import (
     JsonRpcConnection,
     McpError,
     PeerGone,
-    RpcError,
+    ToolFailed,
     decode_tool_result,
     unwrap,
 )
@@ -98,6 +100,7 @@ class McpPool:
         self.maintain_every = maintain_every
         self._clock = clock
         self.stats = PoolStats()
+        self._stats_lock = threading.Lock()
 
     # -- membership ------------------------------------------------------------------------
 
@@ -204,33 +207,46 @@ class McpPool:
         return conn, request_id, future
 
     def _settle(self, future: Future[dict[str, Any]], started: float) -> None:
-        self.stats.calls += 1
+        """On a connection's reader thread: the breaker is thread-safe, the stats take a lock."""
         exc = future.exception()
         if exc is None:
             self.breaker.success()
-            latency = self.stats.latency_ms
-            latency.append((time.perf_counter() - started) * 1e3)
-            if len(latency) > 10_000:
-                del latency[:5_000]
         elif is_peer_failure(exc):
-            self.stats.failures += 1
             self.breaker.failure(exc)
+        with self._stats_lock:
+            self.stats.calls += 1
+            if exc is None:
+                latency = self.stats.latency_ms
+                latency.append((time.perf_counter() - started) * 1e3)
+                if len(latency) > 10_000:
+                    del latency[:5_000]
+            elif is_peer_failure(exc):
+                self.stats.failures += 1
 
     def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None,
                   key: int | None = None, member: Member | None = None) -> Future[Any]:
         """A tool call; the future resolves to the decoded result or a typed error."""
-        _conn, _, raw = self.request("tools/call", {"name": name, "arguments": dict(arguments or {})},
-                                    key, member)
+        return self.call_tool_cancellable(name, arguments, key, member)[0]
+
+    def call_tool_cancellable(
+        self, name: str, arguments: Mapping[str, Any] | None = None, key: int | None = None,
+        member: Member | None = None,
+    ) -> tuple[Future[Any], Callable[[str], None]]:
+        """A tool call and a way to give up on it (the server is told; it counts as a timeout)."""
+        conn, request_id, raw = self.request(
+            "tools/call", {"name": name, "arguments": dict(arguments or {})}, key, member)
         decoded: Future[Any] = Future()
 
         def done(f: Future[dict[str, Any]]) -> None:
             try:
                 decoded.set_result(decode_tool_result(name, unwrap(f.result())))
-            except (McpError, RpcError) as exc:
+            except McpError as exc:
                 decoded.set_exception(exc)
+            except Exception as exc:  # noqa: BLE001 - a malformed answer must still settle
+                decoded.set_exception(ToolFailed(name, f"malformed answer: {exc!r}"[:300]))
 
         raw.add_done_callback(done)
-        return decoded
+        return decoded, lambda reason: conn.cancel(request_id, reason)
 
     def server_info(self) -> dict[str, Any] | None:
         for member in self.live_members():
@@ -246,7 +262,9 @@ class McpPool:
         self.connector.close()
 
     def describe(self) -> dict[str, Any]:
-        latency = sorted(self.stats.latency_ms[-1000:])
+        with self._stats_lock:
+            latency = sorted(self.stats.latency_ms[-1000:])
+            calls, failures = self.stats.calls, self.stats.failures
         return {
             "members": [
                 {"index": m.index, "live": m.live, "generation": m.generation,
@@ -256,8 +274,8 @@ class McpPool:
                 for m in self.members
             ],
             "breaker": self.breaker.describe(),
-            "calls": self.stats.calls,
-            "failures": self.stats.failures,
+            "calls": calls,
+            "failures": failures,
             "median_ms": round(latency[len(latency) // 2], 3) if latency else None,
         }
 

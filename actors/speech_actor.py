@@ -129,6 +129,7 @@ class SpeechActor(pykka.ThreadingActor):
         self._stt_problem: str | None = None
         self._tts_problem: str | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._commands: ThreadPoolExecutor | None = None
         self._streams: dict[str, _Stream] = {}
         self._served = collections.Counter[str]()
 
@@ -137,6 +138,8 @@ class SpeechActor(pykka.ThreadingActor):
         self._stt, self._stt_problem = _build("speech to text", lambda: build_stt(engines))
         self._tts, self._tts_problem = _build("text to speech", lambda: build_tts(engines))
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="speech")
+        # commands wait on other actors (seconds, at worst minutes): never on the decoders' threads
+        self._commands = ThreadPoolExecutor(2, thread_name_prefix="speech-command")
         log.info("speech.started", stt=getattr(self._stt, "name", None),
                  tts=getattr(self._tts, "name", None))
 
@@ -154,8 +157,9 @@ class SpeechActor(pykka.ThreadingActor):
         for stream in self._streams.values():
             stream.engine.close()
         self._streams.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._commands):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def on_failure(self, *_exc: Any) -> None:
         self.on_stop()
@@ -182,7 +186,8 @@ class SpeechActor(pykka.ThreadingActor):
             tts = self._tts_or_raise()
             return self._submit(lambda: self._synthesize(tts, message))
         if isinstance(message, RunVoiceCommand):
-            return self._submit(lambda: self._voice_command(message.text))
+            assert self._commands is not None
+            return self._commands.submit(self._voice_command, message.text)
         if isinstance(message, StatusQuery):
             return self._status()
         return super().on_receive(message)

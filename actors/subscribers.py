@@ -2,35 +2,46 @@
 
 Callbacks run on the publishing actor's thread and must only hand the value over (to an event
 loop with ``call_soon_threadsafe``, say). One that raises is dropped, and the actor goes on.
+The table outlives the actor's incarnations (kept through its ``ChildContext``): a subscriber
+registered once keeps hearing after a crash and restart, as it would from a stable address.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 import structlog
 
 from actors.messages import Subscribe, Unsubscribe
+from supervisor import ChildContext
 
 log = structlog.get_logger("actors.subscribers")
 T = TypeVar("T")
 
 
 class Subscribers(Generic[T]):
-    def __init__(self, owner: str) -> None:
+    def __init__(self, owner: str, context: ChildContext | None = None) -> None:
         self._owner = owner
-        self._callbacks: dict[str, Callable[[T], object]] = {}
+        self._context = context
+        kept = context.kept({}, name="subscribers") if context is not None else {}
+        self._callbacks: dict[str, Callable[[T], object]] = dict(kept)
 
     def handle(self, message: Any) -> bool:
         """Apply a ``Subscribe``/``Unsubscribe`` message; False for any other message."""
         if isinstance(message, Subscribe):
             self._callbacks[message.key] = message.callback
-            return True
-        if isinstance(message, Unsubscribe):
+        elif isinstance(message, Unsubscribe):
             self._callbacks.pop(message.key, None)
-            return True
-        return False
+        else:
+            return False
+        self._keep()
+        return True
+
+    def _keep(self) -> None:
+        if self._context is not None:
+            self._context.keep(MappingProxyType(dict(self._callbacks)), name="subscribers")
 
     def publish(self, value: T) -> None:
         for key, callback in list(self._callbacks.items()):
@@ -39,6 +50,7 @@ class Subscribers(Generic[T]):
             except Exception as exc:  # noqa: BLE001 - a broken subscriber must not stop the owner
                 log.warning("subscriber.dropped", owner=self._owner, key=key, error=repr(exc))
                 self._callbacks.pop(key, None)
+                self._keep()
 
     def __len__(self) -> int:
         return len(self._callbacks)

@@ -542,3 +542,44 @@ def test_a_child_backoff_of_its_own(trees: list) -> None:
     wait_until(lambda: clock.pending() == [3.0])
     clock.advance(3)
     assert tree.address("root/w").wait_running(2, timeout=5)
+
+
+def test_base_exception_in_on_start_is_a_start_failure(trees: list) -> None:
+    class ExitsAtStart(pykka.ThreadingActor):
+        def on_start(self) -> None:
+            if self.supervision.incarnation == 1:
+                raise SystemExit(2)
+
+        def on_receive(self, message: Any) -> Any:
+            return self.supervision.incarnation
+
+    tree = start(trees, SupervisorSpec("root", (WorkerSpec("x", ExitsAtStart, restart="transient"),)))
+    node = tree.describe("root/x")
+    assert node["state"] == "running" and node["incarnation"] == 2
+    assert node["last_failure"]["type"] == "SystemExit"
+    assert tree.address("root/x").ask("hi") == 2
+
+
+def test_admin_stop_during_a_shared_backoff_keeps_the_others_waiting(trees: list) -> None:
+    clock = ManualClock()
+    spec = SupervisorSpec("root", (worker("a"), worker("b"), worker("c")), strategy="one_for_all",
+                          max_restarts=10, within_seconds=60, backoff=Backoff(min_s=2, max_s=2))
+    tree = start(trees, spec, clock=clock)
+    tree.address("root/a").tell("crash")
+    wait_until(lambda: clock.pending() == [2.0])
+    assert tree.stop_child("root/b")["state"] == "stopped"
+    assert clock.pending() == [2.0]  # a and c still wait on the shared timer
+    clock.advance(2)
+    assert tree.address("root/a").wait_running(2, timeout=5)
+    assert tree.address("root/c").wait_running(2, timeout=5)
+    assert tree.describe("root/b")["state"] == "stopped"
+
+
+async def test_ask_async_passes_the_actors_own_timeout_error_through(trees: list) -> None:
+    class Slow(pykka.ThreadingActor):
+        def on_receive(self, message: Any) -> Any:
+            raise TimeoutError("the peer was slow")
+
+    tree = start(trees, SupervisorSpec("root", (WorkerSpec("s", Slow),)))
+    with pytest.raises(TimeoutError, match="the peer was slow"):
+        await tree.address("root/s").ask_async("x", timeout=5)

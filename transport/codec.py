@@ -53,12 +53,13 @@ def decode_frame(data: bytes) -> np.ndarray:
 def decode_client_update(data: bytes) -> np.ndarray:
     """Parse a client's drag update: records without a version byte (one is tolerated)."""
     if len(data) % RECORD_SIZE == 1 and data[:1] == bytes((PROTOCOL_VERSION,)):
-        return decode_frame(data)
-    if not data or len(data) % RECORD_SIZE:
+        records = decode_frame(data)
+    elif not data or len(data) % RECORD_SIZE:
         raise FrameError(
             f"binary update of {len(data)} bytes is not a whole number of {RECORD_SIZE}-byte records"
         )
-    records = np.frombuffer(data, dtype=RECORD)
+    else:
+        records = np.frombuffer(data, dtype=RECORD)
     if not np.isfinite(records["position"]).all():
         raise FrameError("positions must be finite numbers")
     return records

@@ -14,7 +14,15 @@ from actors.health import GetHealth, HealthSnapshot
 from actors.messages import Subscribe, Unsubscribe
 from supervisor import SupervisionError
 from transport.app import SERVICES, Services, json_error
-from transport.ws import CLOSE_UNSUPPORTED, Connection, messages, now_ms, open_ws, release
+from transport.ws import (
+    CLOSE_UNSUPPORTED,
+    Connection,
+    guarded,
+    messages,
+    now_ms,
+    open_ws,
+    release,
+)
 
 UPDATE_EVERY_S = 5.0
 TOPICS = ("system_status", "docker_health", "mcp_health", "active_sessions", "performance",
@@ -74,9 +82,12 @@ async def hybrid_health_ws(request: web.Request) -> web.StreamResponse:
                 await conn.send_json({"type": "pong",
                                       "timestamp": incoming.data.get("timestamp", now_ms())})
             elif kind == "request_status":
-                refresh = bool((incoming.data.get("data") or {}).get("force_refresh")
-                               or incoming.data.get("force_refresh"))
-                await _send_status(conn, "status_update", refresh)
+                options = incoming.data.get("data") or {}
+                if not isinstance(options, dict):
+                    await conn.error("request_status: 'data' must be an object")
+                    continue
+                refresh = bool(options.get("force_refresh") or incoming.data.get("force_refresh"))
+                await guarded(conn, _send_status(conn, "status_update", refresh))
             elif kind in ("subscribe", "unsubscribe"):
                 await conn.send_json({"type": f"{kind}d", "timestamp": now_ms(),
                                       "data": {"topics": list(TOPICS)}})

@@ -22,7 +22,7 @@ from actors.jsonrpc import PROTOCOL_VERSION, McpError
 from actors.mcp import GetServerInfo, RelayRequest, RelayTicket
 from supervisor import SupervisionError
 from transport.app import Services
-from transport.ws import CLOSE_TOO_BIG, Connection, open_ws, release
+from transport.ws import CLOSE_TOO_BIG, Connection, log, open_ws, release
 
 PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR, SERVER_ERROR = -32700, -32600, -32603, -32000
 _client_keys = itertools.count()
@@ -115,7 +115,7 @@ async def _dispatch(conn: Connection, key: int, message: Any, tasks: set[asyncio
         return
     if method.startswith("notifications/"):
         return  # the pooled session did its own handshake; other notifications have no target
-    task = asyncio.create_task(_forward(conn, key, message, is_notification))
+    task = asyncio.create_task(_forward_guarded(conn, key, message, is_notification))
     tasks.add(task)
     task.add_done_callback(tasks.discard)
 
@@ -132,8 +132,27 @@ async def _initialize(conn: Connection, request_id: Any) -> None:
     await conn.send_json({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
+def _cancel_off_loop(ticket: RelayTicket, reason: str) -> None:
+    """Cancelling writes to the server's pipe, which a wedged server may not drain: never on
+    the event loop's thread."""
+    asyncio.get_running_loop().run_in_executor(None, ticket.cancel, reason)
+
+
 def _mcp(services: Services) -> Any:
     return services.address("mcp")
+
+
+async def _forward_guarded(conn: Connection, key: int, message: dict[str, Any],
+                           notification: bool) -> None:
+    try:
+        await _forward(conn, key, message, notification)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a JSON-RPC error, never a lost task or a traceback
+        log.error("relay.failed", error=repr(exc), exc_info=True)
+        if not notification:
+            with contextlib.suppress(Exception):
+                await conn.send_json(rpc_error(message.get("id"), INTERNAL_ERROR, "internal error"))
 
 
 async def _forward(conn: Connection, key: int, message: dict[str, Any], notification: bool) -> None:
@@ -150,12 +169,12 @@ async def _forward(conn: Connection, key: int, message: dict[str, Any], notifica
     try:
         response = await asyncio.wait_for(asyncio.wrap_future(ticket.future), timeout)
     except TimeoutError:
-        ticket.cancel("relay client timeout")
+        _cancel_off_loop(ticket, "relay client timeout")
         response = rpc_error(request_id, SERVER_ERROR, f"no answer from the MCP server in {timeout} s")
     except McpError as exc:
         response = rpc_error(request_id, SERVER_ERROR, f"MCP server failed: {exc}")
     except asyncio.CancelledError:
-        ticket.cancel("relay client went away")
+        _cancel_off_loop(ticket, "relay client went away")
         raise
     if notification:
         return

@@ -12,7 +12,15 @@ from actors.graph import NodeKind
 from actors.messages import GetGraph, GetSnapshot, PinNodes
 from supervisor import SupervisionError
 from transport.codec import FrameError, decode_client_update, encode_records
-from transport.ws import CLOSE_UNSUPPORTED, Connection, messages, now_ms, open_ws, release
+from transport.ws import (
+    CLOSE_UNSUPPORTED,
+    Connection,
+    guarded,
+    messages,
+    now_ms,
+    open_ws,
+    release,
+)
 
 MIN_INTERVAL_MS = 0
 MAX_INTERVAL_MS = 60_000
@@ -39,7 +47,7 @@ async def positions_ws(request: web.Request) -> web.StreamResponse:
                 await _position_update(conn, incoming.binary)
                 continue
             assert incoming.data is not None
-            await _control(conn, client, incoming.data)
+            await guarded(conn, _control(conn, client, incoming.data))
     finally:
         hub.remove_client(client)
         sender.cancel()
@@ -91,7 +99,7 @@ async def _control(conn: Connection, client: Any, data: dict[str, Any]) -> None:
 
 async def _snapshot(conn: Connection, data: dict[str, Any]) -> None:
     graphs = data.get("graphs", ["knowledge", "agent"])
-    if not isinstance(graphs, list) or not set(graphs) <= {"knowledge", "agent"}:
+    if not isinstance(graphs, list) or not all(g in ("knowledge", "agent") for g in graphs):
         await conn.error("request_full_snapshot: graphs must be a list of 'knowledge', 'agent'")
         return
     try:

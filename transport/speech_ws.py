@@ -31,7 +31,7 @@ from actors.speech_actor import (
     VoiceReply,
 )
 from supervisor import SupervisionError
-from transport.ws import Connection, messages, now_ms, open_ws, release
+from transport.ws import Connection, Incoming, guarded, messages, now_ms, open_ws, release
 
 MIN_RATE, MAX_RATE = 8_000, 48_000
 WORK_TIMEOUT_S = 120.0
@@ -72,24 +72,28 @@ async def speech_ws(request: web.Request) -> web.StreamResponse:
         await conn.send_json({"type": "connected", "timestamp": now_ms(),
                               "data": {"sampleRates": [MIN_RATE, MAX_RATE], "format": "pcm16le"}})
         async for incoming in messages(conn):
-            try:
-                if incoming.binary is not None:
-                    await _audio(conn, client, incoming.binary)
-                else:
-                    assert incoming.data is not None
-                    await _control(conn, client, incoming.data)
-            except (SpeechError, ValueError) as exc:
-                await conn.error(str(exc))
-            except SupervisionError as exc:
-                await conn.error(f"speech unavailable: {exc}")
-            except TimeoutError:
-                await conn.error("speech engine timed out")
+            await guarded(conn, _handle(conn, client, incoming))
     finally:
         if client.stream is not None:
             with contextlib.suppress(SupervisionError):
                 conn.services.address("speech").tell(SttCancel(client.stream))
         await release(conn)
     return conn.ws
+
+
+async def _handle(conn: Connection, client: _Client, incoming: Incoming) -> None:
+    try:
+        if incoming.binary is not None:
+            await _audio(conn, client, incoming.binary)
+        else:
+            assert incoming.data is not None
+            await _control(conn, client, incoming.data)
+    except (SpeechError, ValueError) as exc:
+        await conn.error(str(exc))
+    except SupervisionError as exc:
+        await conn.error(f"speech unavailable: {exc}")
+    except TimeoutError:
+        await conn.error("speech engine timed out")
 
 
 async def _control(conn: Connection, client: _Client, data: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,6 +117,18 @@ async def _ping(conn: Connection) -> None:
                 await conn.ws.ping()
         except Exception:  # noqa: BLE001 - the connection is going; the reader notices
             return
+
+
+async def guarded(conn: Connection, handling: Awaitable[None]) -> None:
+    """Handle one client message; an unexpected failure becomes an ``error`` message and a
+    log line (never a closed stream or a traceback to the client)."""
+    try:
+        await handling
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("ws.handler_failed", route=conn.route, error=repr(exc), exc_info=True)
+        await conn.error(f"could not handle that message ({type(exc).__name__})")
 
 
 @dataclass(frozen=True)

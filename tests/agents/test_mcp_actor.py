@@ -118,7 +118,7 @@ def test_server_killed_mid_call_breaker_opens_and_telemetry_resumes(
         status = wait_for(lambda: (s := mcp.ask(StatusQuery())).detail["breaker"]["state"] == "open" and s)
         assert status.health == "degraded" and status.detail["mcp_health"] != "connected"
         with pytest.raises((BreakerOpen, NoConnection)):
-            mcp.ask(CallTool("agent_list", {}, 0))
+            mcp.ask(CallTool("agent_list", {}, 0)).result(5)
         # the breaker half-opens, the member reconnects in its own folder: the agent is back
         wait_for(lambda: mcp.ask(StatusQuery()).detail["mcp_health"] == "connected")
         telemetry = wait_for(lambda: (t := mcp.ask(GetAgents())) and t.polled_at > time.time() - 1

@@ -43,3 +43,5 @@ def test_client_updates_without_version_byte() -> None:
     nan = struct.pack("<I3f3ffi", 5, float("nan"), 2, 3, 0, 0, 0, 0, -1)
     with pytest.raises(FrameError, match="finite"):
         decode_client_update(nan)
+    with pytest.raises(FrameError, match="finite"):
+        decode_client_update(b"\x02" + nan)  # with the version byte too

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from actors.graph import AGENT_FLAG, KNOWLEDGE_FLAG, Graph, GraphEdge, GraphNode, NodeKind
-from actors.messages import PositionFrame, SetGraph
+from actors.messages import PositionFrame, SetGraph, Step
 from tests.conftest import Daemon
 
 
@@ -249,3 +249,43 @@ async def test_slow_client_loses_frames_and_never_slows_a_fast_one(daemon: Daemo
     assert received >= 190  # ...while the fast reader got nearly all
     await fast.close()
     await slow.close()
+
+
+async def test_bad_drags_never_crash_the_layout_and_a_restart_keeps_the_stream(daemon: Daemon) -> None:
+    """Non-finite drag positions (with or without the version byte) are refused; and after the
+    layout restarts, subscribed clients keep receiving frames (the hub's subscription survives)."""
+    await load_graph(daemon, 10)
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss") as ws:
+        await receive_json(ws, "connection_established")
+        nan = struct.pack("<I3f3ffi", KNOWLEDGE_FLAG | 1, float("nan"), 0, 0, 0, 0, 0, 0, -1)
+        for payload in (nan, b"\x02" + nan):
+            await ws.send_bytes(payload)
+            assert "finite" in (await receive_json(ws, "error"))["message"]
+        assert daemon.tree.describe("root/gpu_layout")["incarnation"] == 1
+        await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": 0}})
+        await receive_json(ws, "subscription_confirmed")
+        await receive_binary(ws)
+        await daemon.tree.control_async("restart", "root/gpu_layout")
+        await ws.send_json({"type": "request_full_snapshot"})  # graph and positions came back
+        assert len(decode_by_spec(await receive_binary(ws))) == 10
+        # frames keep coming from the new incarnation
+        await daemon.services.address("gpu_layout").ask_async(Step(5))
+        frames = [decode_by_spec(await receive_binary(ws, timeout=5)) for _ in range(3)]
+        assert all(frames)
+
+
+async def test_wrongly_typed_fields_get_errors_not_a_closed_stream(daemon: Daemon) -> None:
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss") as ws:
+        await receive_json(ws, "connection_established")
+        await ws.send_json({"type": "request_full_snapshot", "graphs": [["agent"]]})
+        assert "graphs" in (await receive_json(ws, "error"))["message"]
+        await ws.send_json({"type": "subscribe_position_updates", "data": [1]})
+        assert "data" in (await receive_json(ws, "error"))["message"]
+        await ws.send_json({"type": "ping", "timestamp": 11})
+        assert (await receive_json(ws, "pong"))["timestamp"] == 11
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/ws/hybrid-health") as ws:
+        await receive_json(ws, "initial_status")
+        await ws.send_json({"type": "request_status", "data": [1]})
+        assert "data" in (await receive_json(ws, "error"))["message"]
+        await ws.send_json({"type": "ping", "timestamp": 12})
+        assert (await receive_json(ws, "pong"))["timestamp"] == 12
