@@ -194,8 +194,11 @@ class LayoutActor(TickingActor):
         for wid, pos in zip(message.wire_ids, message.positions, strict=True):
             if wid not in known:
                 continue
+            bound = engine.params.bounds  # a drag cannot throw a node out of the world
+            clamped = (min(max(pos[0], -bound), bound), min(max(pos[1], -bound), bound),
+                       min(max(pos[2], -bound), bound))
             try:
-                engine.pin(wid, pos)
+                engine.pin(wid, clamped)
             except ValueError as exc:  # client data: a bad position is skipped, never a crash
                 log.warning("layout.pin_rejected", node=wid, error=str(exc))
                 continue

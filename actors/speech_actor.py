@@ -239,7 +239,8 @@ class SpeechActor(pykka.ThreadingActor):
     def _voice_command(self, text: str) -> VoiceReply:
         command = parse_command(text)
         if command is None:
-            return VoiceReply(None, f"Sorry, I did not understand: {text!r}.", False)
+            heard = text if len(text) <= 80 else f"{text[:77]}..."
+            return VoiceReply(None, f"Sorry, I did not understand: {heard!r}.", False)
         try:
             reply = self._execute(command)
         except (SupervisionError, SpeechError) as exc:

@@ -31,6 +31,10 @@ exit status: 0 after a clean shutdown (SIGTERM or Ctrl-C), 1 when the root super
 (restart intensity exceeded), 2 for a configuration error or a port that cannot be bound."""
 
 
+LOG_FORMATS = ("auto", "console", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="hive-supervisor", description=DESCRIPTION, epilog=EPILOG,
@@ -44,19 +48,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--admin-token", metavar="TOKEN",
                         help="bearer token for /admin routes (default: $HIVE_ADMIN_TOKEN, else "
                              "one is generated at start-up and logged once)")
-    parser.add_argument("--log-format", choices=("auto", "console", "json"), default=None,
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default=None,
                         help="console on a terminal, JSON lines otherwise (default auto; "
                              "$HIVE_LOG_FORMAT)")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                        default=os.environ.get("HIVE_LOG_LEVEL", "info"),
-                        help="minimum level of events logged (default info)")
-    return parser.parse_args(argv)
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=None,
+                        help="minimum level of events logged (default info; $HIVE_LOG_LEVEL)")
+    args = parser.parse_args(argv)
+    for flag, variable, choices in (("log_format", "HIVE_LOG_FORMAT", LOG_FORMATS),
+                                    ("log_level", "HIVE_LOG_LEVEL", LOG_LEVELS)):
+        if getattr(args, flag) is None:
+            value = os.environ.get(variable, choices[0] if flag == "log_format" else "info")
+            if value not in choices:
+                parser.error(f"${variable}={value!r}: choose one of {', '.join(choices)}")
+            setattr(args, flag, value)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging(args.log_format or os.environ.get("HIVE_LOG_FORMAT", "auto"),  # type: ignore[arg-type]
-                      args.log_level)
+    configure_logging(args.log_format, args.log_level)
     import structlog
 
     log = structlog.get_logger("hive")

@@ -286,7 +286,7 @@ def load_config(
         settings = _section(f"actors.{name}", {**ACTOR_COMMON, **own}, values,
                             f"HIVE_ACTORS_{name.upper()}", env, extra)
         if extra:
-            settings["params"] = _gpu_params(values.get(GPU_PARAMS_SECTION, {}))
+            settings["params"] = _gpu_params(values.get(GPU_PARAMS_SECTION, {}), env)
         lo, hi = settings["backoff_min"], settings["backoff_max"]
         if lo is not None and hi is not None and lo > hi:
             raise ConfigError(f"[actors.{name}] backoff_min: must not exceed backoff_max")
@@ -294,11 +294,21 @@ def load_config(
     return Config(ServerConfig(**server), SupervisorConfig(**supervisor), MappingProxyType(actors))
 
 
-def _gpu_params(values: Any) -> Mapping[str, float]:
+def _gpu_params(values: Any, env: Mapping[str, str]) -> Mapping[str, float]:
+    """SimParams fields, from the file and ``HIVE_ACTORS_GPU_LAYOUT_PARAMS_<FIELD>``."""
+    import dataclasses
+
     from gpu import SimParams  # the layout's own validation names the field
 
     if not isinstance(values, dict):
         raise ConfigError("[actors.gpu_layout.params] must be a table")
+    values = dict(values)
+    for f in dataclasses.fields(SimParams):
+        variable = f"HIVE_ACTORS_GPU_LAYOUT_PARAMS_{f.name.upper()}"
+        if variable in env:
+            parser = _int() if isinstance(f.default, int) and not isinstance(f.default, bool) else _float()
+            values[f.name] = _parse("actors.gpu_layout.params", f.name, parser, env[variable],
+                                    f" (from ${variable})")
     try:
         SimParams(**values)
     except (TypeError, ValueError) as exc:

@@ -72,6 +72,13 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> No
         load_config(write(tmp_path, text), env={})
 
 
+def test_physics_parameters_from_the_environment() -> None:
+    config = load_config(env={"HIVE_ACTORS_GPU_LAYOUT_PARAMS_REPEL_K": "123.5"})
+    assert config.actor("gpu_layout")["params"]["repel_k"] == 123.5
+    with pytest.raises(ConfigError, match=r"dt \(from \$HIVE_ACTORS_GPU_LAYOUT_PARAMS_DT\)"):
+        load_config(env={"HIVE_ACTORS_GPU_LAYOUT_PARAMS_DT": "fast"})
+
+
 def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"port \(from \$HIVE_SERVER_PORT\)"):
         load_config(env={"HIVE_SERVER_PORT": "http"})

@@ -67,6 +67,13 @@ def test_help_explains_the_options() -> None:
         assert flag in out.stdout
 
 
+def test_bad_log_settings_in_the_environment_exit_2() -> None:
+    out = subprocess.run([sys.executable, "-m", "hive"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "HIVE_LOG_LEVEL": "verbose"})
+    assert out.returncode == 2 and "$HIVE_LOG_LEVEL='verbose'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_config_error_exits_2_naming_the_key(tmp_path: Path, procs: list) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[server]\nport = 80\nbogus = 1\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +11,7 @@ from actors.mcp import GetAgents
 from actors.swarm_backend import CommandFailed, SpawnRequest, UnknownSession
 from supervisor import SupervisionError
 from transport.app import SERVICES, json_error
+from transport.ws import parse_json
 
 SPAWN_KEYS = {"task", "priority", "strategy", "max_agents"}
 
@@ -50,7 +50,7 @@ def _failure(exc: Exception) -> web.Response:
 
 async def spawn(request: web.Request) -> web.Response:
     try:
-        body = json.loads(await request.read())
+        body = parse_json(await request.read())
     except ValueError as exc:
         return json_error(400, f"body is not valid JSON: {exc}")
     if not isinstance(body, dict):

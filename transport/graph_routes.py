@@ -3,7 +3,6 @@ with positions. Bodies are validated here, before anything reaches an actor."""
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -13,6 +12,7 @@ from actors.graph import MAX_NODE_ID, Graph, GraphEdge, GraphNode, NodeKind
 from actors.messages import GetGraph, SetGraph
 from supervisor import SupervisionError
 from transport.app import SERVICES, json_error
+from transport.ws import parse_json
 
 MAX_NODES = 1_000_000
 MAX_EDGES = 5_000_000
@@ -77,7 +77,7 @@ def parse_graph(body: Any) -> Graph:
 
 async def put_graph(request: web.Request) -> web.Response:
     try:
-        body = json.loads(await request.read())
+        body = parse_json(await request.read())
     except ValueError as exc:
         return json_error(400, f"body is not valid JSON: {exc}")
     try:

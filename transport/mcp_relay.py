@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -22,9 +21,10 @@ from actors.jsonrpc import PROTOCOL_VERSION, McpError
 from actors.mcp import GetServerInfo, RelayRequest, RelayTicket
 from supervisor import SupervisionError
 from transport.app import Services
-from transport.ws import CLOSE_TOO_BIG, Connection, log, open_ws, release
+from transport.ws import CLOSE_TOO_BIG, Connection, guarded, log, open_ws, parse_json, release
 
 PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR, SERVER_ERROR = -32700, -32600, -32603, -32000
+MAX_BATCH = 100
 _client_keys = itertools.count()
 
 
@@ -47,7 +47,7 @@ def validate(message: Any) -> str | None:
         return "'jsonrpc' must be \"2.0\""
     if not isinstance(message.get("method"), str) or not message["method"]:
         return "'method' must be a non-empty string"
-    if "id" in message and not (message["id"] is None or (isinstance(message["id"], str | int)
+    if "id" in message and not (message["id"] is None or (isinstance(message["id"], str | int | float)
                                 and not isinstance(message["id"], bool))):
         return "'id' must be a string, a number or null"
     if "params" in message and not isinstance(message["params"], dict | list):
@@ -66,7 +66,7 @@ async def mcp_relay_ws(request: web.Request) -> web.StreamResponse:
         while not conn.ws.closed:
             msg = await conn.ws.receive(timeout=conn.services.server.idle_timeout_s)
             if msg.type == WSMsgType.TEXT:
-                await _on_text(conn, key, msg.data, tasks)
+                await guarded(conn, _on_text(conn, key, msg.data, tasks))
             elif msg.type == WSMsgType.BINARY:
                 await conn.send_json(rpc_error(None, INVALID_REQUEST,
                                                "binary frames are not JSON-RPC; send text"))
@@ -87,13 +87,14 @@ async def mcp_relay_ws(request: web.Request) -> web.StreamResponse:
 
 async def _on_text(conn: Connection, key: int, text: str, tasks: set[asyncio.Task[None]]) -> None:
     try:
-        message = json.loads(text)
+        message = parse_json(text)
     except ValueError as exc:
         await conn.send_json(rpc_error(None, PARSE_ERROR, "Parse error", str(exc)))
         return
     if isinstance(message, list):
-        if not message:
-            await conn.send_json(rpc_error(None, INVALID_REQUEST, "empty batch"))
+        if not message or len(message) > MAX_BATCH:
+            await conn.send_json(rpc_error(None, INVALID_REQUEST,
+                                           f"a batch holds 1 to {MAX_BATCH} requests"))
             return
         for item in message:  # batches are answered item by item
             await _dispatch(conn, key, item, tasks)
@@ -105,7 +106,8 @@ async def _dispatch(conn: Connection, key: int, message: Any, tasks: set[asyncio
     problem = validate(message)
     if problem is not None:
         request_id = message.get("id") if isinstance(message, dict) else None
-        await conn.send_json(rpc_error(request_id if isinstance(request_id, str | int) else None,
+        valid_id = isinstance(request_id, str | int | float) and not isinstance(request_id, bool)
+        await conn.send_json(rpc_error(request_id if valid_id else None,
                                        INVALID_REQUEST, "Invalid Request", problem))
         return
     is_notification = "id" not in message
@@ -158,7 +160,7 @@ async def _forward_guarded(conn: Connection, key: int, message: dict[str, Any],
 async def _forward(conn: Connection, key: int, message: dict[str, Any], notification: bool) -> None:
     services = conn.services
     request_id = message.get("id")
-    timeout = float(getattr(services, "mcp_call_timeout_s", 10.0))
+    timeout = float(services.actors.get("mcp", {}).get("call_timeout_s", 10.0))
     try:
         ticket: RelayTicket = await _mcp(services).ask_async(
             RelayRequest(message["method"], message.get("params"), key), timeout=5)

@@ -103,7 +103,7 @@ async def _control(conn: Connection, client: _Client, data: dict[str, Any]) -> N
         if action == "start":
             await _start(conn, client, data)
         elif action == "stop":
-            await _stop(conn, client, speak=bool(data.get("speak", False)))
+            await _stop(conn, client, speak=data.get("speak") is True)
         else:
             await conn.error("stt needs action 'start' or 'stop'")
     elif kind == "tts":
@@ -121,7 +121,12 @@ async def _control(conn: Connection, client: _Client, data: dict[str, Any]) -> N
         if not isinstance(text, str) or not text.strip():
             await conn.error("voice_command needs a non-empty 'text'")
             return
-        await _command(conn, text, speak=bool(data.get("speak", False)))
+        max_chars = int(_limit(conn, "max_text_chars", 2_000))
+        if len(text) > max_chars:
+            await conn.error(f"voice_command text of {len(text)} characters is over the "
+                             f"{max_chars} limit")
+            return
+        await _command(conn, text, speak=data.get("speak") is True)
     elif kind == "ping":
         await conn.send_json({"type": "pong", "timestamp": data.get("timestamp", now_ms())})
     else:
@@ -130,6 +135,10 @@ async def _control(conn: Connection, client: _Client, data: dict[str, Any]) -> N
 
 
 async def _start(conn: Connection, client: _Client, data: dict[str, Any]) -> None:
+    language = data.get("language")
+    if language is not None and (not isinstance(language, str) or len(language) > 35):
+        await conn.error("language must be a language tag such as 'en' or 'en-US'")
+        return
     rate = data.get("sampleRate", 16_000)
     if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
         await conn.error(f"sampleRate must be an integer in [{MIN_RATE}, {MAX_RATE}]")
@@ -138,7 +147,7 @@ async def _start(conn: Connection, client: _Client, data: dict[str, Any]) -> Non
         conn.services.address("speech").tell(SttCancel(client.stream))
     stream = uuid.uuid4().hex
     await conn.services.address("speech").ask_async(
-        SttOpen(stream, rate, data.get("language")), timeout=10)
+        SttOpen(stream, rate, language), timeout=10)
     client.stream, client.rate, client.received, client.last_partial = stream, rate, 0, ""
     await conn.send_json({"type": "stt_started", "timestamp": now_ms(),
                           "data": {"sampleRate": rate}})

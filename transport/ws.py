@@ -26,6 +26,15 @@ CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG  # 1009
 CLOSE_TRY_LATER = WSCloseCode.TRY_AGAIN_LATER  # 1013
 
 
+def parse_json(text: str | bytes) -> Any:
+    """Client JSON; every way it can be bad is a ``ValueError`` (deep nesting raises
+    ``RecursionError`` inside the json module, which is not one)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -152,7 +161,7 @@ async def messages(conn: Connection) -> AsyncIterator[Incoming]:
             return
         if msg.type == WSMsgType.TEXT:
             try:
-                data = json.loads(msg.data)
+                data = parse_json(msg.data)
             except ValueError as exc:
                 await conn.error(f"malformed JSON: {exc}")
                 continue

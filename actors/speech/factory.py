@@ -34,6 +34,7 @@ class SpeechSettings:
     faster_whisper_model_dir: str = ""
     espeak_voice: str = "en-us"
     http_timeout_s: float = 30.0
+    max_text_chars: int = 2_000
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any]) -> SpeechSettings:
@@ -58,13 +59,13 @@ def build_stt(settings: SpeechSettings, retry: RetryPolicy | None = None) -> Spe
 
 
 def build_tts(settings: SpeechSettings, retry: RetryPolicy | None = None) -> TextToSpeech:
-    offline = EspeakTts(settings.espeak_voice)
+    offline = EspeakTts(settings.espeak_voice, max_chars=settings.max_text_chars)
     if settings.tts == "espeak-ng":
         return offline
     if settings.tts == "http":
         if not settings.tts_url:
             raise SpeechError('tts = "http" needs tts_url (a Kokoro/OpenAI-compatible speech server)')
         primary = HttpTts(settings.tts_url, settings.tts_model, settings.tts_voice, settings.api_key or None,
-                          settings.http_timeout_s)
+                          settings.http_timeout_s, max_chars=settings.max_text_chars)
         return FallbackTts(primary, offline, retry=retry)
     raise SpeechError(f"unknown tts provider {settings.tts!r}: espeak-ng or http")

@@ -78,6 +78,9 @@ async def test_relay_malformed_input_gets_jsonrpc_errors(agents_daemon: Daemon) 
         bad = await rpc(ws, {"jsonrpc": "2.0", "id": 3, "method": 12})
         assert bad["error"]["code"] == -32600 and bad["id"] == 3
         assert (await rpc(ws, "[]"))["error"]["code"] == -32600
+        assert (await rpc(ws, "[" * 50_000 + "]" * 50_000))["error"]["code"] == -32700
+        batch = [{"jsonrpc": "2.0", "method": "notifications/x"}] * 101
+        assert "1 to 100" in (await rpc(ws, batch))["error"]["message"]
         await ws.send_bytes(b"\x00\x01")
         assert (json.loads((await ws.receive(timeout=5)).data))["error"]["code"] == -32600
         ok = await rpc(ws, {"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
@@ -175,8 +178,9 @@ async def test_swarm_bad_requests(agents_daemon: Daemon) -> None:
         async with d.session.post(f"{d.url}/api/swarms", json=body) as r:
             assert r.status == 400, body
             assert message in (await r.json())["error"], body
-    async with d.session.post(f"{d.url}/api/swarms", data=b"{no") as r:
-        assert r.status == 400
+    for payload in (b"{no", b"[" * 50_000 + b"]" * 50_000):
+        async with d.session.post(f"{d.url}/api/swarms", data=payload) as r:
+            assert r.status == 400
     for bad_id in ("0b5c4c49-3a1e-4c5e-9a3b-1f2e3d4c5b6a", "../../etc"):
         async with d.session.get(f"{d.url}/api/swarms/{bad_id}") as r:
             assert r.status == 404

@@ -204,6 +204,10 @@ async def test_bad_input_gets_errors_and_the_stream_stays_usable(
         assert "speed" in (await next_json(ws, "error"))["message"]
         await ws.send_json({"type": "voice_command"})
         assert "non-empty" in (await next_json(ws, "error"))["message"]
+        await ws.send_json({"type": "voice_command", "text": "list agents " * 50})
+        assert "over the 300 limit" in (await next_json(ws, "error"))["message"]
+        await ws.send_str("[" * 50_000 + "]" * 50_000)
+        assert "nested too deeply" in (await next_json(ws, "error"))["message"]
         await ws.send_json({"type": "sing"})
         assert "unknown message type" in (await next_json(ws, "error"))["message"]
         await ws.send_str("{broken")

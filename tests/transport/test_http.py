@@ -93,6 +93,7 @@ async def test_graph_round_trip_and_validation(daemon: Daemon) -> None:
     assert [n["label"] for n in nodes] == ["a", "b"] and all(len(n["position"]) == 3 for n in nodes)
     bad = [
         (b"{nope", "not valid JSON"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
         (json.dumps({"nodes": "x"}).encode(), "'nodes' must be a list"),
         (json.dumps({"nodes": [{"id": -1}]}).encode(), "outside [0, 2^30)"),
         (json.dumps({"nodes": [{"id": 2**30}]}).encode(), "outside [0, 2^30)"),

@@ -116,6 +116,8 @@ async def test_bad_messages_get_errors_and_the_stream_stays_usable(daemon: Daemo
         await receive_json(ws, "connection_established")
         await ws.send_str("{not json")
         assert "malformed JSON" in (await receive_json(ws, "error"))["message"]
+        await ws.send_str("[" * 50_000 + "]" * 50_000)  # nested past Python's recursion limit
+        assert "nested too deeply" in (await receive_json(ws, "error"))["message"]
         await ws.send_str("[1, 2]")
         assert "JSON object" in (await receive_json(ws, "error"))["message"]
         await ws.send_json({"type": "launch_missiles"})
@@ -262,6 +264,12 @@ async def test_bad_drags_never_crash_the_layout_and_a_restart_keeps_the_stream(d
             await ws.send_bytes(payload)
             assert "finite" in (await receive_json(ws, "error"))["message"]
         assert daemon.tree.describe("root/gpu_layout")["incarnation"] == 1
+        far = struct.pack("<I3f3ffi", KNOWLEDGE_FLAG | 1, 3e38, -3e38, 3e38, 0, 0, 0, 0, -1)
+        await ws.send_bytes(far)  # finite but absurd: clamped to the world's bounds
+        await asyncio.sleep(0.3)
+        await ws.send_json({"type": "request_full_snapshot"})
+        records = {r[0]: r for r in decode_by_spec(await receive_binary(ws))}
+        assert records[KNOWLEDGE_FLAG | 1][1] == pytest.approx((5000.0, -5000.0, 5000.0))
         await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": 0}})
         await receive_json(ws, "subscription_confirmed")
         await receive_binary(ws)
