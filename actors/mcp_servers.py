@@ -25,7 +25,7 @@ from pathlib import Path
 
 import structlog
 
-from actors.jsonrpc import JsonRpcConnection, ProcessChannel, SocketChannel
+from actors.jsonrpc import JsonRpcConnection, LineChannel, ProcessChannel, SocketChannel
 
 log = structlog.get_logger("actors.mcp_servers")
 
@@ -95,19 +95,24 @@ def default_claude_flow() -> list[str] | None:
     return None
 
 
+def _handshake(channel: LineChannel, index: int, timeout: float) -> JsonRpcConnection:
+    """A started, initialized connection over ``channel``, or the channel closed and the error."""
+    conn = JsonRpcConnection(channel, f"mcp-{index}")
+    conn.start()
+    try:
+        conn.initialize(timeout)
+    except Exception:
+        conn.close()
+        raise
+    return conn
+
+
 class TcpConnector:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
 
     def connect(self, index: int, timeout: float) -> JsonRpcConnection:
-        conn = JsonRpcConnection(SocketChannel(self.host, self.port, timeout), f"mcp-{index}")
-        conn.start()
-        try:
-            conn.initialize(timeout)
-        except Exception:
-            conn.close()
-            raise
-        return conn
+        return _handshake(SocketChannel(self.host, self.port, timeout), index, timeout)
 
     def recycle(self, index: int, old: JsonRpcConnection, timeout: float) -> JsonRpcConnection:
         new = self.connect(index, timeout)
@@ -148,14 +153,7 @@ class StdioConnector:
             (folder / name).unlink(missing_ok=True)
         channel = ProcessChannel(self.command, cwd=folder, env={"CLAUDE_FLOW_AUTO_UPDATE": "false"},
                                  stderr_path=folder.parent / "server.log")
-        conn = JsonRpcConnection(channel, f"mcp-{index}")
-        conn.start()
-        try:
-            conn.initialize(timeout)
-        except Exception:
-            conn.close()
-            raise
-        return conn
+        return _handshake(channel, index, timeout)
 
     def connect(self, index: int, timeout: float) -> JsonRpcConnection:
         return self._start(index, self.folder(index, self._latest(index)), timeout)

@@ -118,8 +118,9 @@ def test_set_params_and_empty_graph() -> None:
 def test_backend_selection() -> None:
     with pytest.raises(ValueError, match="backend"):
         LayoutEngine(backend="tpu")
-    if cuda_available():
-        pytest.skip("a GPU is present")
+    if cuda_available():  # on a GPU machine, auto picks it
+        assert LayoutEngine(backend="auto").backend_name == "cuda"
+        return
     assert LayoutEngine(backend="auto").backend_name == "cpu"
     with pytest.raises(CudaUnavailableError, match="is_available"):
         LayoutEngine(backend="cuda")
