@@ -13,7 +13,7 @@ from aiohttp import web
 from actors.health import GetHealth, HealthSnapshot
 from actors.messages import Subscribe, Unsubscribe
 from supervisor import SupervisionError
-from transport.app import SERVICES, Services, json_error
+from transport.app import SERVICES, Services
 from transport.ws import (
     CLOSE_UNSUPPORTED,
     Connection,
@@ -121,5 +121,3 @@ async def _push_updates(conn: Connection, changed: asyncio.Event) -> None:
         with contextlib.suppress(Exception):
             await _send_status(conn, "status_update")
 
-
-__all__ = ["add_routes", "json_error"]

@@ -13,7 +13,6 @@ from actors.messages import GetGraph, GetSnapshot, PinNodes
 from supervisor import SupervisionError
 from transport.codec import FrameError, decode_client_update, encode_records
 from transport.ws import (
-    CLOSE_UNSUPPORTED,
     Connection,
     guarded,
     messages,
@@ -151,5 +150,3 @@ async def _position_update(conn: Connection, payload: bytes) -> None:
     else:
         conn.services.metrics.position_updates.inc(len(records))
 
-
-__all__ = ["CLOSE_UNSUPPORTED", "add_routes"]
