@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint venv clean help agents peers
+.PHONY: run test bench lint venv clean help agents peers cuda-check
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -38,6 +38,9 @@ test: $(STAMP) peers  ## install what the tests need, then run them (CUDA kernel
 bench: $(STAMP)  ## run every benchmark under bench/, printing ratios against in-run baselines
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+cuda-check: $(STAMP)  ## compile every CUDA kernel for sm_90 without a GPU (NVVM + ptxas; downloads NVRTC)
+	$(BIN)/python scripts/cuda_compile_check.py
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
