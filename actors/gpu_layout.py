@@ -66,13 +66,6 @@ class LayoutSettings:
         SimParams(**dict(self.params))  # validate now, with the field's name in the error
 
 
-@dataclass(frozen=True)
-class _Memory:
-    """What survives a restart: the graphs and the last frame's positions."""
-
-    graphs: Mapping[NodeKind, Graph]
-    frame: PositionFrame | None
-
 
 def _warm_up(params: SimParams, backend: str) -> None:
     """Compile the kernels now, during start-up, rather than inside the first step a caller
@@ -104,7 +97,6 @@ class LayoutActor(TickingActor):
         self._step_ms = 0.0
         self._settled = False
         self._frames = 0
-        self._last_frame: PositionFrame | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -112,15 +104,18 @@ class LayoutActor(TickingActor):
         params = SimParams(**dict(self.settings.params))
         _warm_up(params, self.settings.backend)
         self._engine = LayoutEngine(params, backend=self.settings.backend)
-        memory: _Memory | None = self.supervision.kept()
-        if memory is not None:
-            self._graphs = dict(memory.graphs)
+        # what survives a restart: the graphs (kept when they change) and the last frame's
+        # positions (kept at each publish: one reference, the frame is immutable)
+        graphs: Mapping[NodeKind, Graph] | None = self.supervision.kept()
+        if graphs is not None:
+            self._graphs = dict(graphs)
             self._load_graphs()
-            if memory.frame is not None:
-                self._restore(memory.frame)
+            frame: PositionFrame | None = self.supervision.kept(name="frame")
+            if frame is not None:
+                self._restore(frame)
         self.start_ticking(1.0 / self.settings.tick_hz)
         log.info("layout.started", backend=self._engine.backend_name,
-                 nodes=self._engine.node_count, restored=memory is not None)
+                 nodes=self._engine.node_count, restored=graphs is not None)
 
     # -- messages --------------------------------------------------------------------------
 
@@ -167,7 +162,7 @@ class LayoutActor(TickingActor):
     def _set_graph(self, graph: Graph) -> dict[str, int]:
         self._graphs[graph.kind] = graph
         self._load_graphs()
-        self._keep()
+        self.supervision.keep(MappingProxyType(dict(self._graphs)))
         self._wake()
         return {"nodes": len(graph.nodes), "edges": len(graph.edges)}
 
@@ -283,16 +278,12 @@ class LayoutActor(TickingActor):
             self._sent_pos[frame.moved] = frame.positions[frame.moved]
             self._sent_vel[frame.moved] = frame.velocities[frame.moved]
         self._ids_changed = False
-        self._last_frame = frame
-        self._keep()
+        self.supervision.keep(frame, name="frame")
         if not frame.full and not frame.moved.any():
             return  # nothing to say; the next frame's delta still follows the last one sent
         self._seq = frame.seq
         self._frames += 1
         self._subscribers.publish(frame)
-
-    def _keep(self) -> None:
-        self.supervision.keep(_Memory(MappingProxyType(dict(self._graphs)), self._last_frame))
 
     def _status(self) -> ActorStatus:
         engine = self._engine_or_raise()

@@ -158,7 +158,7 @@ async def _spawn_to_frame() -> list[float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = f'[actors.mcp]\nstate_dir = "{tmp}/mcp"\n[actors.hive_mind]\nenabled = false\n'
-        d, server = await start_daemon(config)
+        d = await start_daemon(config)
         samples = []
         try:
             async with d.session.ws_connect(f"{d.ws_url}/ws/mcp-relay") as relay, \
@@ -185,9 +185,7 @@ async def _spawn_to_frame() -> list[float]:
                             break
                     await relay.receive(timeout=10)
         finally:
-            await d.session.close()
-            await server.close()
-            await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 10.0)
+            await d.stop()
     return samples
 
 

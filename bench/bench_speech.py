@@ -137,7 +137,7 @@ async def _through_the_daemon() -> tuple[list[float], list[float], list[float]]:
 
     audio = decode_wav(EspeakTts().synthesize("list agents").wav)
     config = "[actors.mcp]\nenabled = false\n[actors.hive_mind]\nenabled = false\n"
-    d, server = await start_daemon(config)
+    d = await start_daemon(config)
     url = f"{d.ws_url}/ws/speech"
     try:
         single = [await _client(url, audio.pcm16, audio.sample_rate) for _ in range(5)]
@@ -146,9 +146,7 @@ async def _through_the_daemon() -> tuple[list[float], list[float], list[float]]:
         staggered = await asyncio.gather(*(_client(url, audio.pcm16, audio.sample_rate, i * 0.037)
                                            for i in range(CLIENTS)))
     finally:
-        await d.session.close()
-        await server.close()
-        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 10.0)
+        await d.stop()
     return single, list(lockstep), list(staggered)
 
 

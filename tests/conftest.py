@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ from hive.config import load_config
 from hive.daemon import assemble
 from hive.tree import build_root
 from supervisor import SupervisionTree
+from tests.peers.podman import PodmanError, PodmanService
 from transport.app import SERVICES, Services
 
 TOKEN = "test-admin-token"
@@ -33,6 +35,13 @@ class Daemon:
     tree: SupervisionTree
     app: web.Application
     session: aiohttp.ClientSession
+    server: TestServer
+
+    async def stop(self) -> None:
+        """Client session, then the server, then the actor tree (in reverse order)."""
+        await self.session.close()
+        await self.server.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.tree.stop, 10.0)
 
     @property
     def services(self) -> Services:
@@ -42,7 +51,7 @@ class Daemon:
         return {"Authorization": f"Bearer {TOKEN}"}
 
 
-async def start_daemon(config_text: str = WITHOUT_AGENTS, **server: Any) -> tuple[Daemon, TestServer]:
+async def start_daemon(config_text: str = WITHOUT_AGENTS, **server: Any) -> Daemon:
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
@@ -59,16 +68,14 @@ async def start_daemon(config_text: str = WITHOUT_AGENTS, **server: Any) -> tupl
     await server_.start_server()
     base = f"http://127.0.0.1:{server_.port}"
     session = aiohttp.ClientSession()
-    return Daemon(base, base.replace("http", "ws"), tree, app, session), server_
+    return Daemon(base, base.replace("http", "ws"), tree, app, session, server_)
 
 
 @pytest.fixture
 async def daemon() -> AsyncIterator[Daemon]:
-    d, server = await start_daemon(WITHOUT_AGENTS + "[actors.health]\ninterval_s = 0.2\n")
+    d = await start_daemon(WITHOUT_AGENTS + "[actors.health]\ninterval_s = 0.2\n")
     yield d
-    await d.session.close()
-    await server.close()
-    await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+    await d.stop()
 
 
 # -- the real claude-flow MCP server (installed by scripts/install-agents.sh, cached) ----------
@@ -88,3 +95,23 @@ def claude_flow() -> list[str]:
     node = shutil.which("node")
     assert node, "node is not on PATH (apt-get install nodejs npm)"
     return [node, os.path.join(REPO, ".agents", "node_modules", "claude-flow", "bin", "cli.js")]
+
+
+# -- podman's Docker Engine API (installed by scripts/install-podman.sh) ----------------------
+
+
+@pytest.fixture
+def podman_service(tmp_path: Path) -> Iterator[PodmanService]:
+    """A started service in its own state folder; always torn down, also when a test fails."""
+    svc = PodmanService()
+    try:
+        svc.start(tmp_path / "podman")
+    except PodmanError as exc:
+        pytest.fail(f"podman peer unavailable: {exc}", pytrace=False)
+    try:
+        yield svc
+    finally:
+        svc.stop()
+        # stop() raises on stragglers; this guards against a regression in stop() itself.
+        assert svc.leftover_pids() == [], "podman namespace processes survived stop()"
+        assert not (tmp_path / "podman").exists(), "state folder survived stop()"

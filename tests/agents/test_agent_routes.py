@@ -34,12 +34,10 @@ health_interval_s = 1.0
 [actors.health]
 interval_s = 0.3
 """
-    d, server = await start_daemon(config)
+    d = await start_daemon(config)
     d.state = tmp_path  # type: ignore[attr-defined]
     yield d
-    await d.session.close()
-    await server.close()
-    await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 10.0)
+    await d.stop()
 
 
 async def rpc(ws: aiohttp.ClientWebSocketResponse, message: Any, timeout: float = 10) -> dict[str, Any]:
@@ -209,7 +207,7 @@ backend = "docker"
 docker_url = "unix://{tmp_path / 'no-such.sock'}"
 retries = 0
 """
-    d, server = await start_daemon(config)
+    d = await start_daemon(config)
     try:
         async with d.session.post(f"{d.url}/api/swarms", json={"task": "x"}) as r:
             assert r.status == 503
@@ -219,6 +217,4 @@ retries = 0
         assert body["components"]["hive_mind"]["health"] == "degraded"
         assert body["docker_health"] in ("unavailable", "degraded")
     finally:
-        await d.session.close()
-        await server.close()
-        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 10.0)
+        await d.stop()

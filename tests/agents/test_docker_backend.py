@@ -4,8 +4,6 @@ started and torn down here), exec'ing the real claude-flow CLI inside a running 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,24 +21,17 @@ from actors.hive_mind import (
 from actors.messages import StatusQuery, Tick
 from actors.swarm_backend import SpawnRequest, UnknownSession
 from supervisor import SupervisionTree, SupervisorSpec, WorkerSpec
-from tests.peers.podman import AGENTS_DIR, PodmanError, PodmanService, host_runtime_binds
+from tests.peers.podman import AGENTS_DIR, PodmanService, host_runtime_binds
 
 CONTAINER = "multi-agent-container"
 
 
 @pytest.fixture
-def engine(tmp_path: Path, claude_flow: list[str]) -> Iterator[PodmanService]:
-    svc = PodmanService()
-    try:
-        svc.start(tmp_path / "podman")
-    except PodmanError as exc:
-        pytest.fail(f"podman peer unavailable: {exc}", pytrace=False)
-    try:
-        svc.build_image("hive-busybox")
-        svc.run_container(CONTAINER, "hive-busybox", host_runtime_binds())
-        yield svc
-    finally:
-        svc.stop()
+def engine(podman_service: PodmanService, claude_flow: list[str]) -> PodmanService:
+    """The service with the agents' container running, the host's runtime bound read-only."""
+    podman_service.build_image("hive-busybox")
+    podman_service.run_container(CONTAINER, "hive-busybox", host_runtime_binds())
+    return podman_service
 
 
 def make_tree(svc: PodmanService, **overrides: Any) -> SupervisionTree:

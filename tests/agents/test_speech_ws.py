@@ -51,11 +51,9 @@ max_chunk_bytes = 65536
 max_utterance_s = 8.0
 max_text_chars = 300
 """
-    d, server = await start_daemon(config)
+    d = await start_daemon(config)
     yield d
-    await d.session.close()
-    await server.close()
-    await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 10.0)
+    await d.stop()
 
 
 async def next_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 30) -> dict[str, Any]:
@@ -248,7 +246,7 @@ http_timeout_s = 0.3
 [actors.health]
 interval_s = 0.2
 """
-    d, server = await start_daemon(config)
+    d = await start_daemon(config)
     try:
         async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
             await next_json(ws, "connected")
@@ -262,8 +260,6 @@ interval_s = 0.2
         assert speech["health"] == "degraded" and "offline fallback" in speech["reason"]
         assert body["system_status"] == "degraded"
     finally:
-        await d.session.close()
-        await server.close()
-        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 10.0)
+        await d.stop()
         release.set()
         await runner.cleanup()

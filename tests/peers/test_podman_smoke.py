@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -20,23 +19,6 @@ from tests.peers.podman import AGENTS_DIR, REPO_ROOT, PodmanError, PodmanService
 
 IMAGE = "hive-busybox"
 CLAUDE_FLOW_CLI = AGENTS_DIR / "node_modules" / "claude-flow" / "bin" / "cli.js"
-
-
-@pytest.fixture
-def podman_service(tmp_path: Path) -> Iterator[PodmanService]:
-    """A started service in its own state folder; always torn down, also when a test fails."""
-    svc = PodmanService()
-    try:
-        svc.start(tmp_path / "podman")
-    except PodmanError as exc:
-        pytest.fail(f"podman peer unavailable: {exc}", pytrace=False)
-    try:
-        yield svc
-    finally:
-        svc.stop()
-        # stop() raises on stragglers; this guards against a regression in stop() itself.
-        assert svc.leftover_pids() == [], "podman namespace processes survived stop()"
-        assert not (tmp_path / "podman").exists(), "state folder survived stop()"
 
 
 def test_exec_echo_and_clean_teardown(podman_service: PodmanService) -> None:

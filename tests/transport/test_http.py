@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -114,7 +113,7 @@ async def test_graph_round_trip_and_validation(daemon: Daemon) -> None:
 
 async def test_large_graph_is_accepted() -> None:
     """100,000 nodes and 1,000,000 edges fit the default body limit."""
-    d, server = await start_daemon()
+    d = await start_daemon()
     try:
         n, m = 100_000, 1_000_000
         import numpy as np
@@ -129,21 +128,17 @@ async def test_large_graph_is_accepted() -> None:
             assert r.status == 200, await r.text()
             assert (await r.json())["loaded"] == {"nodes": n, "edges": m}
     finally:
-        await d.session.close()
-        await server.close()
-        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+        await d.stop()
 
 
 async def test_body_over_the_limit_is_413_json() -> None:
-    d, server = await start_daemon(max_body_bytes=2048)
+    d = await start_daemon(max_body_bytes=2048)
     try:
         async with d.session.put(f"{d.url}/api/graph", data=b"x" * 5000) as r:
             assert r.status == 413
             assert "too large" in (await r.json())["error"]
     finally:
-        await d.session.close()
-        await server.close()
-        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+        await d.stop()
 
 
 async def test_unknown_route_is_404_json(daemon: Daemon) -> None:

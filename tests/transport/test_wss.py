@@ -133,7 +133,7 @@ async def test_bad_messages_get_errors_and_the_stream_stays_usable(daemon: Daemo
 async def test_oversize_message_closes_with_1009_and_others_are_unaffected(daemon: Daemon) -> None:
     from tests.conftest import start_daemon
 
-    d, server = await start_daemon(max_ws_message_bytes=4096)
+    d = await start_daemon(max_ws_message_bytes=4096)
     try:
         async with d.session.ws_connect(f"{d.ws_url}/wss") as other, \
                 d.session.ws_connect(f"{d.ws_url}/wss") as big:
@@ -146,9 +146,7 @@ async def test_oversize_message_closes_with_1009_and_others_are_unaffected(daemo
             await other.send_json({"type": "ping", "timestamp": 1})
             assert (await receive_json(other, "pong"))["timestamp"] == 1
     finally:
-        await d.session.close()
-        await server.close()
-        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+        await d.stop()
 
 
 async def test_origin_allow_list(daemon: Daemon) -> None:
@@ -162,7 +160,7 @@ async def test_origin_allow_list(daemon: Daemon) -> None:
 async def test_max_clients(daemon: Daemon) -> None:
     from tests.conftest import start_daemon
 
-    d, server = await start_daemon(max_clients=2)
+    d = await start_daemon(max_clients=2)
     try:
         a = await d.session.ws_connect(f"{d.ws_url}/wss")
         b = await d.session.ws_connect(f"{d.ws_url}/wss")
@@ -174,15 +172,13 @@ async def test_max_clients(daemon: Daemon) -> None:
         for ws in (a, b, c):
             await ws.close()
     finally:
-        await d.session.close()
-        await server.close()
-        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+        await d.stop()
 
 
 async def test_silent_client_is_closed_and_pings_are_sent() -> None:
     from tests.conftest import start_daemon
 
-    d, server = await start_daemon(ping_interval_s=0.2, idle_timeout_s=1.0)
+    d = await start_daemon(ping_interval_s=0.2, idle_timeout_s=1.0)
     try:
         # autoping off: this client never answers pings, so it is silent
         ws = await d.session.ws_connect(f"{d.ws_url}/wss", autoping=False)
@@ -207,9 +203,7 @@ async def test_silent_client_is_closed_and_pings_are_sent() -> None:
             await alive.send_json({"type": "ping", "timestamp": 3})
             assert (await reader)["timestamp"] == 3
     finally:
-        await d.session.close()
-        await server.close()
-        await asyncio.get_running_loop().run_in_executor(None, d.tree.stop, 5.0)
+        await d.stop()
 
 
 def frame(seq: int, n: int, full: bool = False) -> PositionFrame:
