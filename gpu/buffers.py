@@ -13,6 +13,16 @@ import numpy as np
 MIN_CAPACITY = 64
 
 
+def cell_budget(capacity: int) -> int:
+    """Most grid cells for a node capacity (the cell grows past that: bounded memory).
+
+    One cell per node slot, less one so that the cells' start offsets (cells + 1 of them) fit
+    a buffer of the node capacity. Both backends take it from here: the same budget gives the
+    same grid, hence the same far field, on the CPU and the GPU.
+    """
+    return capacity - 1
+
+
 def grown_capacity(current: int, needed: int) -> int:
     """Smallest ``current * 2**k`` (at least MIN_CAPACITY) that holds ``needed`` items."""
     cap = max(current, MIN_CAPACITY)

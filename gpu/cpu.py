@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from gpu import physics
-from gpu.buffers import BufferSet
+from gpu.buffers import BufferSet, cell_budget
 from gpu.grid import build_grid
 from gpu.params import PARALLEL_THRESHOLD_N, SimParams, schedule
 
@@ -401,13 +401,13 @@ class CpuBackend:
         b.ensure("pinned", n, np.uint8)
         b.ensure("perm", n, np.int32)
         b.ensure("off", n + 1, np.int32)
-        # One grid cell per node at most (the cell grows past that): bounded memory.
-        b.ensure("cell_start", n + 1, np.int32)
+        # Offsets of at most cell_budget(capacity) cells, + 1.
+        b.ensure("cell_start", cell_budget(self.capacity) + 1, np.int32)
         b.ensure("keys", n, np.int32)
         # One cell histogram per build_grid chunk, as rows of cell_start's length.
         b.ensure("hist", self.chunks * b["cell_start"].shape[0], np.int32)
-        for name in ("ffx", "ffy", "ffz"):
-            b.ensure(name, n + 1, np.float32)
+        for name in ("ffx", "ffy", "ffz"):  # one far-field value per cell
+            b.ensure(name, cell_budget(self.capacity), np.float32)
         b.ensure("nbr", entries, np.int32)
         b.ensure("w", entries, np.float32)
 
@@ -487,7 +487,7 @@ class CpuBackend:
         try:
             ke = run_steps(  # type: ignore[call-arg]  # the stub's Dispatcher.__call__ is too narrow
                 n_steps, iteration, *self._args(), self._param_vector(params), use_grid,
-                b["cell_start"].shape[0] - 1, params.far_field_resolution, b["cell_start"], *self._sort_bufs(),
+                cell_budget(self.capacity), params.far_field_resolution, b["cell_start"], *self._sort_bufs(),
                 b["sx"], b["sy"], b["sz"], b["perm"], b["mass"], b["comx"], b["comy"], b["comz"],
                 b["qx"], b["qy"], b["qz"], b["ffx"], b["ffy"], b["ffz"], self.row_buf, self.row_cols,
             )
@@ -521,7 +521,7 @@ class CpuBackend:
             res = params.far_field_resolution
             geo = build_grid(
                 n, x, y, z, max(params.grid_cell_size, params.repulsion_cutoff),
-                b["cell_start"].shape[0] - 1,
+                cell_budget(self.capacity),
                 res, b["cell_start"], *self._sort_bufs(), b["sx"], b["sy"], b["sz"], b["perm"],
                 b["mass"], b["comx"], b["comy"], b["comz"], b["qx"], b["qy"], b["qz"],
             )

@@ -20,7 +20,7 @@ import numpy as np
 from numba import cuda
 
 from gpu import physics
-from gpu.buffers import grown_capacity
+from gpu.buffers import cell_budget, grown_capacity
 from gpu.launch import Launcher
 from gpu.params import SimParams, schedule
 
@@ -446,7 +446,7 @@ class CudaBackend:
         lo_x, lo_y, lo_z, hi_x, hi_y, hi_z = (float(v) for v in self._bbox_host)
         h, gdx, gdy, gdz = physics.grid_shape(
             lo_x, lo_y, lo_z, hi_x, hi_y, hi_z,
-            max(p.grid_cell_size, p.repulsion_cutoff), self._cap,
+            max(p.grid_cell_size, p.repulsion_cutoff), cell_budget(self._cap),
         )
         ncell = gdx * gdy * gdz
         f32 = np.float32

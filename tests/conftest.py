@@ -51,6 +51,14 @@ class Daemon:
         return {"Authorization": f"Bearer {TOKEN}"}
 
 
+async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> aiohttp.WSMessage:
+    """The next message within ``timeout`` seconds. Not ``ws.receive(timeout=...)``: that restarts
+    its timer after every server ping it answers, so it never times out while the server pings
+    more often than the timeout."""
+    async with asyncio.timeout(timeout):
+        return await ws.receive()
+
+
 async def start_daemon(config_text: str = WITHOUT_AGENTS, **server: Any) -> Daemon:
     import tempfile
 

@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.conftest import receive
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "process-test-token"
 
@@ -101,10 +103,10 @@ async def test_sigterm_closes_websockets_with_1001_and_exits_0(
             "root", "gpu_layout", "mcp", "hive_mind", "speech", "health"]
         assert health["mcp_health"] == "connected"
         ws = await session.ws_connect(url.replace("http", "ws") + "/wss")
-        await ws.receive(timeout=5)  # connection_established
+        await receive(ws, 5)  # connection_established
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        msg = await ws.receive(timeout=5)
+        msg = await receive(ws, 5)
         assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
         code = await loop.run_in_executor(None, proc.wait, 10)
     assert code == 0

@@ -17,7 +17,7 @@ import pytest
 
 from actors.graph import AGENT_FLAG
 from tests.agents.test_mcp_actor import server_pids
-from tests.conftest import Daemon, start_daemon
+from tests.conftest import Daemon, receive, start_daemon
 from tests.transport.test_wss import decode_by_spec, receive_binary, receive_json
 
 
@@ -42,7 +42,7 @@ interval_s = 0.3
 
 async def rpc(ws: aiohttp.ClientWebSocketResponse, message: Any, timeout: float = 10) -> dict[str, Any]:
     await ws.send_str(message if isinstance(message, str) else json.dumps(message))
-    msg = await ws.receive(timeout=timeout)
+    msg = await receive(ws, timeout)
     assert msg.type == aiohttp.WSMsgType.TEXT, msg
     return json.loads(msg.data)  # type: ignore[no-any-return]
 
@@ -80,7 +80,7 @@ async def test_relay_malformed_input_gets_jsonrpc_errors(agents_daemon: Daemon) 
         batch = [{"jsonrpc": "2.0", "method": "notifications/x"}] * 101
         assert "1 to 100" in (await rpc(ws, batch))["error"]["message"]
         await ws.send_bytes(b"\x00\x01")
-        assert (json.loads((await ws.receive(timeout=5)).data))["error"]["code"] == -32600
+        assert (json.loads((await receive(ws, 5)).data))["error"]["code"] == -32600
         ok = await rpc(ws, {"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
         assert ok["id"] == 9 and "result" in ok  # still usable
 

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from actors.speech.audio import decode_wav, resample
-from tests.conftest import Daemon, start_daemon
+from tests.conftest import Daemon, receive, start_daemon
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +59,7 @@ max_text_chars = 300
 async def next_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        msg = await receive(ws, max(0.01, deadline - time.monotonic()))
         assert msg.type == aiohttp.WSMsgType.TEXT, msg
         data = json.loads(msg.data)
         if data["type"] == kind:
@@ -126,7 +126,7 @@ async def test_every_command_by_voice_and_text(speech_daemon: Daemon, espeak: st
         reply = await next_json(ws, "voice_response", timeout=60)
         assert reply["data"]["text"] == "Stopped 1 swarm."
         header = await next_json(ws, "tts_audio")
-        audio = await ws.receive(timeout=30)
+        audio = await receive(ws, 30)
         assert audio.type == aiohttp.WSMsgType.BINARY and len(audio.data) == header["bytes"]
         await ws.send_json({"type": "voice_command", "text": "make me a sandwich"})
         reply = await next_json(ws, "voice_response")
@@ -158,7 +158,7 @@ async def test_tts_returns_wavs_that_grow_with_the_text(speech_daemon: Daemon) -
         for text in ("Hello.", "Hello, the swarm is healthy and every agent is working."):
             await ws.send_json({"type": "tts", "text": text})
             header = await next_json(ws, "tts_audio")
-            msg = await ws.receive(timeout=30)
+            msg = await receive(ws, 30)
             assert msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) == header["bytes"]
             with wave.open(io.BytesIO(msg.data)) as w:
                 assert w.getsampwidth() == 2 and w.getnchannels() == 1
@@ -253,7 +253,7 @@ interval_s = 0.2
             await ws.send_json({"type": "tts", "text": "is anybody there"})
             header = await next_json(ws, "tts_audio")
             assert header["provider"] == "espeak-ng" and "tts-http" in header["fallback"]
-            assert (await ws.receive(timeout=30)).type == aiohttp.WSMsgType.BINARY
+            assert (await receive(ws, 30)).type == aiohttp.WSMsgType.BINARY
         async with d.session.get(f"{d.url}/api/health?refresh=true") as r:
             body = await r.json()
         speech = body["components"]["speech"]

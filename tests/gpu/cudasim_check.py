@@ -18,14 +18,25 @@ from tests.gpu.conftest import random_graph
 assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 
-def run(params: SimParams, backend: str, steps: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+def run(params: SimParams, backend: str, steps: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, int]:
+    """Pins, three nodes on one point (the coincident-node push), unpinning, then a larger
+    graph that outgrows the first buffers and carries the survivors' state over."""
     ids, src, dst = random_graph(48, seed=2)
     eng = LayoutEngine(params, backend=backend)
     eng.set_graph(ids, src, dst)
+    first_capacity = eng.capacity
     eng.pin(int(ids[3]), (1.0, 2.0, 3.0))
+    for k in (5, 6, 7):
+        eng.pin(int(ids[k]), (-4.0, 0.5, 2.0))
     forces = eng.forces()
+    for k in (5, 6, 7):
+        eng.unpin(int(ids[k]))
     ke = eng.step(steps)
-    return eng.positions(), eng.velocities(), ke, forces
+    more = random_graph(2 * first_capacity, seed=3)  # the same first 48 ids, and more
+    eng.set_graph(*more)
+    assert eng.capacity > first_capacity, (eng.capacity, first_capacity)
+    ke = eng.step(steps)
+    return eng.positions(), eng.velocities(), ke, forces, eng.capacity
 
 
 @cuda.jit
@@ -39,14 +50,17 @@ for name, params in (
     ("exact", SimParams(grid_threshold=10**9, **small)),
     ("grid", SimParams(grid_threshold=1, **small)),
 ):
-    p_cpu, v_cpu, ke_cpu, f_cpu = run(params, "cpu", 6)
-    p_gpu, v_gpu, ke_gpu, f_gpu = run(params, "cuda", 6)
+    p_cpu, v_cpu, ke_cpu, f_cpu, _ = run(params, "cpu", 6)
+    p_gpu, v_gpu, ke_gpu, f_gpu, cap_gpu = run(params, "cuda", 6)
     result[name] = {
         "pos": float(np.abs(p_cpu - p_gpu).max()),
         "vel": float(np.abs(v_cpu - v_gpu).max()),
         "force": float(np.abs(f_cpu - f_gpu).max() / max(1.0, np.abs(f_cpu).max())),
         "ke_rel": abs(ke_cpu - ke_gpu) / max(ke_cpu, 1e-12),
         "scale": float(np.abs(p_cpu).max()),
+        "coincident_force": float(np.abs(f_gpu[5:8]).max()),
+        "nodes": int(p_gpu.shape[0]),
+        "capacity": cap_gpu,
     }
 
 # Grid near field against exact-within-cutoff on the CUDA kernels themselves.

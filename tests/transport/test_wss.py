@@ -15,7 +15,7 @@ import pytest
 
 from actors.graph import AGENT_FLAG, KNOWLEDGE_FLAG, Graph, GraphEdge, GraphNode, NodeKind
 from actors.messages import PositionFrame, SetGraph, Step
-from tests.conftest import Daemon
+from tests.conftest import Daemon, receive
 
 
 def decode_by_spec(data: bytes) -> list[tuple[int, tuple[float, ...], tuple[float, ...], float, int]]:
@@ -31,7 +31,7 @@ def decode_by_spec(data: bytes) -> list[tuple[int, tuple[float, ...], tuple[floa
 async def receive_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        msg = await receive(ws, max(0.01, deadline - time.monotonic()))
         if msg.type == aiohttp.WSMsgType.TEXT:
             data = json.loads(msg.data)
             if data["type"] == kind:
@@ -43,7 +43,7 @@ async def receive_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: 
 async def receive_binary(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> bytes:
     deadline = time.monotonic() + timeout
     while True:
-        msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        msg = await receive(ws, max(0.01, deadline - time.monotonic()))
         if msg.type == aiohttp.WSMsgType.BINARY:
             return bytes(msg.data)
         if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
@@ -140,7 +140,7 @@ async def test_oversize_message_closes_with_1009_and_others_are_unaffected(daemo
             await receive_json(other, "connection_established")
             await receive_json(big, "connection_established")
             await big.send_str(json.dumps({"type": "ping", "pad": "x" * 10_000}))
-            msg = await big.receive(timeout=5)
+            msg = await receive(big, 5)
             assert msg.type == aiohttp.WSMsgType.CLOSE
             assert big.close_code == 1009
             await other.send_json({"type": "ping", "timestamp": 1})
@@ -165,7 +165,7 @@ async def test_max_clients(daemon: Daemon) -> None:
         a = await d.session.ws_connect(f"{d.ws_url}/wss")
         b = await d.session.ws_connect(f"{d.ws_url}/wss")
         c = await d.session.ws_connect(f"{d.ws_url}/wss")
-        msg = await c.receive(timeout=5)
+        msg = await receive(c, 5)
         assert msg.type == aiohttp.WSMsgType.CLOSE and c.close_code == 1013
         await a.send_json({"type": "ping", "timestamp": 2})
         assert (await receive_json(a, "pong"))["timestamp"] == 2
@@ -185,7 +185,7 @@ async def test_silent_client_is_closed_and_pings_are_sent() -> None:
         pings = 0
         started = time.monotonic()
         while True:
-            msg = await ws.receive(timeout=5)
+            msg = await receive(ws, 5)
             if msg.type == aiohttp.WSMsgType.PING:
                 pings += 1
             elif msg.type == aiohttp.WSMsgType.CLOSE:
