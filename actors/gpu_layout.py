@@ -160,8 +160,17 @@ class LayoutActor(TickingActor):
     # -- graph -----------------------------------------------------------------------------
 
     def _set_graph(self, graph: Graph) -> dict[str, int]:
+        """Load ``graph``; if the engine refuses it, keep the last good one (and raise)."""
+        previous = self._graphs.get(graph.kind)
         self._graphs[graph.kind] = graph
-        self._load_graphs()
+        try:
+            self._load_graphs()
+        except ValueError:  # LayoutEngine.set_graph validates before it changes anything
+            if previous is None:
+                del self._graphs[graph.kind]
+            else:
+                self._graphs[graph.kind] = previous
+            raise
         self.supervision.keep(MappingProxyType(dict(self._graphs)))
         self._wake()
         return {"nodes": len(graph.nodes), "edges": len(graph.edges)}

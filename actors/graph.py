@@ -9,6 +9,7 @@ agent and a knowledge node may share a numeric id.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -19,6 +20,9 @@ KNOWLEDGE_FLAG = 0x40000000
 ONTOLOGY_MASK = 0x1C000000
 ID_MASK = 0x3FFFFFFF
 MAX_NODE_ID = 1 << 30  # exclusive
+# A spring's strength factor. Heavier springs would only hit the force clamp, and past float32's
+# range the spring force becomes inf and then NaN: the layout would be lost.
+MAX_EDGE_WEIGHT = 1.0e6
 
 
 class NodeKind(enum.StrEnum):
@@ -62,6 +66,10 @@ class GraphEdge:
     source: int
     target: int
     weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.weight) and 0.0 <= self.weight <= MAX_EDGE_WEIGHT):
+            raise ValueError(f"edge weight {self.weight!r} is outside [0, {MAX_EDGE_WEIGHT:g}]")
 
 
 @dataclass(frozen=True, slots=True)

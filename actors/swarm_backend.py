@@ -80,6 +80,8 @@ def map_status(raw: str | None) -> str:
 
 
 def normalise_priority(priority: str | None) -> str:
+    if priority is not None and not isinstance(priority, str):
+        raise ValueError(f"priority must be a string, one of {', '.join(PRIORITIES)}")
     value = (priority or "medium").lower()
     if value == "critical":
         return "high"
@@ -104,8 +106,14 @@ class SpawnRequest:
             raise ValueError(f"task is {len(self.task)} characters; the limit is {MAX_TASK_CHARS}")
         if "\x00" in self.task:
             raise ValueError("task must not contain NUL characters")
+        try:
+            self.task.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("task must be valid Unicode text (it has a lone surrogate)") from None
         object.__setattr__(self, "priority", normalise_priority(self.priority))
-        if self.strategy is not None and self.strategy not in STRATEGY_TOPOLOGY:
+        if self.strategy is not None and (
+            not isinstance(self.strategy, str) or self.strategy not in STRATEGY_TOPOLOGY
+        ):
             raise ValueError(f"strategy must be one of {', '.join(STRATEGY_TOPOLOGY)}")
         if self.max_agents is not None and (
             isinstance(self.max_agents, bool) or not isinstance(self.max_agents, int)
@@ -315,11 +323,12 @@ class SessionManager:
         max_agents = request.max_agents or 8
         try:
             self._cli(["hive-mind", "init", "-t", topology, "-m", str(max_agents)], folder)
-            self._cli(["hive-mind", "task", "-d", request.task,
+            # "--description=<task>", not "-d <task>": a task such as "--help" stays the value
+            self._cli(["hive-mind", "task", f"--description={request.task}",
                        "-p", CLI_PRIORITY[request.priority]], folder)
             workers = max(1, min(self.workers, max_agents))
             self._cli(["hive-mind", "spawn", "-n", str(workers)], folder)
-        except (CommandFailed, BackendError):
+        except BaseException:  # no half-made session left behind, whatever went wrong
             self.runner.remove_dir(folder)
             raise
         log.info("swarm.spawned", session=session_id, priority=request.priority,

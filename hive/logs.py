@@ -11,6 +11,8 @@ import sys
 from typing import Literal
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -44,3 +46,17 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(demote_bad_http)
+
+
+def demote_bad_http(record: logging.LogRecord) -> bool:
+    """aiohttp logs a client's malformed HTTP (bad request line, header too long, ...) as an
+    error with a traceback, before any handler runs, and answers the client 400 itself; and
+    again a body it cannot decode when it drains it after the handler has answered 400. That
+    is the client's mistake, not the daemon's: keep one info line, without the traceback."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, HttpProcessingError | RequestPayloadError):
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "bad HTTP from a client: %s", (exc,)
+        record.exc_info = record.exc_text = None
+    return True

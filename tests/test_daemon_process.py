@@ -104,13 +104,12 @@ async def test_sigterm_closes_websockets_with_1001_and_exits_0(
         assert health["mcp_health"] == "connected"
         ws = await session.ws_connect(url.replace("http", "ws") + "/wss")
         await receive(ws, 5)  # connection_established
-        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         msg = await receive(ws, 5)
         assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
-        code = await loop.run_in_executor(None, proc.wait, 10)
+        # the contract (issue 4): exit 0 within 5 s of SIGTERM; a later exit is TimeoutExpired
+        code = await loop.run_in_executor(None, proc.wait, 5)
     assert code == 0
-    assert time.monotonic() - started < 5
 
 
 async def test_root_intensity_exceeded_exits_non_zero(tmp_path: Path, procs: list) -> None:

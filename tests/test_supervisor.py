@@ -258,7 +258,8 @@ def test_escalation_through_three_levels(trees: list, events: Any) -> None:
     # again inside the window: the root gives up too, and the whole tree stops
     tree.address("root/mid/leaf/w").tell("crash")
     assert tree.done.wait(5)
-    assert tree.failure is not None and "root" in (tree.failure.message or "")
+    assert tree.failure is not None and tree.failure.error_type == "IntensityExceeded"
+    assert (tree.failure.message or "").startswith("root: more than 1 restarts in 10 s"), tree.failure
     assert all(n["state"] in ("stopped", "failed") for n in _walk(tree.describe()))
 
 
@@ -347,12 +348,11 @@ def test_address_reaches_the_new_incarnation(trees: list) -> None:
 def test_message_to_a_down_child_is_a_clear_error(trees: list) -> None:
     tree = start(trees, SupervisorSpec("root", (worker("w"),)))
     tree.stop_child("root/w")
-    started = time.monotonic()
+    # at once, not after the ask's timeout (that would be AskTimeout)
     with pytest.raises(ChildUnavailable, match="root/w is stopped"):
-        tree.address("root/w").ask("ping")
+        tree.address("root/w").ask("ping", timeout=60)
     with pytest.raises(ChildUnavailable):
         tree.address("root/w").tell("ping")
-    assert time.monotonic() - started < 1.0
     with pytest.raises(UnknownChild):
         tree.address("root/nope")
 
@@ -380,20 +380,12 @@ def test_ask_timeout_is_a_clear_error(trees: list) -> None:
 
 async def test_ask_async_does_not_block_the_loop(trees: list) -> None:
     tree = start(trees, SupervisorSpec("root", (worker("w"), worker("v"))))
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
-
-    task = asyncio.create_task(ticker())
-    slow, fast = await asyncio.gather(
-        tree.address("root/w").ask_async("sleep"), tree.address("root/v").ask_async("ping"))
-    task.cancel()
-    assert slow == "slept" and fast == ("pong", 1)
-    assert ticks >= 10  # the loop kept running while the actor slept 0.3 s
+    slow = asyncio.create_task(tree.address("root/w").ask_async("sleep"))  # 0.3 s in the actor
+    await asyncio.sleep(0)  # the slow ask is sent
+    # a blocking ask would hold the loop until "slept": the fast one could not finish first
+    assert await tree.address("root/v").ask_async("ping") == ("pong", 1)
+    assert not slow.done()
+    assert await slow == "slept"
     with pytest.raises(RuntimeError, match="crash requested"):
         await tree.address("root/w").ask_async("crash")
     with pytest.raises(AskTimeout):

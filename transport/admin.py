@@ -22,8 +22,11 @@ def _authorized(request: web.Request) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     expected = request.app[SERVICES].admin_token
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), expected.encode())
+    try:
+        given = token.strip().encode("utf-8", "surrogateescape")  # raw header bytes back
+    except UnicodeError:
+        return False
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
 
 
 def _deny() -> web.Response:

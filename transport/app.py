@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiohttp import WSCloseCode, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from hive.config import ServerConfig
 from supervisor import Address, SupervisionTree
@@ -23,6 +24,10 @@ from transport.fanout import FrameHub
 from transport.metrics import Metrics
 
 log = structlog.get_logger("transport")
+
+# The status counted (not sent: nobody is there) for a request whose client left mid-way;
+# nginx's "client closed request", so that it never shows up as one of our 500s.
+CLIENT_GONE = 499
 
 
 @dataclass
@@ -68,8 +73,16 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         if exc.status == 413:
             reason = f"request body too large (limit {request.app[SERVICES].server.max_body_bytes} bytes)"
         return json_error(exc.status, reason)
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # the client left (or the server is stopping)
+        status = CLIENT_GONE
         raise
+    except RequestPayloadError as exc:  # a body that cannot be read: bad Content-Encoding, ...
+        status = 400
+        return json_error(400, f"request body could not be read: {exc}")
+    except ConnectionResetError:  # the client left mid-request: nobody to answer, not our fault
+        status = CLIENT_GONE
+        log.info("http.client_gone", path=request.path)
+        return json_error(400, "client closed the connection")
     except Exception as exc:
         log.error("http.unhandled", path=request.path, error=repr(exc), exc_info=True)
         return json_error(500, "internal error")

@@ -122,7 +122,7 @@ class FrameHub:
         latest = self._latest
         if latest is None or latest.frame is not frame:
             latest = _Encodings(frame)
-        if not frame.full and client.last_seq == frame.seq - 1:
+        if not frame.full and client.sent and client.last_seq == frame.seq - 1:
             return latest.delta()
         return latest.full()
 

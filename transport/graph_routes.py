@@ -3,12 +3,11 @@ with positions. Bodies are validated here, before anything reaches an actor."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from aiohttp import web
 
-from actors.graph import MAX_NODE_ID, Graph, GraphEdge, GraphNode, NodeKind
+from actors.graph import MAX_EDGE_WEIGHT, MAX_NODE_ID, Graph, GraphEdge, GraphNode, NodeKind
 from actors.messages import GetGraph, SetGraph
 from supervisor import SupervisionError
 from transport.app import SERVICES, json_error
@@ -63,12 +62,14 @@ def parse_graph(body: Any) -> Graph:
         if any(isinstance(v, bool) or not isinstance(v, int) for v in (source, target)):
             raise BadGraph(f"edges[{i}].source and .target must be integer node ids")
         weight = raw.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
-            math.isfinite(weight) and weight >= 0
-        ):
-            raise BadGraph(f"edges[{i}].weight must be a finite number >= 0")
-        assert isinstance(source, int) and isinstance(target, int)
-        edges.append(GraphEdge(source, target, float(weight)))
+        try:
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise TypeError
+            assert isinstance(source, int) and isinstance(target, int)
+            edges.append(GraphEdge(source, target, float(weight)))  # float(10**400): OverflowError
+        except (TypeError, ValueError, OverflowError):
+            raise BadGraph(
+                f"edges[{i}].weight must be a number in [0, {MAX_EDGE_WEIGHT:g}]") from None
     try:
         return Graph.build(NodeKind.KNOWLEDGE, nodes, edges)
     except ValueError as exc:
@@ -89,6 +90,8 @@ async def put_graph(request: web.Request) -> web.Response:
             SetGraph(graph), timeout=60)
     except SupervisionError as exc:
         return json_error(503, f"layout unavailable: {exc}")
+    except ValueError as exc:  # the engine refused it; the layout kept its last good graph
+        return json_error(400, f"graph rejected: {exc}")
     return web.json_response({"loaded": counts})
 
 

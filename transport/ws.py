@@ -26,11 +26,16 @@ CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG  # 1009
 CLOSE_TRY_LATER = WSCloseCode.TRY_AGAIN_LATER  # 1013
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
 def parse_json(text: str | bytes) -> Any:
     """Client JSON; every way it can be bad is a ``ValueError`` (deep nesting raises
-    ``RecursionError`` inside the json module, which is not one)."""
+    ``RecursionError`` inside the json module, which is not one). Python's ``NaN`` and
+    ``Infinity`` extensions are refused: echoed back they would break a browser's JSON.parse."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -50,11 +55,14 @@ def origin_allowed(services: Services, request: web.Request) -> bool:
         return True
     if allowed:
         return origin.rstrip("/") in {a.rstrip("/") for a in allowed}
-    parts = urlsplit(origin)
+    try:
+        hostname = urlsplit(origin).hostname
+    except ValueError:  # e.g. "http://[::1": not an origin at all
+        return False
     own_host = request.host.rsplit(":", 1)[0] if request.host else ""
     local = {"127.0.0.1", "localhost", "::1", "[::1]"}
-    return parts.hostname == own_host or (
-        parts.hostname in local and own_host in local | {services.server.host}
+    return hostname == own_host or (
+        hostname in local and own_host in local | {services.server.host}
     )
 
 

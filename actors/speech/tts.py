@@ -55,6 +55,10 @@ def check_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
         raise ValueError("text to speak is empty")
     if len(stripped) > max_chars:
         raise ValueError(f"text to speak has {len(stripped)} characters; the limit is {max_chars}")
+    try:
+        stripped.encode("utf-8")  # what the engines are given
+    except UnicodeEncodeError:
+        raise ValueError("text to speak must be valid Unicode (it has a lone surrogate)") from None
     return stripped
 
 

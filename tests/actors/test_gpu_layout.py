@@ -63,6 +63,30 @@ def test_graph_updates_keep_known_positions(tree: SupervisionTree) -> None:
     assert status.detail["nodes"] == 13 and status.detail["backend"] == "cpu"
 
 
+def test_a_graph_the_engine_refuses_keeps_the_last_good_one(tree: SupervisionTree) -> None:
+    layout = tree.address("root/layout")
+    layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 4)))
+    # Graph() skips Graph.build's checks: the engine itself refuses the unknown endpoint
+    broken = Graph(NodeKind.KNOWLEDGE, (GraphNode(1), GraphNode(2)), (GraphEdge(1, 99),))
+    with pytest.raises(ValueError, match="unknown node id"):
+        layout.ask(SetGraph(broken))
+    with pytest.raises(ValueError):  # a first graph of another kind is refused the same way
+        layout.ask(SetGraph(Graph(NodeKind.AGENT, (GraphNode(1),), (GraphEdge(1, 7),))))
+    view = layout.ask(GetGraph())
+    assert [n["id"] for n in view["knowledge"]["nodes"]] == [0, 1, 2, 3]
+    assert "agent" not in view or not view["agent"]["nodes"]
+    # and the actor did not crash: the next update builds on the kept graph
+    assert layout.ask(UpdateGraph(NodeKind.KNOWLEDGE, add_nodes=(GraphNode(9),))) == {
+        "nodes": 5, "edges": 4}
+    assert tree.describe()["children"][0]["restarts"] == 0
+
+
+def test_edge_weights_outside_the_springs_range_are_refused() -> None:
+    for weight in (-1.0, float("nan"), float("inf"), 1e308):
+        with pytest.raises(ValueError, match="edge weight"):
+            GraphEdge(0, 1, weight)
+
+
 def test_incremental_updates_add_and_remove(tree: SupervisionTree) -> None:
     layout = tree.address("root/layout")
     layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 6)))

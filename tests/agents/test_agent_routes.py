@@ -77,6 +77,7 @@ async def test_relay_malformed_input_gets_jsonrpc_errors(agents_daemon: Daemon) 
         assert bad["error"]["code"] == -32600 and bad["id"] == 3
         assert (await rpc(ws, "[]"))["error"]["code"] == -32600
         assert (await rpc(ws, "[" * 50_000 + "]" * 50_000))["error"]["code"] == -32700
+        assert (await rpc(ws, '{"jsonrpc": "2.0", "id": NaN, "method": "ping"}'))["error"]["code"] == -32700
         batch = [{"jsonrpc": "2.0", "method": "notifications/x"}] * 101
         assert "1 to 100" in (await rpc(ws, batch))["error"]["message"]
         await ws.send_bytes(b"\x00\x01")
@@ -133,7 +134,8 @@ async def test_spawned_agent_appears_on_wss_and_api_agents(agents_daemon: Daemon
 
 async def test_swarm_lifecycle_over_http(agents_daemon: Daemon) -> None:
     d = agents_daemon
-    task = 'analyse "$(touch /tmp/hive-pwned)"; rm -rf / && echo done'
+    # shell syntax stays data, and a leading "--" is no flag to the CLI
+    task = '--help analyse "$(touch /tmp/hive-pwned)"; rm -rf / && echo done'
     async with d.session.post(f"{d.url}/api/swarms",
                               json={"task": task, "priority": "high", "strategy": "mesh",
                                     "max_agents": 3}) as r:
@@ -171,11 +173,18 @@ async def test_swarm_bad_requests(agents_daemon: Daemon) -> None:
         ({"task": "x", "max_agents": 0}, "max_agents"),
         ({"task": "x", "strategy": "chaos"}, "strategy must be one of"),
         ({"task": "x", "colour": "red"}, "unknown field(s): colour"),
+        ({"task": "x", "priority": 5}, "priority must be a string"),
+        ({"task": "x", "strategy": []}, "strategy must be one of"),
+        ({"task": "\ud800"}, "lone surrogate"),
     ]
+    async with d.session.get(f"{d.url}/api/swarms") as r:
+        before = (await r.json())["total"]
     for body, message in cases:
         async with d.session.post(f"{d.url}/api/swarms", json=body) as r:
             assert r.status == 400, body
             assert message in (await r.json())["error"], body
+    async with d.session.get(f"{d.url}/api/swarms") as r:
+        assert (await r.json())["total"] == before  # no half-made session left behind
     for payload in (b"{no", b"[" * 50_000 + b"]" * 50_000):
         async with d.session.post(f"{d.url}/api/swarms", data=payload) as r:
             assert r.status == 400

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import docker
@@ -33,12 +32,9 @@ def test_exec_echo_and_clean_teardown(podman_service: PodmanService) -> None:
         container.reload()
         assert container.status == "running"
 
-        t0 = time.perf_counter()
         result = container.exec_run(["echo", "hi"])
-        exec_s = time.perf_counter() - t0
         assert result.exit_code == 0
         assert result.output == b"hi\n"
-        assert exec_s < 10, f"exec_run took {exec_s:.2f} s"
 
         failing = container.exec_run(["sh", "-c", "exit 3"])
         assert failing.exit_code == 3

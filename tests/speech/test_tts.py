@@ -41,7 +41,10 @@ def test_speed_maps_to_words_per_minute(espeak: EspeakTts) -> None:
 
 
 def test_voice_is_passed_and_checked(espeak: EspeakTts) -> None:
-    assert frames(espeak.synthesize("hello", voice="en-gb").wav)[3] > 0
+    british = espeak.synthesize("hello there", voice="en-gb").wav
+    assert frames(british)[3] > 0
+    assert espeak.synthesize("hello there", voice="en-gb").wav == british  # deterministic...
+    assert espeak.synthesize("hello there", voice="en-us").wav != british  # ...so the voice told
     for bad in ("--help", "a b", "x;rm -rf /", ""):
         with pytest.raises(ValueError):
             espeak.synthesize("hello", voice=bad) if bad else EspeakTts(voice=bad)
@@ -57,4 +60,6 @@ def test_empty_and_oversized_text_are_rejected(espeak: EspeakTts) -> None:
             espeak.synthesize(empty)
     with pytest.raises(ValueError, match="limit"):
         espeak.synthesize("a" * (MAX_TEXT_CHARS + 1))
+    with pytest.raises(ValueError, match="lone surrogate"):
+        espeak.synthesize("hello \ud800")
     assert espeak.synthesize("ok " * (MAX_TEXT_CHARS // 3)).wav

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
 
+from hive.logs import demote_bad_http
 from tests.conftest import Daemon, receive, start_daemon
 from tests.transport.test_wss import receive_json
 from transport import health_routes
@@ -101,6 +105,13 @@ async def test_graph_round_trip_and_validation(daemon: Daemon) -> None:
          "edges[0] references unknown node 9"),
         (json.dumps({"nodes": [{"id": 1}], "edges": [{"source": 1, "target": 1, "weight": -2}]})
          .encode(), "weight"),
+        # finite in float64 but not in float32 (the layout's precision), and past float64
+        (json.dumps({"nodes": [{"id": 1}, {"id": 2}], "edges": [{"source": 1, "target": 2, "weight": 1e308}]})
+         .encode(), "edges[0].weight must be a number in [0, 1e+06]"),
+        (b'{"nodes": [{"id": 1}, {"id": 2}], "edges": [{"source": 1, "target": 2, "weight": 1' + b"0" * 400
+         + b"}]}", "edges[0].weight"),
+        (b'{"nodes": [{"id": 1}, {"id": 2}], "edges": [{"source": 1, "target": 2, "weight": NaN}]}',
+         "not valid JSON"),
     ]
     for payload, expected in bad:
         async with daemon.session.put(f"{daemon.url}/api/graph", data=payload) as r:
@@ -162,6 +173,61 @@ async def test_admin_needs_the_right_token(daemon: Daemon) -> None:
     status, tree = await get_json(daemon, "/admin/actors", headers=daemon.admin())
     assert status == 200 and tree["path"] == "root"
     assert [c["name"] for c in tree["children"]] == ["gpu_layout", "health"]
+
+
+async def raw_http(d: Daemon, request: bytes, read: bool = True) -> bytes:
+    """Bytes no well-behaved client library would send, on a socket of our own."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", d.server.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10) if read else b""
+    finally:
+        writer.close()
+
+
+def status_and_json(response: bytes) -> tuple[int, Any]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"application/json" in head, head
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+async def test_admin_token_that_is_not_utf8_is_401(daemon: Daemon) -> None:
+    response = await raw_http(daemon, b"GET /admin/actors HTTP/1.1\r\nHost: x\r\n"
+                              b"Authorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+    status, body = status_and_json(response)
+    assert status == 401 and "Bearer" in body["error"]
+
+
+async def test_body_that_cannot_be_decoded_is_400_and_a_client_gone_is_no_500(daemon: Daemon) -> None:
+    body = b'{"nodes": []}'
+    response = await raw_http(daemon, b"PUT /api/graph HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+                              b"Content-Type: application/json\r\nConnection: close\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    status, answer = status_and_json(response)
+    assert status == 400 and "request body could not be read" in answer["error"]
+    # a client that promises a body and leaves half-way is not one of our failures
+    metrics = daemon.services.metrics
+    seen = metrics.total
+    await raw_http(daemon, b"PUT /api/graph HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"nod",
+                   read=False)
+    async with asyncio.timeout(10):
+        while metrics.total == seen:  # until the server has seen the request end
+            await asyncio.sleep(0.01)
+    async with daemon.session.get(f"{daemon.url}/metrics") as r:
+        text = await r.text()
+    assert 'hive_http_requests_total{status="4xx"} 2.0' in text, text
+    assert 'status="5xx"' not in text, text
+
+
+async def test_malformed_http_is_answered_by_aiohttp_and_logged_without_a_traceback(daemon: Daemon) -> None:
+    response = await raw_http(daemon, b"FOO\x01 / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert response.split(b" ", 2)[1] == b"400" and b"Traceback" not in response
+    error = BadHttpMessage("Invalid method")
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 0, "Error handling request",
+                               None, (BadHttpMessage, error, None))
+    assert demote_bad_http(record) and record.levelno == logging.INFO and record.exc_info is None
+    assert "Invalid method" in record.getMessage()
 
 
 async def test_admin_kill_restarts_the_actor_and_shows_the_new_incarnation(daemon: Daemon) -> None:
