@@ -670,7 +670,11 @@ class Address:
         if not ref.is_alive():
             raise ChildUnavailable(self.path, "restarting")
         ref.actor_inbox.put(Envelope(message, reply_to=_BridgeFuture(loop, target)))
-        done, _ = await asyncio.wait({target}, timeout=timeout)
+        try:
+            done, _ = await asyncio.wait({target}, timeout=timeout)
+        except asyncio.CancelledError:
+            target.cancel()  # the late answer then has nowhere to go, and is not left unread
+            raise
         if not done:
             target.cancel()
             raise AskTimeout(f"{self.path} did not answer within {timeout} s")

@@ -208,6 +208,8 @@ class McpPool:
 
     def _settle(self, future: Future[dict[str, Any]], started: float) -> None:
         """On a connection's reader thread: the breaker is thread-safe, the stats take a lock."""
+        if future.cancelled():  # the caller gave up waiting: says nothing about the peer
+            return
         exc = future.exception()
         if exc is None:
             self.breaker.success()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
+import sys
 import time
 
 import structlog
@@ -19,7 +20,7 @@ from aiohttp import web
 from actors.messages import Subscribe
 from hive.config import Config
 from hive.tree import build_root
-from supervisor import ExitReason, SupervisionTree
+from supervisor import ExitReason, SupervisionError, SupervisionTree
 from transport.app import Services, build_app
 from transport.fanout import FrameHub
 from transport.metrics import Metrics
@@ -48,7 +49,14 @@ async def serve(config: Config, admin_token: str | None = None) -> int:
 
     tree.on_failure(root_failed)
     started = time.monotonic()
-    await loop.run_in_executor(None, tree.start)
+    try:
+        await loop.run_in_executor(None, tree.start)
+    except SupervisionError as exc:  # a child that cannot start (e.g. a setting only it checks)
+        log.error("daemon.start_failed", reason=str(exc))
+        print(f"hive-supervisor: could not start: {exc}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            await loop.run_in_executor(None, tree.stop, 5.0)
+        return EXIT_ROOT_FAILED
     app = assemble(tree, config, token, loop)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=config.server.shutdown_timeout_s / 2)
@@ -59,6 +67,8 @@ async def serve(config: Config, admin_token: str | None = None) -> int:
     except OSError as exc:
         log.error("daemon.bind_failed", host=config.server.host, port=config.server.port,
                   error=str(exc))
+        print(f"hive-supervisor: cannot listen on {config.server.host}:{config.server.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
         await runner.cleanup()
         await loop.run_in_executor(None, tree.stop, 5.0)
         return 2

@@ -66,6 +66,8 @@ repel_k = 250.0
     ("[actors.health]\nbackoff_min = 5\nbackoff_max = 1\n", r"backoff_min"),
     ("[extras]\n", r"\[extras\]: unknown section"),
     ("not toml at all [", r"not valid TOML"),
+    ("[server]\nshutdown_timeout_s = 1e308\n", r"shutdown_timeout_s: expected a number <= 86400"),
+    ("[actors.health]\ninterval_s = 1e308\n", r"\[actors.health\] interval_s: expected a number <= 86400"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -84,6 +86,12 @@ def test_bad_environment_value_names_the_variable() -> None:
         load_config(env={"HIVE_SERVER_PORT": "http"})
 
 
-def test_missing_file(tmp_path: Path) -> None:
+def test_missing_unreadable_or_binary_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "absent.toml", env={})
+    with pytest.raises(ConfigError, match=r"cannot read config file .*: Is a directory"):
+        load_config(tmp_path, env={})
+    binary = tmp_path / "latin1.toml"
+    binary.write_bytes(b"[server]\nhost = '\xff'\n")
+    with pytest.raises(ConfigError, match=r"latin1.toml: not UTF-8 text"):
+        load_config(binary, env={})

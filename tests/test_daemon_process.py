@@ -87,6 +87,18 @@ def test_config_error_exits_2_naming_the_key(tmp_path: Path, procs: list) -> Non
     assert "Traceback" not in out
 
 
+def test_an_actor_that_cannot_start_exits_1_with_one_line(tmp_path: Path, procs: list) -> None:
+    """A setting only the actor itself can check (here: CUDA asked for on a machine without a
+    GPU) fails the tree's start: one clear line, no traceback, the tree stopped."""
+    proc = spawn(cwd=tmp_path, env={"HIVE_ACTORS_GPU_LAYOUT_BACKEND": "cuda", "NUMBA_ENABLE_CUDASIM": "0",
+                                    "CUDA_VISIBLE_DEVICES": ""})
+    procs.append(proc)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "hive-supervisor: could not start: the tree failed to start: root:" in out
+    assert "CudaUnavailableError" in out and "Traceback" not in out
+
+
 async def test_sigterm_closes_websockets_with_1001_and_exits_0(
         procs: list, tmp_path: Path, claude_flow: list[str]) -> None:
     proc = spawn(cwd=tmp_path)

@@ -143,12 +143,20 @@ async def _start(conn: Connection, client: _Client, data: dict[str, Any]) -> Non
     if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
         await conn.error(f"sampleRate must be an integer in [{MIN_RATE}, {MAX_RATE}]")
         return
+    speech = conn.services.address("speech")
     if client.stream is not None:
-        conn.services.address("speech").tell(SttCancel(client.stream))
-    stream = uuid.uuid4().hex
-    await conn.services.address("speech").ask_async(
-        SttOpen(stream, rate, language), timeout=10)
-    client.stream, client.rate, client.received, client.last_partial = stream, rate, 0, ""
+        speech.tell(SttCancel(client.stream))
+    # The stream is the client's from the moment it is asked for: an open that fails or
+    # times out (and may still happen later) is cancelled, never left holding a decoder.
+    client.stream = uuid.uuid4().hex
+    try:
+        await speech.ask_async(SttOpen(client.stream, rate, language), timeout=10)
+    except BaseException:
+        with contextlib.suppress(SupervisionError):
+            speech.tell(SttCancel(client.stream))
+        client.stream = None
+        raise
+    client.rate, client.received, client.last_partial = rate, 0, ""
     await conn.send_json({"type": "stt_started", "timestamp": now_ms(),
                           "data": {"sampleRate": rate}})
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,12 +31,19 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON (RFC 8259 has no NaN or Infinity)")
 
 
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):  # 1e400: valid JSON, but Infinity if we ever echoed it
+        raise ValueError(f"number {number[:40]} is out of the float range")
+    return value
+
+
 def parse_json(text: str | bytes) -> Any:
     """Client JSON; every way it can be bad is a ``ValueError`` (deep nesting raises
     ``RecursionError`` inside the json module, which is not one). Python's ``NaN`` and
     ``Infinity`` extensions are refused: echoed back they would break a browser's JSON.parse."""
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -77,14 +85,17 @@ class Connection:
     heartbeat: asyncio.Task[None] | None = None
 
     async def send_json(self, payload: dict[str, Any]) -> None:
-        async with self.lock:
-            if not self.ws.closed:
-                await self.ws.send_str(json.dumps(payload, separators=(",", ":")))
+        await self._send(self.ws.send_str, json.dumps(payload, separators=(",", ":")))
 
     async def send_bytes(self, data: bytes) -> None:
+        await self._send(self.ws.send_bytes, data)
+
+    async def _send(self, send: Callable[[Any], Awaitable[None]], data: str | bytes) -> None:
+        """Send unless the client has gone; one that left mid-write is not an error of ours."""
         async with self.lock:
             if not self.ws.closed:
-                await self.ws.send_bytes(data)
+                with contextlib.suppress(ConnectionResetError):
+                    await send(data)
 
     async def error(self, message: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "message": message, "timestamp": now_ms(), **extra})

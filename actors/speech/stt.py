@@ -174,8 +174,11 @@ class _DecoderPool:
                 self.created += 1
                 self._idle.append(decoder)
 
-    def acquire(self) -> Any:
-        if not self._slots.acquire(timeout=self._settings.acquire_timeout_s):
+    def acquire(self, wait: bool = True) -> Any:
+        """A decoder; waits up to ``acquire_timeout_s`` for one to come free, or not at all
+        (``wait=False``: a stream is opened on the speech actor's own thread, which must not
+        block, and a live stream holds its decoder for as long as its client talks)."""
+        if not self._slots.acquire(timeout=self._settings.acquire_timeout_s if wait else 0):
             raise ProviderError("pocketsphinx", f"all {self._settings.max_decoders} decoders busy", transient=True)
         with self._lock:
             self.in_use += 1
@@ -304,7 +307,7 @@ class PocketSphinxStream:
         self._lock = threading.Lock()  # close() may come from another thread than feed()
         self._fed = 0
         self._last = ""
-        self._decoder: Any = self._pool.acquire()
+        self._decoder: Any = self._pool.acquire(wait=False)
         try:
             self._decoder.start_utt()
         except RuntimeError as exc:

@@ -73,7 +73,8 @@ def check_speed(speed: float | None) -> float:
 def check_voice(voice: str) -> str:
     """Voice names are short identifiers; anything else is refused before reaching an engine."""
     if not isinstance(voice, str) or not _VOICE.match(voice):
-        raise ValueError(f"invalid voice name {voice!r}")
+        shown = repr(voice)
+        raise ValueError(f"invalid voice name {shown[:40]}{'...' if len(shown) > 40 else ''}")
     return voice
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from actors.messages import StatusQuery
 from actors.speech.audio import decode_wav, resample
 from tests.conftest import Daemon, receive, start_daemon
 
@@ -263,3 +264,34 @@ interval_s = 0.2
         await d.stop()
         release.set()
         await runner.cleanup()
+
+
+async def test_more_streams_than_decoders_fail_at_once_and_leak_nothing(speech_daemon: Daemon) -> None:
+    """16 decoders: the 17th open stream is refused without blocking the speech actor (a TTS
+    request meanwhile is answered), and when the clients leave every decoder is free again."""
+    d = speech_daemon
+    speech = d.services.address("speech")
+    clients = [await d.session.ws_connect(f"{d.ws_url}/ws/speech") for _ in range(17)]
+    try:
+        for ws in clients:
+            await next_json(ws, "connected")
+            await ws.send_json({"type": "stt", "action": "start", "sampleRate": 16000})
+        answers = []
+        for ws in clients:
+            msg = json.loads((await receive(ws, 30)).data)
+            answers.append(msg["type"] if msg["type"] != "error" else msg["message"])
+        assert answers.count("stt_started") == 16
+        assert [a for a in answers if a != "stt_started"] == ["pocketsphinx: all 16 decoders busy"]
+        await clients[0].send_json({"type": "tts", "text": "still here"})
+        assert (await next_json(clients[0], "tts_audio"))["provider"] == "espeak-ng"
+    finally:
+        for ws in clients:
+            await ws.close()
+    status = await speech.ask_async(StatusQuery())
+    deadline = time.monotonic() + 30
+    while status.detail["streams"] and time.monotonic() < deadline:  # cancels are told, not asked
+        await asyncio.sleep(0.05)
+        status = await speech.ask_async(StatusQuery())
+    assert status.detail["streams"] == 0
+    decoders = status.detail["stt"]["decoders"]
+    assert all(band["in_use"] == 0 for band in decoders.values()), decoders

@@ -111,3 +111,22 @@ def test_stream_misuse_and_bad_audio(sphinx: PocketSphinxStt, speak: Speak) -> N
     assert sphinx.transcribe(b"\x00\x00" * 8000, 16_000).text == ""
     hiss = np.random.default_rng(0).normal(0, 30, 16_000).astype("<i2").tobytes()
     assert sphinx.transcribe(hiss, 16_000).text == ""
+
+
+def test_a_stream_never_waits_for_a_decoder() -> None:
+    """Streams are opened on the speech actor's thread: with every decoder taken, the next open
+    fails at once (a wait of an hour would show as the TimeoutError of the future)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from actors.speech.errors import ProviderError
+    from actors.speech.stt import PocketSphinxSettings
+
+    engine = PocketSphinxStt(PocketSphinxSettings(max_decoders=1, acquire_timeout_s=3600))
+    try:
+        first = engine.open_stream(16_000)
+        with ThreadPoolExecutor(1) as pool, pytest.raises(ProviderError, match="all 1 decoders busy"):
+            pool.submit(engine.open_stream, 16_000).result(timeout=60)
+        first.close()
+        engine.open_stream(16_000).close()  # the decoder came back
+    finally:
+        engine.close()

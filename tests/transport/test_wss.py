@@ -122,6 +122,8 @@ async def test_bad_messages_get_errors_and_the_stream_stays_usable(daemon: Daemo
         assert "JSON object" in (await receive_json(ws, "error"))["message"]
         await ws.send_str('{"type": "ping", "timestamp": NaN}')  # Python's extension, not JSON
         assert "NaN is not JSON" in (await receive_json(ws, "error"))["message"]
+        await ws.send_str('{"type": "ping", "timestamp": 1e400}')  # JSON, but no float holds it
+        assert "out of the float range" in (await receive_json(ws, "error"))["message"]
         await ws.send_json({"type": "launch_missiles"})
         assert "unknown message type" in (await receive_json(ws, "error"))["message"]
         await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": "fast"}})
