@@ -59,6 +59,13 @@ class HiveMindSettings:
 @dataclass(frozen=True, slots=True)
 class SpawnSwarm:
     request: SpawnRequest
+    # time.monotonic() after which the spawn must not begin: a caller that has given up by then
+    # is told "not created", and its retry makes no duplicate (spawns run one at a time).
+    start_by: float | None = None
+
+
+class SpawnExpired(RuntimeError):
+    """The spawn waited in the queue past its start deadline and was not begun: retry is safe."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +140,9 @@ class HiveMindActor(TickingActor):
 
     def on_message(self, message: Any) -> Any:
         if isinstance(message, SpawnSwarm):
+            if message.start_by is not None and time.monotonic() > message.start_by:
+                raise SpawnExpired("busy: the spawn waited too long behind others and was not "
+                                   "started; no swarm was created, retry later")
             session = self._backend(lambda m: m.spawn(message.request))
             self._announce(session)
             self._refresh_quietly()
@@ -234,4 +244,4 @@ class HiveMindActor(TickingActor):
 
 
 __all__ = ["BackendUnavailable", "GetSwarm", "HiveMindActor", "HiveMindSettings", "ListSwarms",
-           "SpawnSwarm", "StopSwarm"]
+           "SpawnExpired", "SpawnSwarm", "StopSwarm"]

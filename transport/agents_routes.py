@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
-from actors.hive_mind import BackendUnavailable, GetSwarm, ListSwarms, SpawnSwarm, StopSwarm
+from actors.hive_mind import (
+    BackendUnavailable,
+    GetSwarm,
+    ListSwarms,
+    SpawnExpired,
+    SpawnSwarm,
+    StopSwarm,
+)
 from actors.mcp import GetAgents
 from actors.swarm_backend import CommandFailed, SpawnRequest, UnknownSession
 from supervisor import SupervisionError
@@ -14,6 +22,8 @@ from transport.app import SERVICES, json_error
 from transport.ws import parse_json
 
 SPAWN_KEYS = {"task", "priority", "strategy", "max_agents"}
+SPAWN_QUEUE_S = 60.0  # the longest a spawn may wait behind others before it is refused
+SPAWN_COMMANDS = 4  # hive-mind init, task, spawn, status: each within command_timeout_s
 
 
 def add_routes(app: web.Application) -> None:
@@ -64,8 +74,18 @@ async def spawn(request: web.Request) -> web.Response:
                                      body.get("strategy"), body.get("max_agents"))
     except (ValueError, TypeError) as exc:
         return json_error(400, str(exc))
+    # Spawns run one at a time. One that cannot begin within SPAWN_QUEUE_S is dropped by the
+    # actor ("not created", safe to retry); one that has begun is waited for to the end, within
+    # the worst case of its commands, so that a 5xx never hides a swarm that was made.
+    hive = request.app[SERVICES].actors.get("hive_mind", {})
+    worst = SPAWN_COMMANDS * float(hive.get("command_timeout_s", 30.0)) * (int(hive.get("retries", 3)) + 1)
     try:
-        session = await _hive(request, SpawnSwarm(spawn_request))
+        session = await _hive(request, SpawnSwarm(spawn_request, time.monotonic() + SPAWN_QUEUE_S),
+                              timeout=SPAWN_QUEUE_S + worst)
+    except SpawnExpired as exc:
+        response = json_error(503, str(exc))
+        response.headers["Retry-After"] = "5"
+        return response
     except (BackendUnavailable, SupervisionError, CommandFailed, KeyError) as exc:
         return _failure(exc)
     return web.json_response(session.to_json(), status=201)

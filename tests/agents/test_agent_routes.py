@@ -19,6 +19,7 @@ from actors.graph import AGENT_FLAG
 from tests.agents.test_mcp_actor import server_pids
 from tests.conftest import Daemon, receive, start_daemon
 from tests.transport.test_wss import decode_by_spec, receive_binary, receive_json
+from transport import agents_routes
 
 
 @pytest.fixture
@@ -193,6 +194,24 @@ async def test_swarm_bad_requests(agents_daemon: Daemon) -> None:
             assert r.status == 404
         async with d.session.delete(f"{d.url}/api/swarms/{bad_id}") as r:
             assert r.status == 404
+
+
+async def test_a_spawn_that_waited_too_long_is_refused_and_creates_nothing(
+        agents_daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawns queue behind each other; one that could not begin in time is a 503 that made no
+    swarm (so a client's retry is no duplicate), never a 5xx for a swarm that exists."""
+    d = agents_daemon
+    async with d.session.get(f"{d.url}/api/swarms") as r:
+        before = (await r.json())["total"]
+    monkeypatch.setattr(agents_routes, "SPAWN_QUEUE_S", -1.0)  # its start deadline has passed
+    async with d.session.post(f"{d.url}/api/swarms", json={"task": "too late"}) as r:
+        assert r.status == 503 and r.headers["Retry-After"] == "5"
+        assert "no swarm was created" in (await r.json())["error"]
+    async with d.session.get(f"{d.url}/api/swarms?refresh=true") as r:
+        assert (await r.json())["total"] == before
+    monkeypatch.setattr(agents_routes, "SPAWN_QUEUE_S", 60.0)
+    async with d.session.post(f"{d.url}/api/swarms", json={"task": "in time"}) as r:
+        assert r.status == 201
 
 
 async def test_hive_mind_restart_loses_no_swarm(agents_daemon: Daemon) -> None:
