@@ -56,28 +56,12 @@ def forces_exact(n, x, y, z, off, nbr, w, fx, fy, fz, k, md, cut2, spring_k, res
     only when the first one saw one."""
     md2 = md * md
     coincident_mag = k / (md2 + md2)
-    zero = np.float32(0.0)
     one = np.float32(1.0)
     for i in prange(n):
         xi = x[i]
         yi = y[i]
         zi = z[i]
-        ax = zero
-        ay = zero
-        az = zero
-        close = zero
-        for j in range(n):
-            dx = xi - x[j]
-            dy = yi - y[j]
-            dz = zi - z[j]
-            r2 = dx * dx + dy * dy + dz * dz
-            rinv = one / math.sqrt(r2 + md2)
-            inv = k * rinv * rinv * rinv
-            inv = inv if r2 < cut2 else zero
-            ax += dx * inv
-            ay += dy * inv
-            az += dz * inv
-            close += one if r2 < md2 else zero
+        ax, ay, az, close = _pair_sums(xi, yi, zi, x, y, z, 0, n, k, md2, cut2)
         if close > one + one / 2:  # i itself is always one
             for j in range(n):
                 dx = xi - x[j]

@@ -41,29 +41,12 @@ def k_forces_exact(n, x, y, z, off, nbr, w, fx, fy, fz, k, md, cut2, spring_k, r
     """All-pairs repulsion + springs + gravity, one node per thread (same sum order as CPU)."""
     md2 = md * md
     coincident_mag = k / (md2 + md2)
-    zero = np.float32(0.0)
     one = np.float32(1.0)
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
         xi = x[i]
         yi = y[i]
         zi = z[i]
-        ax = xi - xi  # a float32 zero
-        ay = ax
-        az = ax
-        close = zero
-        for j in range(n):
-            dx = xi - x[j]
-            dy = yi - y[j]
-            dz = zi - z[j]
-            r2 = dx * dx + dy * dy + dz * dz
-            if r2 < cut2:
-                rinv = one / math.sqrt(r2 + md2)
-                inv = k * rinv * rinv * rinv
-                ax += dx * inv
-                ay += dy * inv
-                az += dz * inv
-            if r2 < md2:
-                close += one
+        ax, ay, az, close = _pair_sums(xi, yi, zi, x, y, z, 0, n, k, md2, cut2)
         if close > one + one / 2:
             for j in range(n):
                 dx = xi - x[j]
