@@ -70,6 +70,11 @@ def _float(lo: float | None = None, hi: float | None = None, strict_lo: bool = F
     return parse
 
 
+def _seconds(lo: float, strict_lo: bool = False) -> Parser:
+    """A duration: a number from ``lo`` up to a day."""
+    return _float(lo, MAX_SECONDS, strict_lo)
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
@@ -117,23 +122,23 @@ SERVER: dict[str, tuple[Parser, Any]] = {
     "max_ws_message_bytes": (_int(1024), 4 * MiB),
     "max_body_bytes": (_int(1024), 64 * MiB),
     "max_clients": (_int(1), 1000),
-    "ping_interval_s": (_float(0.1, MAX_SECONDS), 5.0),
-    "idle_timeout_s": (_float(1.0, MAX_SECONDS), 30.0),
-    "shutdown_timeout_s": (_float(0.5, MAX_SECONDS), 5.0),
+    "ping_interval_s": (_seconds(0.1), 5.0),
+    "idle_timeout_s": (_seconds(1.0), 30.0),
+    "shutdown_timeout_s": (_seconds(0.5), 5.0),
 }
 
 SUPERVISOR: dict[str, tuple[Parser, Any]] = {
     "strategy": (_choice("one_for_one", "one_for_all", "rest_for_one"), "one_for_one"),
     "max_restarts": (_int(0), 3),
-    "within_seconds": (_float(0, MAX_SECONDS, strict_lo=True), 5.0),
+    "within_seconds": (_seconds(0, strict_lo=True), 5.0),
 }
 
 ACTOR_COMMON: dict[str, tuple[Parser, Any]] = {
     "restart": (_choice("permanent", "transient", "temporary"), "permanent"),
     "max_restarts": (_int(0), None),
-    "within_seconds": (_float(0, MAX_SECONDS, strict_lo=True), 60.0),
-    "backoff_min": (_float(0, MAX_SECONDS), None),
-    "backoff_max": (_float(0, MAX_SECONDS), None),
+    "within_seconds": (_seconds(0, strict_lo=True), 60.0),
+    "backoff_min": (_seconds(0), None),
+    "backoff_max": (_seconds(0), None),
     "enabled": (_bool, True),
 }
 
@@ -151,9 +156,9 @@ ACTORS: dict[str, dict[str, tuple[Parser, Any]]] = {
         "port": (_int(1, 65535), 9500),
         "command": (_list, ()),
         "pool_size": (_int(1, 64), 4),
-        "poll_interval_s": (_float(0.05, MAX_SECONDS), 1.0),
-        "call_timeout_s": (_float(0.1, MAX_SECONDS), 10.0),
-        "handshake_timeout_s": (_float(0.1, MAX_SECONDS), 5.0),
+        "poll_interval_s": (_seconds(0.05), 1.0),
+        "call_timeout_s": (_seconds(0.1), 10.0),
+        "handshake_timeout_s": (_seconds(0.1), 5.0),
         "state_dir": (_str, ".hive-state/mcp"),
         "maintain_every_calls": (_int(10), 50),
     },
@@ -163,9 +168,9 @@ ACTORS: dict[str, dict[str, tuple[Parser, Any]]] = {
         "docker_url": (_str, ""),
         "cli": (_list, ()),
         "sessions_dir": (_str, ""),
-        "command_timeout_s": (_float(0.1, MAX_SECONDS), 30.0),
+        "command_timeout_s": (_seconds(0.1), 30.0),
         "retries": (_int(0, 10), 3),
-        "health_interval_s": (_float(0.5, MAX_SECONDS), 30.0),
+        "health_interval_s": (_seconds(0.5), 30.0),
         "workers": (_int(1, 100), 2),
     },
     "speech": {
@@ -177,16 +182,16 @@ ACTORS: dict[str, dict[str, tuple[Parser, Any]]] = {
         "tts_model": (_str, "kokoro"),
         "tts_voice": (_str, "af_heart"),
         "espeak_voice": (_str, "en-us"),
-        "http_timeout_s": (_float(0.1, MAX_SECONDS), 30.0),
+        "http_timeout_s": (_seconds(0.1), 30.0),
         "api_key": (_str, ""),
         "faster_whisper_model_dir": (_str, ""),
         "workers": (_int(1, 16), 2),
         "max_chunk_bytes": (_int(1024), 256 * 1024),
-        "max_utterance_s": (_float(1.0, MAX_SECONDS), 30.0),
+        "max_utterance_s": (_seconds(1.0), 30.0),
         "max_text_chars": (_int(10), 2_000),
     },
     "health": {
-        "interval_s": (_float(0.05, MAX_SECONDS), 2.0),
+        "interval_s": (_seconds(0.05), 2.0),
     },
 }
 
