@@ -17,7 +17,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from transport.relay_policy import DEFAULT_RELAY_TOOLS
+
 ACTOR_NAMES = ("gpu_layout", "mcp", "hive_mind", "speech", "health")
+# Keys whose values are never repeated in an error message or a log line.
+SECRET_KEYS = frozenset({"admin_token", "api_token", "api_key"})
 
 
 class ConfigError(ValueError):
@@ -118,7 +122,11 @@ SERVER: dict[str, tuple[Parser, Any]] = {
     "host": (_str, "127.0.0.1"),
     "port": (_int(0, 65535), 8080),
     "admin_token": (_str, ""),
+    "api_token": (_str, ""),
     "allowed_origins": (_list, ()),
+    "allowed_hosts": (_list, ()),
+    "relay_tools": (_list, DEFAULT_RELAY_TOOLS),
+    "state_dir": (_str, ".hive-state"),
     "max_ws_message_bytes": (_int(1024), 4 * MiB),
     "max_body_bytes": (_int(1024), 64 * MiB),
     "max_clients": (_int(1), 1000),
@@ -203,7 +211,11 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     admin_token: str = ""
+    api_token: str = ""
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    relay_tools: tuple[str, ...] = DEFAULT_RELAY_TOOLS
+    state_dir: str = ".hive-state"
     max_ws_message_bytes: int = 4 * MiB
     max_body_bytes: int = 64 * MiB
     max_clients: int = 1000
@@ -252,6 +264,8 @@ def _parse(where: str, key: str, parser: Parser, value: Any, source: str = "") -
     try:
         return parser(value)
     except ValueError as exc:
+        if key in SECRET_KEYS:  # the message would quote the secret
+            raise ConfigError(f"[{where}] {key}{source}: expected a string") from None
         raise ConfigError(f"[{where}] {key}{source}: {exc}") from None
 
 

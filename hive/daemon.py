@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import signal
 import sys
 import time
@@ -24,6 +23,8 @@ from supervisor import ExitReason, SupervisionError, SupervisionTree
 from transport.app import Services, build_app
 from transport.fanout import FrameHub
 from transport.metrics import Metrics
+from transport.relay_policy import RelayPolicy, risky_tools
+from transport.security import AccessPolicy, is_loopback_host
 
 log = structlog.get_logger("hive")
 
@@ -31,13 +32,10 @@ EXIT_OK = 0
 EXIT_ROOT_FAILED = 1
 
 
-async def serve(config: Config, admin_token: str | None = None) -> int:
+async def serve(config: Config) -> int:
+    """Run until SIGTERM/SIGINT or the root gives up. ``config.server`` carries both tokens
+    (resolved by :mod:`hive.tokens`)."""
     loop = asyncio.get_running_loop()
-    token = admin_token or config.server.admin_token
-    if not token:
-        token = secrets.token_urlsafe(24)
-        log.warning("admin.token_generated", token=token,
-                    hint="pass --admin-token or set HIVE_ADMIN_TOKEN to choose one")
     tree = SupervisionTree(build_root(config))
     stop = asyncio.Event()
     exit_code = EXIT_OK
@@ -57,7 +55,7 @@ async def serve(config: Config, admin_token: str | None = None) -> int:
         with contextlib.suppress(Exception):
             await loop.run_in_executor(None, tree.stop, 5.0)
         return EXIT_ROOT_FAILED
-    app = assemble(tree, config, token, loop)
+    app = assemble(tree, config, loop)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=config.server.shutdown_timeout_s / 2)
     await runner.setup()
@@ -75,6 +73,14 @@ async def serve(config: Config, admin_token: str | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     port = _bound_port(runner, config.server.port)
+    risky = risky_tools(config.server.relay_tools)
+    if risky:
+        log.warning("relay.risky_tools_allowed", tools=risky,
+                    hint="[server] relay_tools lets every relay client call these")
+    if not is_loopback_host(config.server.host):
+        log.warning("daemon.exposed", host=config.server.host,
+                    hint="reachable beyond this machine: changes need the API token; put TLS "
+                         "in front (docs/security.md)")
     log.info("daemon.ready", url=f"http://{config.server.host}:{port}", port=port,
              actors=tree.paths(), startup_s=round(time.monotonic() - started, 3))
     await stop.wait()
@@ -92,12 +98,16 @@ async def serve(config: Config, admin_token: str | None = None) -> int:
 
 
 def assemble(
-    tree: SupervisionTree, config: Config, token: str, loop: asyncio.AbstractEventLoop
+    tree: SupervisionTree, config: Config, loop: asyncio.AbstractEventLoop
 ) -> web.Application:
     """The web app over a started tree: services, the frame hub fed by the layout, routes."""
     metrics = Metrics(tree)
     hub = FrameHub(on_sent=metrics.frames, on_dropped=metrics.frames_dropped.inc)
-    services = Services(tree, config.server, token, hub, metrics, config.actors)
+    server = config.server
+    access = AccessPolicy(server.api_token, server.host, server.allowed_origins,
+                          server.allowed_hosts)
+    services = Services(tree, server, server.admin_token, hub, metrics, config.actors,
+                        access=access, relay_policy=RelayPolicy.of(server.relay_tools))
     if services.has("gpu_layout"):
         services.address("gpu_layout").tell(Subscribe("wss", hub.threadsafe_publisher(loop)))
     return build_app(services)

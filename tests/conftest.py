@@ -22,6 +22,7 @@ from tests.peers.podman import PodmanError, PodmanService
 from transport.app import SERVICES, Services
 
 TOKEN = "test-admin-token"
+JSON = {"Content-Type": "application/json"}  # changes take JSON only (transport.security)
 # The front-end tests run without the agents' planes and speech (they have tests of their own,
 # with real peers): no claude-flow processes or speech decoders for every app started here.
 WITHOUT_AGENTS = ("[actors.mcp]\nenabled = false\n[actors.hive_mind]\nenabled = false\n"
@@ -65,13 +66,13 @@ async def start_daemon(config_text: str = WITHOUT_AGENTS, **server: Any) -> Daem
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(config_text)
     try:
-        config = load_config(f.name, env={}, overrides={"server": server})
+        config = load_config(f.name, env={}, overrides={"server": {"admin_token": TOKEN, **server}})
     finally:
         os.unlink(f.name)
     tree = SupervisionTree(build_root(config))
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, tree.start)
-    app = assemble(tree, config, TOKEN, loop)
+    app = assemble(tree, config, loop)
     server_ = TestServer(app, host="127.0.0.1", port=0)
     await server_.start_server()
     base = f"http://127.0.0.1:{server_.port}"

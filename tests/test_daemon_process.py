@@ -22,21 +22,28 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "process-test-token"
 
 
-def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None,
+          admin_token: str | None = TOKEN) -> subprocess.Popen[str]:
     """The daemon on its embedded defaults (every actor, real claude-flow), its runtime state
-    in ``cwd``."""
+    in ``cwd``; ``admin_token=None`` lets it make its own."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    environment.pop("HIVE_ADMIN_TOKEN", None)
+    environment.pop("HIVE_API_TOKEN", None)
+    if admin_token is not None:
+        environment["HIVE_ADMIN_TOKEN"] = admin_token
+    environment.update(env or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "hive", "--port", "0", "--log-format", "json",
-         "--admin-token", TOKEN, *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        [sys.executable, "-m", "hive", "--port", "0", "--log-format", "json", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
     )
 
 
-def read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60) -> dict[str, Any]:
+def read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60,
+               seen: list[str] | None = None) -> dict[str, Any]:
+    """The first log record named ``event``; every line read is appended to ``seen``."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
-    seen = []
+    seen = [] if seen is None else seen
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
@@ -65,7 +72,8 @@ def test_help_explains_the_options() -> None:
     out = subprocess.run([sys.executable, "-m", "hive", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0
-    for flag in ("--config", "--host", "--port", "--admin-token", "--log-format", "HIVE_"):
+    for flag in ("--config", "--host", "--port", "--admin-token-file", "--api-token-file",
+                 "--log-format", "HIVE_"):
         assert flag in out.stdout
 
 
@@ -167,3 +175,70 @@ async def test_without_node_or_espeak_the_daemon_runs_degraded(tmp_path: Path, p
     assert all(c["restarts"] == 0 for c in components.values())
     proc.send_signal(signal.SIGTERM)
     assert await loop.run_in_executor(None, proc.wait, 10) == 0
+
+
+# -- issue 10: tokens and binds --------------------------------------------------------------
+
+def test_a_non_loopback_bind_without_an_api_token_exits_2(tmp_path: Path, procs: list) -> None:
+    proc = spawn("--host", "0.0.0.0", cwd=tmp_path)
+    procs.append(proc)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "hive-supervisor: listening on 0.0.0.0 reaches beyond this machine" in out
+    assert "HIVE_API_TOKEN" in out and "--api-token-file" in out and "Traceback" not in out
+
+
+def test_a_token_on_the_command_line_is_refused(tmp_path: Path, procs: list) -> None:
+    for flag in ("--admin-token", "--api-token"):
+        proc = spawn(flag, "a-secret-that-ps-would-show", cwd=tmp_path)
+        procs.append(proc)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 2 and "shows in `ps`" in out and "--admin-token-file" in out
+
+
+async def test_tokens_never_reach_the_log_or_the_process_list(tmp_path: Path, procs: list) -> None:
+    """Bound beyond loopback with an API token from a file and a generated admin token: both
+    work, neither is in any log line or in ``ps``, and the admin token's file is 0600."""
+    api_token = "api-token-from-a-file-5f2c9d"
+    token_file = tmp_path / "api-token"
+    token_file.write_text(api_token + "\n")
+    token_file.chmod(0o600)
+    proc = spawn("--host", "0.0.0.0", "--api-token-file", str(token_file), cwd=tmp_path,
+                 admin_token=None, env={"HIVE_ACTORS_MCP_ENABLED": "false",
+                                        "HIVE_ACTORS_HIVE_MIND_ENABLED": "false",
+                                        "HIVE_ACTORS_SPEECH_ENABLED": "false"})
+    procs.append(proc)
+    loop = asyncio.get_running_loop()
+    lines: list[str] = []
+    ready = await loop.run_in_executor(None, read_until, proc, "daemon.ready", 60, lines)
+    kept = tmp_path / ".hive-state" / "admin-token"
+    admin_token = kept.read_text().strip()
+    assert kept.stat().st_mode & 0o777 == 0o600 and len(admin_token) >= 32
+    assert any('"admin.token_file"' in line and str(kept) in line for line in lines)
+    assert any('"daemon.exposed"' in line for line in lines)
+    url = f"http://127.0.0.1:{ready['port']}"
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{url}/api/graph", json={"nodes": [{"id": 1}]}) as r:
+            assert r.status == 401
+        async with session.put(f"{url}/api/graph", json={"nodes": [{"id": 1}]},
+                               headers={"Authorization": f"Bearer {api_token}"}) as r:
+            assert r.status == 200
+        async with session.get(f"{url}/admin/actors",
+                               headers={"Authorization": f"Bearer {admin_token}"}) as r:
+            assert r.status == 200
+    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    assert str(token_file) in ps  # the daemon is in the list, by its file
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = await loop.run_in_executor(None, proc.communicate, None, 10)
+    log = "".join(lines) + rest
+    for token in (api_token, admin_token):
+        assert token not in ps and token not in log
+    # a restart reuses the kept admin token (a console keeps working)
+    again = spawn("--api-token-file", str(token_file), cwd=tmp_path, admin_token=None,
+                  env={"HIVE_ACTORS_MCP_ENABLED": "false", "HIVE_ACTORS_HIVE_MIND_ENABLED": "false",
+                       "HIVE_ACTORS_SPEECH_ENABLED": "false"})
+    procs.append(again)
+    await loop.run_in_executor(None, read_until, again, "daemon.ready")
+    assert kept.read_text().strip() == admin_token
+    again.send_signal(signal.SIGTERM)
+    assert await loop.run_in_executor(None, again.wait, 10) == 0

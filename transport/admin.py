@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from supervisor import SupervisionError, UnknownChild
 from transport.app import SERVICES, json_error
+from transport.security import tokens_match
 
 ACTIONS = ("restart", "stop", "start", "kill")
 
@@ -19,14 +18,8 @@ def add_routes(app: web.Application) -> None:
 
 
 def _authorized(request: web.Request) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    expected = request.app[SERVICES].admin_token
-    try:
-        given = token.strip().encode("utf-8", "surrogateescape")  # raw header bytes back
-    except UnicodeError:
-        return False
-    return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and tokens_match(token, request.app[SERVICES].admin_token)
 
 
 def _deny() -> web.Response:

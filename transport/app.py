@@ -22,6 +22,8 @@ from hive.config import ServerConfig
 from supervisor import Address, SupervisionTree
 from transport.fanout import FrameHub
 from transport.metrics import Metrics
+from transport.relay_policy import DEFAULT_RELAY_TOOLS, RelayPolicy
+from transport.security import AccessPolicy, security_middleware
 
 log = structlog.get_logger("transport")
 
@@ -38,6 +40,8 @@ class Services:
     hub: FrameHub
     metrics: Metrics
     actors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [actors.*] settings
+    access: AccessPolicy = field(default_factory=AccessPolicy)
+    relay_policy: RelayPolicy = field(default_factory=lambda: RelayPolicy.of(DEFAULT_RELAY_TOOLS))
     websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
     started_at: float = field(default_factory=time.monotonic)
 
@@ -103,8 +107,12 @@ def build_app(services: Services) -> web.Application:
         speech_ws,
     )
 
+    guard = security_middleware(
+        lambda request: request.app[SERVICES].access,
+        lambda status, message, _reason: json_error(status, message),
+        lambda reason: services.metrics.http_refused.labels(reason=reason).inc())
     app = web.Application(
-        middlewares=[errors_middleware], client_max_size=services.server.max_body_bytes
+        middlewares=[errors_middleware, guard], client_max_size=services.server.max_body_bytes
     )
     app[SERVICES] = services
     positions.add_routes(app)

@@ -5,6 +5,11 @@ sticks to one pooled server (its state lives there). The client's ``initialize``
 from the pooled session's own handshake; its ``notifications/initialized`` is absorbed.
 Malformed input gets the matching JSON-RPC error (-32700 parse error, -32600 invalid request),
 never a closed connection.
+
+Only the tools on the relay's allow-list (:mod:`transport.relay_policy`) are forwarded; anything
+else gets error -32001 naming the policy, and ``tools/list`` shows the allowed tools alone. When
+the daemon has an API token, every request needs it: given at the upgrade (``Authorization:
+Bearer``, ``?token=``) or as a first message ``{"type": "auth", "token": "..."}``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ from actors.jsonrpc import PROTOCOL_VERSION, McpError
 from actors.mcp import GetServerInfo, RelayRequest, RelayTicket
 from supervisor import SupervisionError
 from transport.app import Services
+from transport.relay_policy import POLICY_DENIED
 from transport.ws import CLOSE_TOO_BIG, Connection, guarded, log, open_ws, parse_json, release
 
 PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR, SERVER_ERROR = -32700, -32600, -32603, -32000
 MAX_BATCH = 100
+UNAUTHORIZED = ("this daemon has an API token: connect with 'Authorization: Bearer <token>' or "
+                "?token=, or send {\"type\": \"auth\", \"token\": \"...\"} first")
 _client_keys = itertools.count()
 
 
@@ -91,6 +99,9 @@ async def _on_text(conn: Connection, key: int, text: str, tasks: set[asyncio.Tas
     except ValueError as exc:
         await conn.send_json(rpc_error(None, PARSE_ERROR, "Parse error", str(exc)))
         return
+    if isinstance(message, dict) and message.get("type") == "auth" and "jsonrpc" not in message:
+        await conn.authenticate(message.get("token"))
+        return
     if isinstance(message, list):
         if not message or len(message) > MAX_BATCH:
             await conn.send_json(rpc_error(None, INVALID_REQUEST,
@@ -112,11 +123,21 @@ async def _dispatch(conn: Connection, key: int, message: Any, tasks: set[asyncio
         return
     is_notification = "id" not in message
     method = message["method"]
+    if not conn.authorized:
+        if not is_notification:
+            await conn.send_json(rpc_error(message["id"], POLICY_DENIED, UNAUTHORIZED))
+        return
     if method == "initialize" and not is_notification:
         await _initialize(conn, message["id"])
         return
     if method.startswith("notifications/"):
         return  # the pooled session did its own handshake; other notifications have no target
+    refusal = conn.services.relay_policy.refusal(method, message.get("params"))
+    if refusal is not None:
+        log.info("relay.refused", method=method, reason=refusal)
+        if not is_notification:
+            await conn.send_json(rpc_error(message["id"], POLICY_DENIED, refusal))
+        return
     task = asyncio.create_task(_forward_guarded(conn, key, message, is_notification))
     tasks.add(task)
     task.add_done_callback(tasks.discard)
@@ -129,8 +150,11 @@ async def _initialize(conn: Connection, request_id: Any) -> None:
     except (SupervisionError, McpError) as exc:
         await conn.send_json(rpc_error(request_id, SERVER_ERROR, f"MCP unavailable: {exc}"))
         return
-    result = dict(info or {"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+    result = dict(info or {"protocolVersion": PROTOCOL_VERSION,
                            "serverInfo": {"name": "hive-supervisor relay"}})
+    # the relay forwards tools alone: resources and prompts are not offered through it
+    tools = (result.get("capabilities") or {}).get("tools", {})
+    result["capabilities"] = {"tools": tools if isinstance(tools, dict) else {}}
     await conn.send_json({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
@@ -181,5 +205,7 @@ async def _forward(conn: Connection, key: int, message: dict[str, Any], notifica
     if notification:
         return
     answer = {k: v for k, v in response.items() if k in ("result", "error")}
+    if message["method"] == "tools/list" and "result" in answer:
+        answer["result"] = services.relay_policy.filter_listing(answer["result"])
     with contextlib.suppress(ConnectionResetError):
         await conn.send_json({"jsonrpc": "2.0", "id": request_id, **answer})

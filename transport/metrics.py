@@ -56,6 +56,9 @@ class Metrics:
             registry=r)
         self.position_updates = Counter(
             "hive_position_updates", "Node positions received from clients (drags)", registry=r)
+        self.http_refused = Counter(
+            "hive_http_refused", "Requests refused by the Host, Origin, token or JSON rules",
+            ["reason"], registry=r)
         self.requests = Counter("hive_http_requests", "HTTP requests by status class",
                                 ["status"], registry=r)
         self.request_seconds = Histogram("hive_http_request_seconds", "HTTP request latency",

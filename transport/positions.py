@@ -132,6 +132,9 @@ async def _bots_graph(conn: Connection) -> None:
 
 
 async def _position_update(conn: Connection, payload: bytes) -> None:
+    if not conn.authorized:
+        await conn.refuse_change("a drag (binary position update)")
+        return
     try:
         records = decode_client_update(payload)
     except FrameError as exc:

@@ -205,7 +205,7 @@ async def _stop(conn: Connection, client: _Client, speak: bool) -> None:
     command = parse_command(final.text)
     if command is None:
         return  # a transcript that is not a command is just a transcript
-    if command.kind in NEEDS_CONFIRMATION:
+    if command.kind in NEEDS_CONFIRMATION and conn.authorized:
         now = time.monotonic()
         previous = client.unconfirmed
         if previous is None or previous[0] != command.kind or now - previous[1] > CONFIRM_WITHIN_S:
@@ -222,6 +222,11 @@ async def _stop(conn: Connection, client: _Client, speak: bool) -> None:
 
 
 async def _command(conn: Connection, text: str, speak: bool) -> None:
+    if not conn.authorized:
+        await conn.send_json({"type": "voice_response", "timestamp": now_ms(), "data": {
+            "command": None, "text": "Voice commands need the API token.", "ok": False}})
+        await conn.refuse_change("a voice command")
+        return
     reply: VoiceReply = await _work(conn, RunVoiceCommand(text))
     await conn.send_json({"type": "voice_response", "timestamp": now_ms(),
                           "data": {"command": reply.command, "text": reply.text, "ok": reply.ok}})

@@ -12,12 +12,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from transport.app import SERVICES, Services, json_error
+from transport.security import request_token, tokens_match
 
 log = structlog.get_logger("transport.ws")
 
@@ -52,28 +52,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def origin_allowed(services: Services, request: web.Request) -> bool:
-    """No Origin (not a browser) is fine; a browser's must be on the allow-list, which by
-    default is this daemon's own address."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    allowed = services.server.allowed_origins
-    if "*" in allowed:
-        return True
-    if allowed:
-        return origin.rstrip("/") in {a.rstrip("/") for a in allowed}
-    try:
-        hostname = urlsplit(origin).hostname
-    except ValueError:  # e.g. "http://[::1": not an origin at all
-        return False
-    own_host = request.host.rsplit(":", 1)[0] if request.host else ""
-    local = {"127.0.0.1", "localhost", "::1", "[::1]"}
-    return hostname == own_host or (
-        hostname in local and own_host in local | {services.server.host}
-    )
-
-
 @dataclass
 class Connection:
     """One open WebSocket: the response, a send lock, and its heartbeat task."""
@@ -82,6 +60,7 @@ class Connection:
     route: str
     services: Services
     lock: asyncio.Lock
+    authorized: bool = True  # may change state: no API token is set, or the client gave it
     heartbeat: asyncio.Task[None] | None = None
 
     async def send_json(self, payload: dict[str, Any]) -> None:
@@ -100,23 +79,41 @@ class Connection:
     async def error(self, message: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "message": message, "timestamp": now_ms(), **extra})
 
+    async def authenticate(self, token: Any) -> bool:
+        """The first-message form of the API token, ``{"type": "auth", "token": "..."}``:
+        answered with ``authenticated``; a wrong token closes the connection (1008)."""
+        expected = self.services.access.api_token
+        if not expected or (isinstance(token, str) and tokens_match(token, expected)):
+            self.authorized = True
+            await self.send_json({"type": "authenticated", "timestamp": now_ms()})
+            return True
+        log.warning("ws.auth_refused", route=self.route)
+        await self.close(CLOSE_POLICY, "wrong API token")
+        return False
+
+    async def refuse_change(self, what: str) -> None:
+        await self.error(f"{what} changes state and this daemon has an API token: connect with "
+                         f"'Authorization: Bearer <token>' or ?token=, or send "
+                         f'{{"type": "auth", "token": "..."}} first', code="unauthorized")
+
     async def close(self, code: int, message: str) -> None:
         with contextlib.suppress(Exception):
             await self.ws.close(code=code, message=message.encode()[:120])
 
 
 async def open_ws(request: web.Request, route: str) -> Connection | web.StreamResponse:
-    services = request.app[SERVICES]
-    if not origin_allowed(services, request):
-        log.warning("ws.origin_rejected", route=route, origin=request.headers.get("Origin"))
-        return json_error(403, "origin not allowed")
+    services = request.app[SERVICES]  # Host and Origin were checked by transport.security
+    given = request_token(request)
+    if given is not None and not services.access.authorized(request):
+        return json_error(401, "wrong API token")
     ws = web.WebSocketResponse(
         max_msg_size=services.server.max_ws_message_bytes, autoping=True, heartbeat=None
     )
     if not ws.can_prepare(request).ok:
         return json_error(400, f"{route} is a WebSocket endpoint; send an Upgrade request")
     await ws.prepare(request)
-    conn = Connection(ws, route, services, asyncio.Lock())
+    conn = Connection(ws, route, services, asyncio.Lock(),
+                      authorized=services.access.authorized(request))
     if len(services.websockets) >= services.server.max_clients:
         services.metrics.ws_rejected.labels(route=route, reason="max_clients").inc()
         await conn.close(CLOSE_TRY_LATER, "too many clients")
@@ -186,6 +183,10 @@ async def messages(conn: Connection) -> AsyncIterator[Incoming]:
                 continue
             if not isinstance(data, dict) or not isinstance(data.get("type"), str):
                 await conn.error("a message must be a JSON object with a string 'type'")
+                continue
+            if data["type"] == "auth":
+                if not await conn.authenticate(data.get("token")):
+                    return
                 continue
             yield Incoming(data=data)
         elif msg.type == WSMsgType.BINARY:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +16,10 @@ import pytest
 
 from actors.graph import AGENT_FLAG
 from tests.agents.test_mcp_actor import server_pids
-from tests.conftest import Daemon, receive, start_daemon
+from tests.conftest import JSON, Daemon, receive, start_daemon
 from tests.transport.test_wss import decode_by_spec, receive_binary, receive_json
 from transport import agents_routes
-
-
-@pytest.fixture
-async def agents_daemon(claude_flow: list[str], tmp_path: Path) -> AsyncIterator[Daemon]:
-    config = f"""
-[actors.mcp]
-pool_size = 2
-poll_interval_s = 0.2
-state_dir = "{tmp_path / 'mcp'}"
-[actors.hive_mind]
-sessions_dir = "{tmp_path / 'sessions'}"
-health_interval_s = 1.0
-[actors.health]
-interval_s = 0.3
-"""
-    d = await start_daemon(config)
-    d.state = tmp_path  # type: ignore[attr-defined]
-    yield d
-    await d.stop()
+from transport.relay_policy import DEFAULT_RELAY_TOOLS
 
 
 async def rpc(ws: aiohttp.ClientWebSocketResponse, message: Any, timeout: float = 10) -> dict[str, Any]:
@@ -57,7 +38,8 @@ async def test_relay_round_trip_keeps_the_client_id(agents_daemon: Daemon) -> No
         assert init["id"] == "init-1" and init["result"]["protocolVersion"]
         await ws.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
         tools = await rpc(ws, {"jsonrpc": "2.0", "id": 41, "method": "tools/list"})
-        assert tools["id"] == 41 and len(tools["result"]["tools"]) > 100
+        names = {t["name"] for t in tools["result"]["tools"]}
+        assert tools["id"] == 41 and names == set(DEFAULT_RELAY_TOOLS)  # the allowed ones alone
         call = await rpc(ws, {"jsonrpc": "2.0", "id": "abc", "method": "tools/call",
                               "params": {"name": "swarm_init",
                                          "arguments": {"topology": "star", "maxAgents": 3}}})
@@ -65,7 +47,8 @@ async def test_relay_round_trip_keeps_the_client_id(agents_daemon: Daemon) -> No
         assert json.loads(call["result"]["content"][0]["text"])["success"] is True
         unknown = await rpc(ws, {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
                                  "params": {"name": "nope", "arguments": {}}})
-        assert unknown["id"] == 7 and unknown["error"]["code"] == -32601
+        assert unknown["id"] == 7 and unknown["error"]["code"] == -32001
+        assert "allow-list" in unknown["error"]["message"]
 
 
 async def test_relay_malformed_input_gets_jsonrpc_errors(agents_daemon: Daemon) -> None:
@@ -187,7 +170,7 @@ async def test_swarm_bad_requests(agents_daemon: Daemon) -> None:
     async with d.session.get(f"{d.url}/api/swarms") as r:
         assert (await r.json())["total"] == before  # no half-made session left behind
     for payload in (b"{no", b"[" * 50_000 + b"]" * 50_000):
-        async with d.session.post(f"{d.url}/api/swarms", data=payload) as r:
+        async with d.session.post(f"{d.url}/api/swarms", data=payload, headers=JSON) as r:
             assert r.status == 400
     for bad_id in ("0b5c4c49-3a1e-4c5e-9a3b-1f2e3d4c5b6a", "../../etc"):
         async with d.session.get(f"{d.url}/api/swarms/{bad_id}") as r:

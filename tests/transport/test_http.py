@@ -12,7 +12,7 @@ import pytest
 from aiohttp.http_exceptions import BadHttpMessage
 
 from hive.logs import demote_bad_http
-from tests.conftest import Daemon, receive, start_daemon
+from tests.conftest import JSON, Daemon, receive, start_daemon
 from tests.transport.test_wss import receive_json
 from transport import health_routes
 
@@ -114,7 +114,7 @@ async def test_graph_round_trip_and_validation(daemon: Daemon) -> None:
          "not valid JSON"),
     ]
     for payload, expected in bad:
-        async with daemon.session.put(f"{daemon.url}/api/graph", data=payload) as r:
+        async with daemon.session.put(f"{daemon.url}/api/graph", data=payload, headers=JSON) as r:
             assert r.status == 400, payload
             assert expected in (await r.json())["error"], payload
     # the bad bodies lost nothing: the graph is still there
@@ -135,7 +135,7 @@ async def test_large_graph_is_accepted() -> None:
         edges = ",".join(f'{{"source":{s},"target":{t}}}' for s, t in zip(src.tolist(), dst.tolist(), strict=True))
         payload = f'{{"nodes":[{nodes}],"edges":[{edges}]}}'.encode()
         assert len(payload) < 64 * 1024 * 1024
-        async with d.session.put(f"{d.url}/api/graph", data=payload) as r:
+        async with d.session.put(f"{d.url}/api/graph", data=payload, headers=JSON) as r:
             assert r.status == 200, await r.text()
             assert (await r.json())["loaded"] == {"nodes": n, "edges": m}
     finally:
@@ -145,7 +145,7 @@ async def test_large_graph_is_accepted() -> None:
 async def test_body_over_the_limit_is_413_json() -> None:
     d = await start_daemon(max_body_bytes=2048)
     try:
-        async with d.session.put(f"{d.url}/api/graph", data=b"x" * 5000) as r:
+        async with d.session.put(f"{d.url}/api/graph", data=b"x" * 5000, headers=JSON) as r:
             assert r.status == 413
             assert "too large" in (await r.json())["error"]
     finally:
@@ -193,7 +193,7 @@ def status_and_json(response: bytes) -> tuple[int, Any]:
 
 
 async def test_admin_token_that_is_not_utf8_is_401(daemon: Daemon) -> None:
-    response = await raw_http(daemon, b"GET /admin/actors HTTP/1.1\r\nHost: x\r\n"
+    response = await raw_http(daemon, b"GET /admin/actors HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                               b"Authorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
     status, body = status_and_json(response)
     assert status == 401 and "Bearer" in body["error"]
@@ -201,7 +201,7 @@ async def test_admin_token_that_is_not_utf8_is_401(daemon: Daemon) -> None:
 
 async def test_body_that_cannot_be_decoded_is_400_and_a_client_gone_is_no_500(daemon: Daemon) -> None:
     body = b'{"nodes": []}'
-    response = await raw_http(daemon, b"PUT /api/graph HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+    response = await raw_http(daemon, b"PUT /api/graph HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: gzip\r\n"
                               b"Content-Type: application/json\r\nConnection: close\r\n"
                               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     status, answer = status_and_json(response)
@@ -209,7 +209,8 @@ async def test_body_that_cannot_be_decoded_is_400_and_a_client_gone_is_no_500(da
     # a client that promises a body and leaves half-way is not one of our failures
     metrics = daemon.services.metrics
     seen = metrics.total
-    await raw_http(daemon, b"PUT /api/graph HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"nod",
+    await raw_http(daemon, b"PUT /api/graph HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: 1000\r\n\r\n{\"nod",
                    read=False)
     async with asyncio.timeout(10):
         while metrics.total == seen:  # until the server has seen the request end
@@ -221,7 +222,7 @@ async def test_body_that_cannot_be_decoded_is_400_and_a_client_gone_is_no_500(da
 
 
 async def test_malformed_http_is_answered_by_aiohttp_and_logged_without_a_traceback(daemon: Daemon) -> None:
-    response = await raw_http(daemon, b"FOO\x01 / HTTP/1.1\r\nHost: x\r\n\r\n")
+    response = await raw_http(daemon, b"FOO\x01 / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert response.split(b" ", 2)[1] == b"400" and b"Traceback" not in response
     error = BadHttpMessage("Invalid method")
     record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 0, "Error handling request",
