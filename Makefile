@@ -44,7 +44,7 @@ cuda-check: $(STAMP)  ## compile every CUDA kernel for sm_90 without a GPU (NVVM
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy supervisor.py actors gpu transport hive
+	$(BIN)/mypy supervisor.py _supervision actors gpu transport hive
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
