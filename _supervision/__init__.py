@@ -5,3 +5,6 @@ death watch (the one module that touches pykka's private API), and ``core`` the 
 actor, the tree, addresses and child contexts, which depend on each other as OTP's
 ``supervisor.erl`` keeps them together.
 """
+
+__all__: list[str] = []
+

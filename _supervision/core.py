@@ -47,6 +47,7 @@ from _supervision.watch import (
 
 __all__ = ["Address", "ChildContext", "SupervisionTree", "Supervisor"]
 
+
 log = structlog.get_logger("supervisor")
 
 
@@ -104,6 +105,14 @@ class ChildContext:
 
     def address(self, path: str) -> Address:
         return self.tree.address(path)
+
+    def sibling(self, name: str) -> Address:
+        """The address of a child of the same supervisor (``root/mcp`` for ``mcp`` from
+        ``root/hive_mind``); :class:`UnknownChild` if there is none of that name."""
+        if not name:
+            raise UnknownChild("no sibling named '' (that actor is not enabled in this daemon)")
+        parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+        return self.tree.address(f"{parent}/{name}" if parent else name)
 
     def keep(self, value: Any, name: str = "") -> None:
         """Keep an immutable value for the next incarnation of this path (its last good state);

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # for annotations only: core imports this module
 
 __all__ = ["ChildExited", "Watch", "WatchedActor", "actor_of", "drain", "post", "watched"]
 
+
 A = TypeVar("A", bound=ThreadingActor)
 
 

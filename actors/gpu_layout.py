@@ -40,6 +40,14 @@ from actors.ticker import TickingActor
 from gpu import LayoutEngine, SimParams
 from supervisor import ChildContext
 
+__all__ = [
+    "POSITION_DEADBAND",
+    "SMALL_GRAPH",
+    "VELOCITY_DEADBAND",
+    "LayoutActor",
+    "LayoutSettings",
+]
+
 log = structlog.get_logger("actors.gpu_layout")
 
 POSITION_DEADBAND = 0.01
@@ -64,7 +72,6 @@ class LayoutSettings:
         if self.steps_per_tick < 1:
             raise ValueError("steps_per_tick must be >= 1")
         SimParams(**dict(self.params))  # validate now, with the field's name in the error
-
 
 
 def _warm_up(params: SimParams, backend: str) -> None:

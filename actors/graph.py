@@ -15,6 +15,22 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+__all__ = [
+    "AGENT_FLAG",
+    "ID_MASK",
+    "KNOWLEDGE_FLAG",
+    "MAX_EDGE_WEIGHT",
+    "MAX_NODE_ID",
+    "ONTOLOGY_MASK",
+    "Graph",
+    "GraphEdge",
+    "GraphNode",
+    "NodeKind",
+    "split_wire_id",
+    "wire_id",
+]
+
+
 AGENT_FLAG = 0x80000000
 KNOWLEDGE_FLAG = 0x40000000
 ONTOLOGY_MASK = 0x1C000000

@@ -22,6 +22,16 @@ from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
 from supervisor import ChildContext, SupervisionError
 
+__all__ = [
+    "LAG_DEGRADED_MS",
+    "GetHealth",
+    "HealthActor",
+    "HealthSettings",
+    "HealthSnapshot",
+    "LoopReport",
+]
+
+
 log = structlog.get_logger("actors.health")
 
 LAG_DEGRADED_MS = 250.0

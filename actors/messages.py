@@ -11,6 +11,25 @@ import numpy as np
 
 from actors.graph import Graph, GraphEdge, GraphNode, NodeKind
 
+__all__ = [
+    "ActorStatus",
+    "GetGraph",
+    "GetSnapshot",
+    "Health",
+    "PinNodes",
+    "PositionFrame",
+    "SetGraph",
+    "SetParams",
+    "StatusQuery",
+    "Step",
+    "Subscribe",
+    "Tick",
+    "UnpinNodes",
+    "Unsubscribe",
+    "UpdateGraph",
+]
+
+
 Health = Literal["healthy", "degraded", "down"]
 
 

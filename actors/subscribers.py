@@ -17,6 +17,9 @@ import structlog
 from actors.messages import Subscribe, Unsubscribe
 from supervisor import ChildContext
 
+__all__ = ["Subscribers"]
+
+
 log = structlog.get_logger("actors.subscribers")
 T = TypeVar("T")
 

@@ -15,6 +15,8 @@ import pykka
 
 from actors.messages import Tick
 
+__all__ = ["Ticker", "TickingActor"]
+
 
 class Ticker:
     def __init__(self, ref: pykka.ActorRef[Any], interval_s: float, name: str = "ticker") -> None:

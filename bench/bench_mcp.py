@@ -35,7 +35,7 @@ def _cpu() -> float:
 
 
 def _command() -> list[str]:
-    from actors.mcp_servers import default_claude_flow
+    from actors.claude_flow import default_claude_flow
 
     base = default_claude_flow()
     if base is None:
@@ -44,9 +44,9 @@ def _command() -> list[str]:
 
 
 def _pool(size: int, state: Path, maintain_every: int | None) -> Any:
-    from actors.fault import MCP_BREAKER, CircuitBreaker
-    from actors.mcp_pool import McpPool
-    from actors.mcp_servers import StdioConnector
+    from actors.circuit_breaker import MCP_BREAKER, CircuitBreaker
+    from actors.mcp.pool import McpPool
+    from actors.mcp.servers import StdioConnector
     from supervisor import Backoff
 
     pool = McpPool(StdioConnector(_command(), state), size, CircuitBreaker("bench", MCP_BREAKER),

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["MIN_CAPACITY", "BufferSet", "cell_budget", "grown_capacity"]
+
+
 MIN_CAPACITY = 64
 
 

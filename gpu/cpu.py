@@ -20,6 +20,23 @@ from gpu.buffers import BufferSet, cell_budget
 from gpu.grid import build_grid
 from gpu.params import PARALLEL_THRESHOLD_N, SimParams, schedule
 
+__all__ = [
+    "BUILD_CHUNKS",
+    "NO_CUTOFF2",
+    "ROW_COLS",
+    "ROW_NODES",
+    "ROW_PAD",
+    "CpuBackend",
+    "coincident_sums",
+    "far_field_cells",
+    "forces_exact",
+    "forces_grid",
+    "integrate",
+    "run_steps",
+    "springs_gravity",
+]
+
+
 _pair_push = njit(fastmath=True, cache=True)(physics.pair_push)
 _spring_node = njit(fastmath=True, cache=True, inline="always")(physics.spring_node)
 # Inlined in Numba IR, so the loops that call them stay in the parallel kernel's body, where

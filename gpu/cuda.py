@@ -24,6 +24,25 @@ from gpu.buffers import cell_budget, grown_capacity
 from gpu.launch import Launcher
 from gpu.params import SimParams, schedule
 
+__all__ = [
+    "NO_CUTOFF2",
+    "CudaBackend",
+    "k_bbox",
+    "k_bbox_reset",
+    "k_far_cells",
+    "k_forces_exact",
+    "k_forces_grid",
+    "k_grid_count",
+    "k_grid_reset",
+    "k_grid_scatter",
+    "k_integrate",
+    "k_scan_apply",
+    "k_scan_chunks",
+    "k_scan_partials",
+    "k_zero_f64",
+]
+
+
 _dev = cuda.jit(device=True)
 _pair_push = _dev(physics.pair_push)
 _spring_node = _dev(physics.spring_node)

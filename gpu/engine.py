@@ -13,6 +13,15 @@ import numpy as np
 
 from gpu.params import SimParams
 
+__all__ = [
+    "Backend",
+    "CudaUnavailableError",
+    "LayoutEngine",
+    "cuda_available",
+    "make_backend",
+    "spawn_positions",
+]
+
 
 class Backend(Protocol):
     """What the engine needs from a backend (CPU or CUDA)."""

@@ -17,6 +17,9 @@ from numba import njit, prange
 
 from gpu import physics
 
+__all__ = ["build_grid"]
+
+
 _cell_of = njit(fastmath=True, cache=True)(physics.cell_of)
 _grid_shape = njit(cache=True)(physics.grid_shape)
 

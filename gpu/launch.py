@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from numba import cuda
 
+__all__ = ["CudaKernelError", "Launcher"]
+
 
 class CudaKernelError(RuntimeError):
     """A CUDA kernel failed; the message names the kernel (and the launch shape)."""

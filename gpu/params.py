@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+__all__ = ["GRID_THRESHOLD_N", "PARALLEL_THRESHOLD_N", "SimParams", "schedule"]
+
+
 # Below this node count the exact all-pairs repulsion is used; at or above it, the cell-list
 # grid with a far-field term. Measured by `python -m bench layout` on the 2-core dev machine
 # (CPU backend, float32 SoA, random graphs of average degree 4, ms/step exact vs grid):

@@ -15,6 +15,19 @@ import math
 
 import numpy as np
 
+__all__ = [
+    "GOLDEN_ANGLE",
+    "GOLDEN_FRACTION",
+    "cell_of",
+    "far_sums",
+    "grid_shape",
+    "integrate_node",
+    "pair_push",
+    "pair_sums",
+    "spring_node",
+]
+
+
 GOLDEN_FRACTION = 0.6180339887498949
 GOLDEN_ANGLE = 2.399963229728653
 

@@ -1,1 +1,4 @@
 """The composition root: configuration, logging, the supervision tree and the web app, wired."""
+
+__all__: list[str] = []
+

@@ -2,4 +2,7 @@ import sys
 
 from hive.cli import main
 
+__all__ = []
+
+
 sys.exit(main())

@@ -13,6 +13,9 @@ from hive.logs import configure_logging
 from hive.tokens import resolve_tokens
 from transport.security import is_loopback_host
 
+__all__ = ["DESCRIPTION", "EPILOG", "LOG_FORMATS", "LOG_LEVELS", "main", "parse_args"]
+
+
 DESCRIPTION = """\
 hive-supervisor keeps a swarm of AI agents alive, watched and visible: a tree of supervised
 actors (layout physics, health, and the agents' planes as they land) behind an aiohttp front

@@ -19,6 +19,24 @@ from typing import Any
 
 from transport.relay_policy import DEFAULT_RELAY_TOOLS
 
+__all__ = [
+    "ACTORS",
+    "ACTOR_COMMON",
+    "ACTOR_NAMES",
+    "GPU_PARAMS_SECTION",
+    "MAX_SECONDS",
+    "SECRET_KEYS",
+    "SERVER",
+    "SUPERVISOR",
+    "Config",
+    "ConfigError",
+    "MiB",
+    "Parser",
+    "ServerConfig",
+    "SupervisorConfig",
+    "load_config",
+]
+
 ACTOR_NAMES = ("gpu_layout", "mcp", "hive_mind", "speech", "health")
 # Keys whose values are never repeated in an error message or a log line.
 SECRET_KEYS = frozenset({"admin_token", "api_token", "api_key"})

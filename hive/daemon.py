@@ -26,6 +26,9 @@ from transport.metrics import Metrics
 from transport.relay_policy import RelayPolicy, risky_tools
 from transport.security import AccessPolicy, is_loopback_host
 
+__all__ = ["EXIT_OK", "EXIT_ROOT_FAILED", "assemble", "serve"]
+
+
 log = structlog.get_logger("hive")
 
 EXIT_OK = 0

@@ -14,6 +14,9 @@ import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+__all__ = ["LogFormat", "configure_logging", "demote_bad_http"]
+
+
 LogFormat = Literal["auto", "console", "json"]
 
 

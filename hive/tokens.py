@@ -23,7 +23,8 @@ import structlog
 
 from hive.config import ConfigError
 
-__all__ = ["ADMIN_TOKEN_FILE", "Tokens", "read_token_file", "resolve_tokens"]
+__all__ = ["ADMIN_TOKEN_FILE", "MIN_TOKEN_CHARS", "Tokens", "read_token_file", "resolve_tokens"]
+
 
 log = structlog.get_logger("hive.tokens")
 

@@ -11,12 +11,14 @@ from typing import Any
 
 from actors.gpu_layout import LayoutActor, LayoutSettings
 from actors.health import HealthActor, HealthSettings
-from actors.hive_mind import HiveMindActor, HiveMindSettings
-from actors.mcp import McpActor, McpSettings
+from actors.hive_mind.actor import HiveMindActor, HiveMindSettings
+from actors.mcp.actor import McpActor, McpSettings
+from actors.speech.actor import SpeechActor, SpeechActorSettings
 from actors.speech.factory import SpeechSettings
-from actors.speech_actor import SpeechActor, SpeechActorSettings
 from hive.config import Config
 from supervisor import Backoff, SupervisorSpec, WorkerSpec
+
+__all__ = ["build_root"]
 
 
 def _worker(

@@ -197,8 +197,8 @@ POLICY = Path(".claude-flow") / "policy"
 
 
 def compact_policy_state(root: Path) -> tuple[int, int]:
-    """(bytes before, after) of the project's own compaction (actors.mcp_servers)."""
-    from actors.mcp_servers import compact_policy_log
+    """(bytes before, after) of the project's own compaction (actors.mcp.servers)."""
+    from actors.mcp.servers import compact_policy_log
 
     state = root / POLICY / "state.json"
     before = state.stat().st_size

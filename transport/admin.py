@@ -8,6 +8,9 @@ from supervisor import SupervisionError, UnknownChild
 from transport.app import SERVICES, json_error
 from transport.security import tokens_match
 
+__all__ = ["ACTIONS", "add_routes", "control", "node", "tree"]
+
+
 ACTIONS = ("restart", "stop", "start", "kill")
 
 

@@ -7,19 +7,25 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.hive_mind import (
-    BackendUnavailable,
-    GetSwarm,
-    ListSwarms,
-    SpawnExpired,
-    SpawnSwarm,
-    StopSwarm,
-)
-from actors.mcp import GetAgents
-from actors.swarm_backend import CommandFailed, SpawnRequest, UnknownSession
+from actors.hive_mind.errors import BackendUnavailable, CommandFailed, SpawnExpired, UnknownSession
+from actors.hive_mind.messages import GetSwarm, ListSwarms, SpawnRequest, SpawnSwarm, StopSwarm
+from actors.mcp.messages import GetAgents
 from supervisor import SupervisionError
 from transport.app import SERVICES, json_error
 from transport.ws import parse_json
+
+__all__ = [
+    "SPAWN_COMMANDS",
+    "SPAWN_KEYS",
+    "SPAWN_QUEUE_S",
+    "add_routes",
+    "agents",
+    "get_swarm",
+    "list_swarms",
+    "spawn",
+    "stop_swarm",
+]
+
 
 SPAWN_KEYS = {"task", "priority", "strategy", "max_agents"}
 SPAWN_QUEUE_S = 60.0  # the longest a spawn may wait behind others before it is refused

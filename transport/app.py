@@ -25,6 +25,17 @@ from transport.metrics import Metrics
 from transport.relay_policy import DEFAULT_RELAY_TOOLS, RelayPolicy
 from transport.security import AccessPolicy, security_middleware
 
+__all__ = [
+    "CLIENT_GONE",
+    "LOOP_MONITOR",
+    "SERVICES",
+    "Services",
+    "build_app",
+    "errors_middleware",
+    "json_error",
+]
+
+
 log = structlog.get_logger("transport")
 
 # The status counted (not sent: nobody is there) for a request whose client left mid-way;

@@ -9,6 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = [
+    "PROTOCOL_VERSION",
+    "RECORD",
+    "RECORD_SIZE",
+    "FrameError",
+    "decode_client_update",
+    "decode_frame",
+    "encode_records",
+]
+
+
 PROTOCOL_VERSION = 2
 RECORD = np.dtype(
     [

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from actors.messages import PositionFrame
 from transport.codec import encode_records
 
+__all__ = ["Client", "FrameHub", "Send"]
+
+
 Send = Callable[[bytes], Awaitable[None]]
 
 

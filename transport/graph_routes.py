@@ -14,6 +14,17 @@ from supervisor import SupervisionError
 from transport.app import SERVICES, json_error
 from transport.ws import parse_json
 
+__all__ = [
+    "MAX_EDGES",
+    "MAX_NODES",
+    "BadGraph",
+    "add_routes",
+    "get_graph",
+    "parse_graph",
+    "put_graph",
+]
+
+
 MAX_NODES = 1_000_000
 MAX_EDGES = 5_000_000
 

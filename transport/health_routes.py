@@ -24,6 +24,9 @@ from transport.ws import (
     release,
 )
 
+__all__ = ["TOPICS", "UPDATE_EVERY_S", "add_routes", "health", "hybrid_health_ws", "snapshot"]
+
+
 UPDATE_EVERY_S = 5.0
 TOPICS = ("system_status", "docker_health", "mcp_health", "active_sessions", "performance",
           "actors", "components")

@@ -21,13 +21,17 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from actors.fault import BreakerOpen
-from actors.jsonrpc import PROTOCOL_VERSION, McpError
-from actors.mcp import GetServerInfo, RelayRequest, RelayTicket
+from actors.circuit_breaker import BreakerOpen
+from actors.mcp.errors import McpError
+from actors.mcp.jsonrpc import PROTOCOL_VERSION
+from actors.mcp.messages import GetServerInfo, RelayRequest, RelayTicket
 from supervisor import SupervisionError
 from transport.app import Services
 from transport.relay_policy import POLICY_DENIED
 from transport.ws import CLOSE_TOO_BIG, Connection, guarded, log, open_ws, parse_json, release
+
+__all__ = ["MAX_BATCH", "UNAUTHORIZED", "add_routes", "mcp_relay_ws", "rpc_error", "validate"]
+
 
 PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR, SERVER_ERROR = -32700, -32600, -32603, -32000
 MAX_BATCH = 100

@@ -12,6 +12,8 @@ from prometheus_client.registry import Collector
 
 from supervisor import SupervisionTree
 
+__all__ = ["Metrics"]
+
 
 class _TreeCollector(Collector):
     def __init__(self, tree: SupervisionTree) -> None:

@@ -9,6 +9,8 @@ from actors.messages import ActorStatus, StatusQuery
 from supervisor import SupervisionError
 from transport.app import SERVICES
 
+__all__ = ["add_routes", "metrics"]
+
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)

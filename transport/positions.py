@@ -21,6 +21,9 @@ from transport.ws import (
     release,
 )
 
+__all__ = ["MAX_INTERVAL_MS", "MIN_INTERVAL_MS", "add_routes", "positions_ws"]
+
+
 MIN_INTERVAL_MS = 0
 MAX_INTERVAL_MS = 60_000
 

@@ -23,6 +23,7 @@ __all__ = [
     "risky_tools",
 ]
 
+
 # Read-only tools and the swarm, agent and task tools the daemon itself uses. No tool that
 # runs a command or code, writes files or configuration, or reaches the network.
 DEFAULT_RELAY_TOOLS: tuple[str, ...] = (

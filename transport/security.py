@@ -33,12 +33,16 @@ from aiohttp import web
 
 __all__ = [
     "CHANGING_METHODS",
+    "LOOPBACK_NAMES",
     "AccessPolicy",
+    "Handler",
+    "Refusal",
     "is_loopback_host",
     "request_token",
     "security_middleware",
     "tokens_match",
 ]
+
 
 log = structlog.get_logger("transport.security")
 

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from actors.speech.commands import parse_command
 from actors.speech.errors import SpeechError
-from actors.speech_actor import (
+from actors.speech.messages import (
     RunVoiceCommand,
     SttCancel,
     SttFeed,
@@ -32,6 +32,9 @@ from actors.speech_actor import (
 )
 from supervisor import SupervisionError
 from transport.ws import Connection, Incoming, guarded, messages, now_ms, open_ws, release
+
+__all__ = ["CONFIRM_WITHIN_S", "NEEDS_CONFIRMATION", "WORK_TIMEOUT_S", "add_routes", "speech_ws"]
+
 
 MIN_RATE, MAX_RATE = 8_000, 48_000
 WORK_TIMEOUT_S = 120.0

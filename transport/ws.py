@@ -19,6 +19,22 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from transport.app import SERVICES, Services, json_error
 from transport.security import request_token, tokens_match
 
+__all__ = [
+    "CLOSE_POLICY",
+    "CLOSE_TOO_BIG",
+    "CLOSE_TRY_LATER",
+    "CLOSE_UNSUPPORTED",
+    "Connection",
+    "Incoming",
+    "guarded",
+    "messages",
+    "now_ms",
+    "open_ws",
+    "parse_json",
+    "release",
+]
+
+
 log = structlog.get_logger("transport.ws")
 
 CLOSE_UNSUPPORTED = WSCloseCode.UNSUPPORTED_DATA  # 1003

@@ -22,7 +22,7 @@ from actors.speech.errors import AudioError
 __all__ = [
     "MAX_RATE",
     "MIN_RATE",
-    "AudioError",
+    "SAMPLE_BYTES",
     "Pcm16Audio",
     "StreamResampler",
     "check_rate",
@@ -32,6 +32,7 @@ __all__ = [
     "resample",
     "validate_pcm16",
 ]
+
 
 MIN_RATE = 8_000
 MAX_RATE = 48_000

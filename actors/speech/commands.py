@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from actors.claude_flow import AGENT_TYPES
+
 __all__ = [
-    "AGENT_TYPES",
+    "AGENT_SLOT",
     "COMMAND_KINDS",
     "PHRASES",
     "Command",
@@ -22,10 +24,7 @@ __all__ = [
     "parse_command",
 ]
 
-AGENT_TYPES = (
-    "coordinator", "researcher", "coder", "analyst", "architect",
-    "tester", "reviewer", "optimizer", "documenter", "generic",
-)
+
 AGENT_SLOT = "{agent}"
 # kind -> canonical phrase; AGENT_SLOT stands for one of AGENT_TYPES.
 PHRASES: dict[str, str] = {

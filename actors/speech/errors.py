@@ -8,7 +8,7 @@ client's fault and must not count against any engine (no retry, no breaker failu
 
 from __future__ import annotations
 
-__all__ = ["AudioError", "ProviderError", "SpeechError"]
+__all__ = ["AudioError", "ProviderError", "SpeechError", "UnknownStream"]
 
 
 class SpeechError(Exception):
@@ -27,3 +27,7 @@ class ProviderError(SpeechError):
         self.provider = provider
         self.transient = transient
         self.status = status
+
+
+class UnknownStream(SpeechError):
+    pass

@@ -20,7 +20,16 @@ from dataclasses import dataclass
 
 from actors.speech.errors import ProviderError
 
-__all__ = ["FilePart", "join_url", "multipart", "post", "post_json"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "TRANSIENT_STATUS",
+    "FilePart",
+    "join_url",
+    "multipart",
+    "post",
+    "post_json",
+]
+
 
 TRANSIENT_STATUS = frozenset({408, 425, 429})
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a minute of 48 kHz WAV is 5.5 MB; this bounds a bad peer

@@ -18,6 +18,7 @@ from actors.speech.errors import SpeechError
 
 __all__ = ["EXTRA_PRONUNCIATIONS", "cmudict_path", "dictionary_text"]
 
+
 EXTRA_PRONUNCIATIONS: dict[str, tuple[str, ...]] = {
     "optimizer": ("AA P T AH M AY Z ER",),
     "documenter": ("D AA K Y AH M EH N T ER", "D AA K Y UW M EH N T ER"),

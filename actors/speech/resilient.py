@@ -19,13 +19,14 @@ from typing import Any, TypeVar
 
 import structlog
 
-from actors.fault import BreakerOpen, BreakerSettings, CircuitBreaker
+from actors.circuit_breaker import BreakerOpen, BreakerSettings, CircuitBreaker
 from actors.speech.errors import ProviderError, SpeechError
 from actors.speech.stt import BufferedStream, SpeechToText, SttStream, Transcript
 from actors.speech.tts import Speech, TextToSpeech
 from supervisor import Backoff
 
 __all__ = ["SPEECH_BREAKER", "FallbackStt", "FallbackTts", "RetryPolicy", "call_with_retries"]
+
 
 log = structlog.get_logger("actors.speech.resilient")
 

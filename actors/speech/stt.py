@@ -32,14 +32,18 @@ from actors.speech.http_client import FilePart, join_url, multipart, post
 from actors.speech.lexicon import dictionary_text
 
 __all__ = [
+    "MAX_UTTERANCE_S",
     "BufferedStream",
     "FasterWhisperStt",
     "HttpWhisperStt",
+    "PocketSphinxSettings",
+    "PocketSphinxStream",
     "PocketSphinxStt",
     "SpeechToText",
     "SttStream",
     "Transcript",
 ]
+
 
 log = structlog.get_logger("actors.speech.stt")
 

@@ -21,7 +21,17 @@ from actors.speech import audio
 from actors.speech.errors import AudioError, ProviderError, SpeechError
 from actors.speech.http_client import join_url, post_json
 
-__all__ = ["EspeakTts", "HttpTts", "Speech", "TextToSpeech", "check_text"]
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "EspeakTts",
+    "HttpTts",
+    "Speech",
+    "TextToSpeech",
+    "check_speed",
+    "check_text",
+    "check_voice",
+]
+
 
 MAX_TEXT_CHARS = 1_000
 MIN_SPEED, MAX_SPEED = 0.25, 4.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.fault import BreakerOpen, BreakerSettings, BreakerState, CircuitBreaker
+from actors.circuit_breaker import BreakerOpen, BreakerSettings, BreakerState, CircuitBreaker
 from supervisor import ManualClock
 
 SETTINGS = BreakerSettings(failure_threshold=3, recovery_timeout_s=10.0, success_threshold=2)

@@ -35,7 +35,7 @@ async def test_relay_round_trip_keeps_the_client_id(agents_daemon: Daemon) -> No
         init = await rpc(ws, {"jsonrpc": "2.0", "id": "init-1", "method": "initialize",
                               "params": {"protocolVersion": "2024-11-05", "capabilities": {},
                                          "clientInfo": {"name": "t", "version": "1"}}})
-        assert init["id"] == "init-1" and init["result"]["protocolVersion"]
+        assert init["id"] == "init-1" and init["result"]["protocolVersion"], init
         await ws.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
         tools = await rpc(ws, {"jsonrpc": "2.0", "id": 41, "method": "tools/list"})
         names = {t["name"] for t in tools["result"]["tools"]}

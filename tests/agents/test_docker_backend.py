@@ -8,18 +8,11 @@ from typing import Any
 
 import pytest
 
-from actors.fault import BreakerSettings
-from actors.hive_mind import (
-    BackendUnavailable,
-    GetSwarm,
-    HiveMindActor,
-    HiveMindSettings,
-    ListSwarms,
-    SpawnSwarm,
-    StopSwarm,
-)
+from actors.circuit_breaker import BreakerSettings
+from actors.hive_mind.actor import HiveMindActor, HiveMindSettings
+from actors.hive_mind.errors import BackendUnavailable, UnknownSession
+from actors.hive_mind.messages import GetSwarm, ListSwarms, SpawnRequest, SpawnSwarm, StopSwarm
 from actors.messages import StatusQuery, Tick
-from actors.swarm_backend import SpawnRequest, UnknownSession
 from supervisor import SupervisionTree, SupervisorSpec, WorkerSpec
 from tests.peers.podman import AGENTS_DIR, PodmanService, host_runtime_binds
 

@@ -12,16 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.jsonrpc import (
-    CallTimeout,
-    JsonRpcConnection,
-    PeerGone,
-    ProcessChannel,
-    RpcError,
-    SocketChannel,
-    ToolFailed,
-    decode_tool_result,
-)
+from actors.mcp.errors import CallTimeout, PeerGone, RpcError, ToolFailed
+from actors.mcp.jsonrpc import JsonRpcConnection, ProcessChannel, SocketChannel, decode_tool_result
 
 
 @pytest.fixture

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from actors.fault import BreakerOpen, BreakerSettings, CircuitBreaker
+from actors.circuit_breaker import BreakerOpen, BreakerSettings, CircuitBreaker
 from actors.gpu_layout import LayoutActor, LayoutSettings
 from actors.graph import AGENT_FLAG
-from actors.jsonrpc import PeerGone
-from actors.mcp import CallTool, GetAgents, McpActor, McpSettings, RelayRequest
-from actors.mcp_pool import McpPool, NoConnection
-from actors.mcp_servers import MaintenanceFailed, StdioConnector
+from actors.mcp.actor import McpActor, McpSettings
+from actors.mcp.errors import MaintenanceFailed, NoConnection, PeerGone
+from actors.mcp.messages import CallTool, GetAgents, RelayRequest
+from actors.mcp.pool import McpPool
+from actors.mcp.servers import StdioConnector
 from actors.messages import GetGraph, GetSnapshot, StatusQuery
 from supervisor import Backoff, SupervisionTree, SupervisorSpec, WorkerSpec
 

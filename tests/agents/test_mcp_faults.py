@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from actors.fault import BreakerSettings, CircuitBreaker
-from actors.jsonrpc import ToolFailed
-from actors.mcp import CallTool, McpActor, McpSettings
-from actors.mcp_pool import McpPool, NoConnection
-from actors.mcp_servers import StdioConnector
+from actors.circuit_breaker import BreakerSettings, CircuitBreaker
+from actors.mcp.actor import McpActor, McpSettings
+from actors.mcp.errors import NoConnection, ToolFailed
+from actors.mcp.messages import CallTool
+from actors.mcp.pool import McpPool
+from actors.mcp.servers import StdioConnector
 from actors.messages import StatusQuery
 from supervisor import Backoff, SupervisionTree, SupervisorSpec, WorkerSpec
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from actors.speech.audio import (
-    AudioError,
     StreamResampler,
     check_rate,
     decode_wav,
@@ -14,7 +13,7 @@ from actors.speech.audio import (
     resample,
     validate_pcm16,
 )
-from actors.speech.errors import SpeechError
+from actors.speech.errors import AudioError, SpeechError
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0, amp: float = 10_000) -> bytes:

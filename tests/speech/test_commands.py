@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from actors.speech.commands import AGENT_TYPES, COMMAND_KINDS, Command, all_utterances, jsgf_grammar, parse_command
+from actors.claude_flow import AGENT_TYPES
+from actors.speech.commands import (
+    COMMAND_KINDS,
+    Command,
+    all_utterances,
+    jsgf_grammar,
+    parse_command,
+)
 from actors.speech.lexicon import dictionary_text
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from actors.fault import BreakerSettings, BreakerState, CircuitBreaker
+from actors.circuit_breaker import BreakerSettings, BreakerState, CircuitBreaker
 from actors.speech.audio import encode_wav
 from actors.speech.resilient import FallbackStt, FallbackTts, RetryPolicy
 from actors.speech.stt import HttpWhisperStt, PocketSphinxStt, Transcript

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from actors.speech.audio import AudioError, resample
+from actors.speech.audio import resample
 from actors.speech.commands import PHRASES, all_utterances, parse_command
-from actors.speech.errors import SpeechError
+from actors.speech.errors import AudioError, SpeechError
 from actors.speech.stt import PocketSphinxStt, SpeechToText, Transcript
 from tests.speech.conftest import Speak
 

@@ -28,39 +28,27 @@ from typing import Any, Protocol
 
 import structlog
 
-log = structlog.get_logger("actors.swarm_backend")
+from actors.hive_mind.errors import BackendError, CommandFailed, UnknownSession
+from actors.hive_mind.messages import STRATEGY_TOPOLOGY, Session, SpawnRequest, normalise_priority
 
-MAX_TASK_CHARS = 10_000
-PRIORITIES = ("low", "medium", "high")
+__all__ = [
+    "CLI_PRIORITY",
+    "QUIET_CLI_ENV",
+    "DockerRunner",
+    "LocalRunner",
+    "Result",
+    "Runner",
+    "SessionManager",
+    "map_status",
+]
+
+
+log = structlog.get_logger("actors.hive_mind.backend")
+
 CLI_PRIORITY = {"low": "low", "medium": "normal", "high": "high"}  # claude-flow's words
-STATUSES = ("spawning", "active", "paused", "completing", "completed", "failed", "unknown")
-# The API's strategies and the topologies claude-flow's hive-mind accepts
-# (hierarchical, mesh, hierarchical-mesh, adaptive).
-STRATEGY_TOPOLOGY = {
-    "hierarchical": "hierarchical", "mesh": "mesh", "ring": "mesh", "star": "hierarchical",
-    "adaptive": "adaptive", "balanced": "hierarchical-mesh",
-}
 # The CLI's environment: no colour codes in what we parse, no update checks writing to $HOME.
 QUIET_CLI_ENV = {"NO_COLOR": "1", "CLAUDE_FLOW_AUTO_UPDATE": "false"}
 _SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-class BackendError(RuntimeError):
-    """The runner could not run a command (engine down, container missing, timeout)."""
-
-
-class CommandFailed(RuntimeError):
-    """The command ran and exited non-zero: an answer, not a broken backend."""
-
-    def __init__(self, argv: Sequence[str], code: int, output: str) -> None:
-        super().__init__(f"{posixpath.basename(argv[0])} ... exited {code}: {output.strip()[-300:]}")
-        self.code = code
-        self.output = output
-
-
-class UnknownSession(KeyError):
-    def __str__(self) -> str:
-        return f"no swarm session {self.args[0]!r}"
 
 
 def map_status(raw: str | None) -> str:
@@ -77,70 +65,6 @@ def map_status(raw: str | None) -> str:
     if value in ("error", "crashed"):
         return "failed"
     return "unknown"
-
-
-def normalise_priority(priority: str | None) -> str:
-    if priority is not None and not isinstance(priority, str):
-        raise ValueError(f"priority must be a string, one of {', '.join(PRIORITIES)}")
-    value = (priority or "medium").lower()
-    if value == "critical":
-        return "high"
-    if value == "normal":
-        return "medium"
-    if value not in PRIORITIES:
-        raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class SpawnRequest:
-    task: str
-    priority: str = "medium"
-    strategy: str | None = None
-    max_agents: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.task, str) or not self.task.strip():
-            raise ValueError("task must be a non-empty string")
-        if len(self.task) > MAX_TASK_CHARS:
-            raise ValueError(f"task is {len(self.task)} characters; the limit is {MAX_TASK_CHARS}")
-        if "\x00" in self.task:
-            raise ValueError("task must not contain NUL characters")
-        try:
-            self.task.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("task must be valid Unicode text (it has a lone surrogate)") from None
-        object.__setattr__(self, "priority", normalise_priority(self.priority))
-        if self.strategy is not None and (
-            not isinstance(self.strategy, str) or self.strategy not in STRATEGY_TOPOLOGY
-        ):
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGY_TOPOLOGY)}")
-        if self.max_agents is not None and (
-            isinstance(self.max_agents, bool) or not isinstance(self.max_agents, int)
-            or not 1 <= self.max_agents <= 100
-        ):
-            raise ValueError("max_agents must be an integer in [1, 100]")
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    id: str
-    status: str
-    task: str = ""
-    priority: str = "medium"
-    topology: str = ""
-    workers: tuple[Mapping[str, Any], ...] = ()
-    created_at: str = ""
-    updated_at: str = ""
-    raw_status: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "status": self.status, "task": self.task, "priority": self.priority,
-            "topology": self.topology, "workers": [dict(w) for w in self.workers],
-            "agentCount": len(self.workers), "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor import Backoff
-
-__all__ = ["Backoff", "BreakerOpen", "BreakerSettings", "BreakerState", "CircuitBreaker"]
+__all__ = [
+    "DOCKER_BREAKER",
+    "MCP_BREAKER",
+    "BreakerOpen",
+    "BreakerSettings",
+    "BreakerState",
+    "CircuitBreaker",
+]
 
 
 class BreakerState(enum.StrEnum):

@@ -26,22 +26,15 @@ from typing import Any, Protocol
 
 import structlog
 
-from actors.fault import Backoff, BreakerOpen, CircuitBreaker
-from actors.jsonrpc import (
-    CallTimeout,
-    JsonRpcConnection,
-    McpError,
-    PeerGone,
-    ToolFailed,
-    decode_tool_result,
-    unwrap,
-)
+from actors.circuit_breaker import CircuitBreaker
+from actors.mcp.errors import CallTimeout, McpError, NoConnection, PeerGone, ToolFailed
+from actors.mcp.jsonrpc import JsonRpcConnection, decode_tool_result, unwrap
+from supervisor import Backoff
 
-log = structlog.get_logger("actors.mcp_pool")
+__all__ = ["Connector", "McpPool", "Member", "PoolStats", "is_peer_failure"]
 
 
-class NoConnection(McpError):
-    """No member of the pool is connected right now."""
+log = structlog.get_logger("actors.mcp.pool")
 
 
 class Connector(Protocol):
@@ -282,4 +275,3 @@ class McpPool:
         }
 
 
-__all__ = ["BreakerOpen", "Connector", "McpPool", "Member", "NoConnection", "is_peer_failure"]

@@ -26,43 +26,26 @@ from typing import IO, Any, Protocol
 
 import structlog
 
-log = structlog.get_logger("actors.jsonrpc")
+from actors.mcp.errors import CallTimeout, McpError, PeerGone, RpcError, ToolFailed
+
+__all__ = [
+    "CLIENT_INFO",
+    "MAX_LINE",
+    "PROTOCOL_VERSION",
+    "JsonRpcConnection",
+    "LineChannel",
+    "ProcessChannel",
+    "SocketChannel",
+    "decode_tool_result",
+    "unwrap",
+]
+
+
+log = structlog.get_logger("actors.mcp.jsonrpc")
 
 PROTOCOL_VERSION = "2024-11-05"
 CLIENT_INFO = {"name": "hive-supervisor", "version": "0.1.0"}
 MAX_LINE = 16 * 1024 * 1024
-
-
-class McpError(Exception):
-    """Base of the errors an MCP call can raise."""
-
-
-class RpcError(McpError):
-    """The server answered with a JSON-RPC error object."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"JSON-RPC error {code}: {message}")
-        self.code = code
-        self.rpc_message = message
-        self.data = data
-
-
-class ToolFailed(McpError):
-    """The tool ran and said no (``isError`` or ``success: false``): a valid answer, not a
-    broken peer, so it does not count against the circuit breaker."""
-
-    def __init__(self, tool: str, message: str, payload: Any = None) -> None:
-        super().__init__(f"{tool} failed: {message}")
-        self.tool = tool
-        self.payload = payload
-
-
-class PeerGone(McpError):
-    """The connection closed (the server died or hung up) with the call in flight."""
-
-
-class CallTimeout(McpError, TimeoutError):
-    """No answer within the call's timeout; the server was told to cancel it."""
 
 
 class LineChannel(Protocol):

@@ -25,11 +25,15 @@ import structlog
 
 from actors.messages import ActorStatus, Health, StatusQuery
 from actors.speech.commands import Command, parse_command
-from actors.speech.errors import SpeechError
+from actors.speech.errors import SpeechError, UnknownStream
 from actors.speech.factory import SpeechSettings, build_stt, build_tts
+from actors.speech.messages import RunVoiceCommand, SttCancel, SttFeed, SttFinish, SttOpen, Synthesize, VoiceReply
 from actors.speech.stt import SpeechToText, SttStream, Transcript
 from actors.speech.tts import Speech, TextToSpeech
-from supervisor import ChildContext, SupervisionError, UnknownChild
+from supervisor import Address, ChildContext, SupervisionError
+
+__all__ = ["SpeechActor", "SpeechActorSettings"]
+
 
 log = structlog.get_logger("actors.speech")
 T = TypeVar("T")
@@ -52,52 +56,6 @@ def _build(name: str, build: Callable[[], T]) -> tuple[T | None, str | None]:
     except (SpeechError, OSError) as exc:
         log.warning("speech.engine_unavailable", engine=name, reason=str(exc))
         return None, f"{name} unavailable: {exc}"
-
-
-@dataclass(frozen=True, slots=True)
-class SttOpen:
-    stream: str
-    sample_rate: int = 16_000
-    language: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SttFeed:
-    stream: str
-    pcm16: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SttFinish:
-    stream: str
-
-
-@dataclass(frozen=True, slots=True)
-class SttCancel:
-    stream: str
-
-
-@dataclass(frozen=True, slots=True)
-class Synthesize:
-    text: str
-    voice: str | None = None
-    speed: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunVoiceCommand:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class VoiceReply:
-    command: str | None  # the recognised command's kind, None when nothing matched
-    text: str  # what to say back
-    ok: bool
-
-
-class UnknownStream(SpeechError):
-    pass
 
 
 class _Stream:
@@ -251,16 +209,12 @@ class SpeechActor(pykka.ThreadingActor):
         self._served["commands"] += 1
         return reply
 
-    def _sibling(self, name: str) -> Any:
-        if not name:
-            raise UnknownChild("that actor is not enabled in this daemon")
-        parent = self.supervision.path.rsplit("/", 1)[0]
-        return self.supervision.address(f"{parent}/{name}")
+    def _sibling(self, name: str) -> Address:
+        return self.supervision.sibling(name)
 
     def _execute(self, command: Command) -> VoiceReply:
-        from actors.hive_mind import ListSwarms, SpawnSwarm, StopSwarm
-        from actors.mcp import CallTool, GetAgents
-        from actors.swarm_backend import SpawnRequest
+        from actors.hive_mind.messages import ListSwarms, SpawnRequest, SpawnSwarm, StopSwarm
+        from actors.mcp.messages import CallTool, GetAgents
 
         kind = command.kind
         if kind == "spawn_agent":

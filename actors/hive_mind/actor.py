@@ -20,21 +20,17 @@ from typing import Any, TypeVar
 
 import structlog
 
-from actors.fault import DOCKER_BREAKER, BreakerOpen, BreakerSettings, CircuitBreaker
-from actors.mcp_servers import default_claude_flow
+from actors.circuit_breaker import DOCKER_BREAKER, BreakerOpen, BreakerSettings, CircuitBreaker
+from actors.claude_flow import AGENT_TYPES, default_claude_flow
+from actors.hive_mind.backend import DockerRunner, LocalRunner, Runner, SessionManager
+from actors.hive_mind.errors import BackendError, BackendUnavailable, SpawnExpired
+from actors.hive_mind.messages import GetSwarm, ListSwarms, Session, SpawnSwarm, StopSwarm
 from actors.messages import ActorStatus, Health, StatusQuery
-from actors.swarm_backend import (
-    BackendError,
-    DockerRunner,
-    LocalRunner,
-    Runner,
-    Session,
-    SessionManager,
-    SpawnRequest,
-)
-from actors.telemetry import AGENT_TYPES
 from actors.ticker import TickingActor
 from supervisor import ChildContext, SupervisionError
+
+__all__ = ["HiveMindActor", "HiveMindSettings"]
+
 
 log = structlog.get_logger("actors.hive_mind")
 T = TypeVar("T")
@@ -54,37 +50,6 @@ class HiveMindSettings:
     workers: int = 2
     breaker: BreakerSettings = DOCKER_BREAKER
     mcp: str = "mcp"  # sibling told about new workers ("" to skip)
-
-
-@dataclass(frozen=True, slots=True)
-class SpawnSwarm:
-    request: SpawnRequest
-    # time.monotonic() after which the spawn must not begin: a caller that has given up by then
-    # is told "not created", and its retry makes no duplicate (spawns run one at a time).
-    start_by: float | None = None
-
-
-class SpawnExpired(RuntimeError):
-    """The spawn waited in the queue past its start deadline and was not begun: retry is safe."""
-
-
-@dataclass(frozen=True, slots=True)
-class ListSwarms:
-    refresh: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class GetSwarm:
-    session_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class StopSwarm:
-    session_id: str
-
-
-class BackendUnavailable(RuntimeError):
-    """The backend cannot be reached (breaker open, engine down): HTTP 503."""
 
 
 class HiveMindActor(TickingActor):
@@ -208,12 +173,11 @@ class HiveMindActor(TickingActor):
         """Register the new workers with the data plane, so telemetry shows them."""
         if not self.settings.mcp:
             return
-        from actors.mcp import CallTool
+        from actors.mcp.messages import CallTool
 
-        parent = self.supervision.path.rsplit("/", 1)[0]
         key = zlib.crc32(session.id.encode())
         try:
-            mcp = self.supervision.address(f"{parent}/{self.settings.mcp}")
+            mcp = self.supervision.sibling(self.settings.mcp)
             for worker in session.workers:
                 kind = worker.get("type", "")
                 mcp.tell(CallTool("agent_spawn",
@@ -243,5 +207,3 @@ class HiveMindActor(TickingActor):
         return ActorStatus("hive_mind", health, reason, MappingProxyType(detail))
 
 
-__all__ = ["BackendUnavailable", "GetSwarm", "HiveMindActor", "HiveMindSettings", "ListSwarms",
-           "SpawnExpired", "SpawnSwarm", "StopSwarm"]

@@ -25,9 +25,22 @@ from pathlib import Path
 
 import structlog
 
-from actors.jsonrpc import JsonRpcConnection, LineChannel, ProcessChannel, SocketChannel
+from actors.mcp.errors import MaintenanceFailed
+from actors.mcp.jsonrpc import JsonRpcConnection, LineChannel, ProcessChannel, SocketChannel
 
-log = structlog.get_logger("actors.mcp_servers")
+__all__ = [
+    "GROWING_FILES",
+    "LOCK_WAIT_S",
+    "POLICY_LOCK",
+    "POLICY_STATE",
+    "STALE_LOCKS",
+    "StdioConnector",
+    "TcpConnector",
+    "compact_policy_log",
+]
+
+
+log = structlog.get_logger("actors.mcp.servers")
 
 # Files a recycled claude-flow server starts without: they grow with every call and hold no
 # agent or swarm state (see docs/peers.md for the measurements).
@@ -39,10 +52,6 @@ STALE_LOCKS: tuple[str, ...] = (".claude-flow/policy/state.lock",)
 POLICY_STATE = ".claude-flow/policy/state.json"
 POLICY_LOCK = ".claude-flow/policy/state.lock"
 LOCK_WAIT_S = 5.0
-
-
-class MaintenanceFailed(RuntimeError):
-    """The receipt log could not be compacted; the caller recycles the server instead."""
 
 
 def compact_policy_log(folder: Path, lock_wait_s: float = LOCK_WAIT_S) -> int:
@@ -80,19 +89,6 @@ def compact_policy_log(folder: Path, lock_wait_s: float = LOCK_WAIT_S) -> int:
         return before - state.stat().st_size
     finally:
         os.unlink(lock)
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
-
-
-def default_claude_flow() -> list[str] | None:
-    """The project-local claude-flow (``make agents``), if installed."""
-    cli = repo_root() / ".agents" / "node_modules" / "claude-flow" / "bin" / "cli.js"
-    node = shutil.which("node")
-    if cli.is_file() and node:
-        return [node, str(cli)]
-    return None
 
 
 def _handshake(channel: LineChannel, index: int, timeout: float) -> JsonRpcConnection:

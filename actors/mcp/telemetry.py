@@ -13,10 +13,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from actors.claude_flow import AGENT_TYPES
 from actors.graph import Graph, GraphEdge, GraphNode, NodeKind
 
-AGENT_TYPES = ("coordinator", "researcher", "coder", "analyst", "architect", "tester",
-               "reviewer", "optimizer", "documenter", "generic")
+__all__ = [
+    "MESH_EDGE_LIMIT",
+    "Agent",
+    "NodeIds",
+    "Swarm",
+    "Telemetry",
+    "agent_graph",
+    "parse_agents",
+    "parse_swarm",
+]
+
+
 MESH_EDGE_LIMIT = 16  # a mesh larger than this is drawn as a ring, not n^2 edges
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +21,19 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.fault import MCP_BREAKER, Backoff, BreakerOpen, BreakerSettings, CircuitBreaker
-from actors.jsonrpc import McpError, ToolFailed
-from actors.mcp_pool import Connector, McpPool, NoConnection
-from actors.mcp_servers import StdioConnector, TcpConnector, default_claude_flow
+from actors.circuit_breaker import MCP_BREAKER, BreakerOpen, BreakerSettings, CircuitBreaker
+from actors.claude_flow import default_claude_flow
+from actors.mcp.errors import McpError, NoConnection, ToolFailed
+from actors.mcp.messages import CallTool, GetAgents, GetServerInfo, RelayRequest, RelayTicket
+from actors.mcp.pool import Connector, McpPool
+from actors.mcp.servers import StdioConnector, TcpConnector
+from actors.mcp.telemetry import NodeIds, Telemetry, agent_graph, parse_agents, parse_swarm
 from actors.messages import ActorStatus, Health, SetGraph, StatusQuery
-from actors.telemetry import NodeIds, Telemetry, agent_graph, parse_agents, parse_swarm
 from actors.ticker import TickingActor
-from supervisor import ChildContext, SupervisionError
+from supervisor import Backoff, ChildContext, SupervisionError
+
+__all__ = ["McpActor", "McpSettings"]
+
 
 log = structlog.get_logger("actors.mcp")
 
@@ -48,38 +53,6 @@ class McpSettings:
     breaker: BreakerSettings = MCP_BREAKER
     backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0, 1.5, jitter=0.2))
     layout: str = "gpu_layout"  # sibling that receives the agent graph
-
-
-@dataclass(frozen=True, slots=True)
-class CallTool:
-    name: str
-    arguments: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    key: int | None = None  # sticky routing: the same key reaches the same server
-
-
-@dataclass(frozen=True, slots=True)
-class RelayRequest:
-    method: str
-    params: Any = None
-    key: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RelayTicket:
-    """A relayed request in flight: its raw response, and how to give up on it."""
-
-    future: Future[dict[str, Any]]
-    cancel: Any  # Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class GetAgents:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class GetServerInfo:
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,13 +250,9 @@ class McpActor(TickingActor):
         if graph != self._last_graph:
             self._last_graph = graph
             try:
-                self.supervision.address(self._layout_path()).tell(SetGraph(graph))
+                self.supervision.sibling(self.settings.layout).tell(SetGraph(graph))
             except SupervisionError as exc:
                 log.debug("mcp.layout_unavailable", error=str(exc))
-
-    def _layout_path(self) -> str:
-        parent = self.supervision.path.rsplit("/", 1)[0]
-        return f"{parent}/{self.settings.layout}"
 
     # -- status ----------------------------------------------------------------------------
 

@@ -1,0 +1,34 @@
+"""What the hive-mind control plane raises, each mapped to an HTTP status by transport."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+
+__all__ = ["BackendError", "BackendUnavailable", "CommandFailed", "SpawnExpired", "UnknownSession"]
+
+
+class BackendError(RuntimeError):
+    """The runner could not run a command (engine down, container missing, timeout)."""
+
+
+class CommandFailed(RuntimeError):
+    """The command ran and exited non-zero: an answer, not a broken backend."""
+
+    def __init__(self, argv: Sequence[str], code: int, output: str) -> None:
+        super().__init__(f"{posixpath.basename(argv[0])} ... exited {code}: {output.strip()[-300:]}")
+        self.code = code
+        self.output = output
+
+
+class UnknownSession(KeyError):
+    def __str__(self) -> str:
+        return f"no swarm session {self.args[0]!r}"
+
+
+class SpawnExpired(RuntimeError):
+    """The spawn waited in the queue past its start deadline and was not begun: retry is safe."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot be reached (breaker open, engine down): HTTP 503."""

@@ -1,0 +1,43 @@
+"""What the MCP actor understands (import these, not the actor module). Each is immutable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["CallTool", "GetAgents", "GetServerInfo", "RelayRequest", "RelayTicket"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallTool:
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    key: int | None = None  # sticky routing: the same key reaches the same server
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRequest:
+    method: str
+    params: Any = None
+    key: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTicket:
+    """A relayed request in flight: its raw response, and how to give up on it."""
+
+    future: Future[dict[str, Any]]
+    cancel: Any  # Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class GetAgents:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GetServerInfo:
+    pass
