@@ -8,3 +8,4 @@ actor, the tree, addresses and child contexts, which depend on each other as OTP
 
 __all__: list[str] = []
 
+

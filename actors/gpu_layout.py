@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import structlog
@@ -35,9 +35,11 @@ from actors.messages import (
     UnpinNodes,
     UpdateGraph,
 )
+from actors.schema import SettingError, Settings, setting
 from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
-from gpu import LayoutEngine, SimParams
+from gpu.engine import LayoutEngine
+from gpu.params import SimParams
 from supervisor import ChildContext
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "LayoutSettings",
 ]
 
+
 log = structlog.get_logger("actors.gpu_layout")
 
 POSITION_DEADBAND = 0.01
@@ -56,22 +59,22 @@ SMALL_GRAPH = 2_000  # below this, several steps per tick cost less than waking 
 
 
 @dataclass(frozen=True)
-class LayoutSettings:
-    tick_hz: float = 60.0
-    min_tick_hz: float = 5.0
-    backend: str = "auto"
-    settle_energy: float = 1e-3  # kinetic energy per node under which the layout has settled
-    steps_per_tick: int = 1
-    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+class LayoutSettings(Settings):
+    """``[actors.gpu_layout]`` and its ``params`` sub-table (every :class:`SimParams` field)."""
+
+    backend: Literal["auto", "cpu", "cuda"] = "auto"
+    tick_hz: float = setting(60.0, above=0, hi=1000)
+    min_tick_hz: float = setting(5.0, above=0, hi=1000)  # once the layout has settled
+    steps_per_tick: int = setting(1, lo=1, hi=100)
+    settle_energy: float = setting(1e-3, lo=0)  # kinetic energy per node: settled below it
+    params: SimParams = setting(default_factory=SimParams)
 
     def __post_init__(self) -> None:
-        if not 0 < self.min_tick_hz <= self.tick_hz <= 1000:
-            raise ValueError("tick rates must satisfy 0 < min_tick_hz <= tick_hz <= 1000")
-        if self.backend not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"backend must be auto, cpu or cuda, not {self.backend!r}")
-        if self.steps_per_tick < 1:
-            raise ValueError("steps_per_tick must be >= 1")
-        SimParams(**dict(self.params))  # validate now, with the field's name in the error
+        if isinstance(self.params, Mapping):  # a table of fields: SimParams names a bad one
+            object.__setattr__(self, "params", SimParams(**self.params))
+        super().__post_init__()
+        if self.min_tick_hz > self.tick_hz:
+            raise SettingError("min_tick_hz", f"must not exceed tick_hz ({self.tick_hz:g})")
 
 
 def _warm_up(params: SimParams, backend: str) -> None:
@@ -108,7 +111,7 @@ class LayoutActor(TickingActor):
     # -- lifecycle -------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        params = SimParams(**dict(self.settings.params))
+        params = self.settings.params
         _warm_up(params, self.settings.backend)
         self._engine = LayoutEngine(params, backend=self.settings.backend)
         # what survives a restart: the graphs (kept when they change) and the last frame's

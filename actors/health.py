@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from actors.messages import ActorStatus, StatusQuery
+from actors.schema import Settings, seconds
 from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
 from supervisor import ChildContext, SupervisionError
@@ -63,9 +64,11 @@ class HealthSnapshot:
 
 
 @dataclass(frozen=True)
-class HealthSettings:
-    interval_s: float = 2.0
-    status_timeout_s: float = 1.0
+class HealthSettings(Settings):
+    """``[actors.health]``."""
+
+    interval_s: float = seconds(2.0, lo=0.05)  # how often the snapshot is refreshed
+    status_timeout_s: float = seconds(1.0, lo=0.05)  # how long each actor has to answer
 
 
 class HealthActor(TickingActor):

@@ -84,7 +84,7 @@ async def _run(fast: int, slow: int) -> dict[str, float]:
     app = assemble(tree, config, "token", loop)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
-    from transport.app import SERVICES
+    from transport.services import SERVICES
 
     hub = app[SERVICES].hub
     url = f"ws://127.0.0.1:{server.port}/wss"

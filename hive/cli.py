@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 
-from hive.config import ConfigError, load_config
+from hive.config import ConfigError, load_config, replace_server
 from hive.logs import configure_logging
 from hive.tokens import resolve_tokens
 from transport.security import is_loopback_host
@@ -117,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("admin.token_file", file=str(tokens.admin_file.resolve()),
                  hint="the admin token is in this file (mode 0600); --admin-token-file or "
                       "$HIVE_ADMIN_TOKEN choose another")
-    config = dataclasses.replace(config, server=dataclasses.replace(
-        config.server, api_token=tokens.api, admin_token=tokens.admin))
+    config = replace_server(config, api_token=tokens.api, admin_token=tokens.admin)
     from hive.daemon import serve
 
     try:

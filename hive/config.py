@@ -1,290 +1,133 @@
 """Configuration: embedded defaults, then a TOML file, then ``HIVE_*`` environment variables,
-then command-line flags. Every key is declared once here with its type and bounds; an unknown
-key or a bad value stops start-up with a message that names the key.
+then command-line flags. An unknown key or a bad value stops start-up with a message that names
+the key (and the variable, when it came from one).
 
-Environment overrides are ``HIVE_<SECTION>_<KEY>``, e.g. ``HIVE_SERVER_PORT=9000`` or
-``HIVE_ACTORS_GPU_LAYOUT_TICK_HZ=30`` (lists are comma-separated).
+Nothing here declares a key. Each section's schema is a settings dataclass owned by the code it
+configures (:mod:`actors.schema` explains the pattern): ``[server]`` is
+:class:`transport.settings.ServerSettings`, ``[supervisor]`` is :class:`SupervisorSettings`,
+and ``[actors.<name>]`` is that actor's settings class plus the :class:`ChildPolicy` keys every
+actor takes. This module only reads values and hands them to those classes.
+
+Environment overrides are ``HIVE_<SECTION>_<KEY>``, e.g. ``HIVE_SERVER_PORT=9000``,
+``HIVE_ACTORS_GPU_LAYOUT_TICK_HZ=30`` or ``HIVE_ACTORS_GPU_LAYOUT_PARAMS_REPEL_K=250`` (lists are
+comma-separated).
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
-from transport.relay_policy import DEFAULT_RELAY_TOOLS
+from actors.gpu_layout import LayoutSettings
+from actors.health import HealthSettings
+from actors.hive_mind.settings import HiveMindSettings
+from actors.mcp.settings import McpSettings
+from actors.schema import Key, SettingError, Settings, coerce, keys, seconds, setting
+from actors.speech.settings import SpeechSettings
+from transport.settings import ServerSettings
 
 __all__ = [
-    "ACTORS",
-    "ACTOR_COMMON",
-    "ACTOR_NAMES",
-    "GPU_PARAMS_SECTION",
-    "MAX_SECONDS",
-    "SECRET_KEYS",
-    "SERVER",
-    "SUPERVISOR",
+    "ACTOR_SETTINGS",
+    "ActorSection",
+    "ActorsConfig",
+    "ChildPolicy",
     "Config",
     "ConfigError",
-    "MiB",
-    "Parser",
-    "ServerConfig",
-    "SupervisorConfig",
+    "SupervisorSettings",
     "load_config",
+    "replace_server",
+    "sections",
 ]
 
-ACTOR_NAMES = ("gpu_layout", "mcp", "hive_mind", "speech", "health")
-# Keys whose values are never repeated in an error message or a log line.
-SECRET_KEYS = frozenset({"admin_token", "api_token", "api_key"})
+
+S = TypeVar("S")
 
 
 class ConfigError(ValueError):
     """A configuration problem, phrased for the operator."""
 
 
-# -- value types: each parses a TOML value or an environment string ---------------------------
+@dataclass(frozen=True)
+class SupervisorSettings(Settings):
+    """``[supervisor]``: the root supervisor (OTP's strategy and restart intensity)."""
 
-Parser = Callable[[Any], Any]
-
-
-def _int(lo: int | None = None, hi: int | None = None) -> Parser:
-    def parse(value: Any) -> int:
-        if isinstance(value, str):
-            value = value.strip()
-            if not value.lstrip("-").isdigit():
-                raise ValueError(f"expected an integer, got {value!r}")
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected an integer, got {value!r}")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ValueError(f"expected an integer in [{lo}, {hi}], got {value}")
-        return value
-
-    return parse
-
-
-# The longest duration any setting takes: beyond it, timers overflow the platform's time_t.
-MAX_SECONDS = 86_400.0
-
-
-def _float(lo: float | None = None, hi: float | None = None, strict_lo: bool = False) -> Parser:
-    def parse(value: Any) -> float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ValueError(f"expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number, got {value!r}")
-        value = float(value)
-        if math.isnan(value) or math.isinf(value):
-            raise ValueError("expected a finite number")
-        if lo is not None and (value < lo or (strict_lo and value == lo)):
-            raise ValueError(f"expected a number {'>' if strict_lo else '>='} {lo}, got {value}")
-        if hi is not None and value > hi:
-            raise ValueError(f"expected a number <= {hi}, got {value}")
-        return value
-
-    return parse
-
-
-def _seconds(lo: float, strict_lo: bool = False) -> Parser:
-    """A duration: a number from ``lo`` up to a day."""
-    return _float(lo, MAX_SECONDS, strict_lo)
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
-    return value
-
-
-def _choice(*options: str) -> Parser:
-    def parse(value: Any) -> str:
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}; got {value!r}")
-        return str(value)
-
-    return parse
-
-
-def _list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"expected a list of strings, got {value!r}")
-    return tuple(value)
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-# -- the schema: (parser, default) per key ---------------------------------------------------
-
-MiB = 1024 * 1024
-
-SERVER: dict[str, tuple[Parser, Any]] = {
-    "host": (_str, "127.0.0.1"),
-    "port": (_int(0, 65535), 8080),
-    "admin_token": (_str, ""),
-    "api_token": (_str, ""),
-    "allowed_origins": (_list, ()),
-    "allowed_hosts": (_list, ()),
-    "relay_tools": (_list, DEFAULT_RELAY_TOOLS),
-    "state_dir": (_str, ".hive-state"),
-    "max_ws_message_bytes": (_int(1024), 4 * MiB),
-    "max_body_bytes": (_int(1024), 64 * MiB),
-    "max_clients": (_int(1), 1000),
-    "ping_interval_s": (_seconds(0.1), 5.0),
-    "idle_timeout_s": (_seconds(1.0), 30.0),
-    "shutdown_timeout_s": (_seconds(0.5), 5.0),
-}
-
-SUPERVISOR: dict[str, tuple[Parser, Any]] = {
-    "strategy": (_choice("one_for_one", "one_for_all", "rest_for_one"), "one_for_one"),
-    "max_restarts": (_int(0), 3),
-    "within_seconds": (_seconds(0, strict_lo=True), 5.0),
-}
-
-ACTOR_COMMON: dict[str, tuple[Parser, Any]] = {
-    "restart": (_choice("permanent", "transient", "temporary"), "permanent"),
-    "max_restarts": (_int(0), None),
-    "within_seconds": (_seconds(0, strict_lo=True), 60.0),
-    "backoff_min": (_seconds(0), None),
-    "backoff_max": (_seconds(0), None),
-    "enabled": (_bool, True),
-}
-
-ACTORS: dict[str, dict[str, tuple[Parser, Any]]] = {
-    "gpu_layout": {
-        "backend": (_choice("auto", "cpu", "cuda"), "auto"),
-        "tick_hz": (_float(0, 1000, strict_lo=True), 60.0),
-        "min_tick_hz": (_float(0, 1000, strict_lo=True), 5.0),
-        "steps_per_tick": (_int(1, 100), 1),
-        "settle_energy": (_float(0), 1e-3),
-    },
-    "mcp": {
-        "transport": (_choice("stdio", "tcp"), "stdio"),
-        "host": (_str, "127.0.0.1"),
-        "port": (_int(1, 65535), 9500),
-        "command": (_list, ()),
-        "pool_size": (_int(1, 64), 4),
-        "poll_interval_s": (_seconds(0.05), 1.0),
-        "call_timeout_s": (_seconds(0.1), 10.0),
-        "handshake_timeout_s": (_seconds(0.1), 5.0),
-        "state_dir": (_str, ".hive-state/mcp"),
-        "maintain_every_calls": (_int(10), 50),
-    },
-    "hive_mind": {
-        "backend": (_choice("local", "docker"), "local"),
-        "container": (_str, "multi-agent-container"),
-        "docker_url": (_str, ""),
-        "cli": (_list, ()),
-        "sessions_dir": (_str, ""),
-        "command_timeout_s": (_seconds(0.1), 30.0),
-        "retries": (_int(0, 10), 3),
-        "health_interval_s": (_seconds(0.5), 30.0),
-        "workers": (_int(1, 100), 2),
-    },
-    "speech": {
-        "stt": (_choice("pocketsphinx", "http", "faster-whisper"), "pocketsphinx"),
-        "tts": (_choice("espeak-ng", "http"), "espeak-ng"),
-        "stt_url": (_str, ""),
-        "tts_url": (_str, ""),
-        "stt_model": (_str, "whisper-1"),
-        "tts_model": (_str, "kokoro"),
-        "tts_voice": (_str, "af_heart"),
-        "espeak_voice": (_str, "en-us"),
-        "http_timeout_s": (_seconds(0.1), 30.0),
-        "api_key": (_str, ""),
-        "faster_whisper_model_dir": (_str, ""),
-        "workers": (_int(1, 16), 2),
-        "max_chunk_bytes": (_int(1024), 256 * 1024),
-        "max_utterance_s": (_seconds(1.0), 30.0),
-        "max_text_chars": (_int(10), 2_000),
-    },
-    "health": {
-        "interval_s": (_seconds(0.05), 2.0),
-    },
-}
-
-GPU_PARAMS_SECTION = "params"  # [actors.gpu_layout.params]: SimParams fields, validated there
+    strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
+    max_restarts: int = setting(3, lo=0)
+    within_seconds: float = seconds(5.0, above=0)
 
 
 @dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    admin_token: str = ""
-    api_token: str = ""
-    allowed_origins: tuple[str, ...] = ()
-    allowed_hosts: tuple[str, ...] = ()
-    relay_tools: tuple[str, ...] = DEFAULT_RELAY_TOOLS
-    state_dir: str = ".hive-state"
-    max_ws_message_bytes: int = 4 * MiB
-    max_body_bytes: int = 64 * MiB
-    max_clients: int = 1000
-    ping_interval_s: float = 5.0
-    idle_timeout_s: float = 30.0
-    shutdown_timeout_s: float = 5.0
+class ChildPolicy(Settings):
+    """The keys every ``[actors.<name>]`` section takes: whether the actor runs, and how its
+    supervisor restarts it (its own limit and backoff on top of the root's intensity)."""
+
+    enabled: bool = True
+    restart: Literal["permanent", "transient", "temporary"] = "permanent"
+    max_restarts: int | None = setting(None, lo=0)
+    within_seconds: float = seconds(60.0, above=0)
+    backoff_min: float | None = seconds(None)
+    backoff_max: float | None = seconds(None)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lo, hi = self.backoff_min, self.backoff_max
+        if lo is not None and hi is not None and lo > hi:
+            raise SettingError("backoff_min", "must not exceed backoff_max")
 
 
 @dataclass(frozen=True)
-class SupervisorConfig:
-    strategy: str = "one_for_one"
-    max_restarts: int = 3
-    within_seconds: float = 5.0
+class ActorSection(Generic[S]):
+    """One ``[actors.<name>]`` section: the supervision policy and the actor's own settings."""
+
+    policy: ChildPolicy
+    settings: S
+
+
+# The root's children in start order, each with its settings class (its section's schema).
+ACTOR_SETTINGS: Mapping[str, type[Settings]] = {
+    "gpu_layout": LayoutSettings,
+    "mcp": McpSettings,
+    "hive_mind": HiveMindSettings,
+    "speech": SpeechSettings,
+    "health": HealthSettings,
+}
+
+
+@dataclass(frozen=True)
+class ActorsConfig:
+    gpu_layout: ActorSection[LayoutSettings]
+    mcp: ActorSection[McpSettings]
+    hive_mind: ActorSection[HiveMindSettings]
+    speech: ActorSection[SpeechSettings]
+    health: ActorSection[HealthSettings]
+
+    def section(self, name: str) -> ActorSection[Any]:
+        section: ActorSection[Any] = getattr(self, name)
+        return section
 
 
 @dataclass(frozen=True)
 class Config:
-    server: ServerConfig = field(default_factory=ServerConfig)
-    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
-    actors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    def actor(self, name: str) -> Mapping[str, Any]:
-        return self.actors[name]
+    server: ServerSettings
+    supervisor: SupervisorSettings
+    actors: ActorsConfig
 
 
-def _section(
-    where: str, schema: Mapping[str, tuple[Parser, Any]], values: Mapping[str, Any],
-    env_prefix: str, env: Mapping[str, str], extra: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    out = {key: default for key, (_, default) in schema.items()}
-    for key, value in values.items():
-        if key in extra:
-            continue
-        if key not in schema:
-            known = ", ".join(sorted(schema))
-            raise ConfigError(f"[{where}] {key}: unknown key (known keys: {known})")
-        out[key] = _parse(where, key, schema[key][0], value)
-    for key, (parser, _) in schema.items():
-        env_key = f"{env_prefix}_{key.upper()}"
-        if env_key in env:
-            out[key] = _parse(where, key, parser, env[env_key], f" (from ${env_key})")
+def sections() -> dict[str, type]:
+    """Every section's name and schema, sub-tables included (``actors.gpu_layout.params``):
+    what the documentation must cover, and what ``--check-config`` prints."""
+    out: dict[str, type] = {"server": ServerSettings, "supervisor": SupervisorSettings}
+    for name, cls in ACTOR_SETTINGS.items():
+        out[f"actors.{name}"] = cls
+        for key in keys(cls):
+            if key.table is not None:
+                out[f"actors.{name}.{key.name}"] = key.table
     return out
-
-
-def _parse(where: str, key: str, parser: Parser, value: Any, source: str = "") -> Any:
-    try:
-        return parser(value)
-    except ValueError as exc:
-        if key in SECRET_KEYS:  # the message would quote the secret
-            raise ConfigError(f"[{where}] {key}{source}: expected a string") from None
-        raise ConfigError(f"[{where}] {key}{source}: {exc}") from None
 
 
 def load_config(
@@ -294,75 +137,101 @@ def load_config(
 ) -> Config:
     """Defaults < file < environment < ``overrides`` (command-line flags), validated."""
     env = os.environ if env is None else env
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except OSError as exc:  # a directory, no permission, ...
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = _read(path) if path is not None else {}
     for key in data:
         if key not in ("server", "supervisor", "actors"):
             raise ConfigError(f"[{key}]: unknown section (known: server, supervisor, actors)")
-    server = _section("server", SERVER, _table(data, "server"), "HIVE_SERVER", env)
-    supervisor = _section(
-        "supervisor", SUPERVISOR, _table(data, "supervisor"), "HIVE_SUPERVISOR", env)
-    for section, values in (overrides or {}).items():
-        target = {"server": server, "supervisor": supervisor}[section]
-        schema = SERVER if section == "server" else SUPERVISOR
-        for key, value in values.items():
-            if value is not None:
-                target[key] = _parse(section, key, schema[key][0], value)
-    actors_data = _table(data, "actors")
+    flags = overrides or {}
+    server = _build(ServerSettings, "server", _table(data, "server", "server"), "HIVE_SERVER", env,
+                    flags.get("server", {}))
+    supervisor = _build(SupervisorSettings, "supervisor", _table(data, "supervisor", "supervisor"),
+                        "HIVE_SUPERVISOR", env, flags.get("supervisor", {}))
+    actors_data = _table(data, "actors", "actors")
     for name in actors_data:
-        if name not in ACTORS:
-            raise ConfigError(f"[actors.{name}]: unknown actor (known: {', '.join(ACTORS)})")
-    actors: dict[str, Mapping[str, Any]] = {}
-    for name, own in ACTORS.items():
-        values = actors_data.get(name, {})
-        if not isinstance(values, dict):
-            raise ConfigError(f"[actors.{name}] must be a table")
-        extra = (GPU_PARAMS_SECTION,) if name == "gpu_layout" else ()
-        settings = _section(f"actors.{name}", {**ACTOR_COMMON, **own}, values,
-                            f"HIVE_ACTORS_{name.upper()}", env, extra)
-        if extra:
-            settings["params"] = _gpu_params(values.get(GPU_PARAMS_SECTION, {}), env)
-        lo, hi = settings["backoff_min"], settings["backoff_max"]
-        if lo is not None and hi is not None and lo > hi:
-            raise ConfigError(f"[actors.{name}] backoff_min: must not exceed backoff_max")
-        actors[name] = MappingProxyType(settings)
-    return Config(ServerConfig(**server), SupervisorConfig(**supervisor), MappingProxyType(actors))
+        if name not in ACTOR_SETTINGS:
+            raise ConfigError(f"[actors.{name}]: unknown actor (known: {', '.join(ACTOR_SETTINGS)})")
+    built: dict[str, ActorSection[Any]] = {}
+    for name, cls in ACTOR_SETTINGS.items():
+        where = f"actors.{name}"
+        values = dict(_table(actors_data, name, where))
+        prefix = f"HIVE_ACTORS_{name.upper()}"
+        policy_keys = {k.name for k in keys(ChildPolicy)}
+        own = {k: v for k, v in values.items() if k not in policy_keys}
+        common = {k: v for k, v in values.items() if k in policy_keys}
+        policy = _build(ChildPolicy, where, common, prefix, env)
+        settings = _build(cls, where, own, prefix, env, known_too=policy_keys)
+        built[name] = ActorSection(policy, settings)
+    return Config(server, supervisor, ActorsConfig(**built))
 
 
-def _gpu_params(values: Any, env: Mapping[str, str]) -> Mapping[str, float]:
-    """SimParams fields, from the file and ``HIVE_ACTORS_GPU_LAYOUT_PARAMS_<FIELD>``."""
-    import dataclasses
-
-    from gpu import SimParams  # the layout's own validation names the field
-
-    if not isinstance(values, dict):
-        raise ConfigError("[actors.gpu_layout.params] must be a table")
-    values = dict(values)
-    for f in dataclasses.fields(SimParams):
-        variable = f"HIVE_ACTORS_GPU_LAYOUT_PARAMS_{f.name.upper()}"
-        if variable in env:
-            parser = _int() if isinstance(f.default, int) and not isinstance(f.default, bool) else _float()
-            values[f.name] = _parse("actors.gpu_layout.params", f.name, parser, env[variable],
-                                    f" (from ${variable})")
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
-        SimParams(**values)
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _build(cls: type[S], where: str, values: Mapping[str, Any], env_prefix: str,
+           env: Mapping[str, str], flags: Mapping[str, Any] | None = None,
+           known_too: set[str] | None = None) -> S:
+    """One section: file values, then environment variables, then flags, each coerced by its
+    key's type and rule; then the class itself checks the whole (cross-key rules)."""
+    schema = {k.name: k for k in keys(cls)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        key = schema.get(name)
+        if key is None:
+            known = ", ".join(sorted({*schema, *(known_too or ())}))
+            raise ConfigError(f"[{where}] {name}: unknown key (known keys: {known})")
+        out[name] = _value(key, where, value, env_prefix, env)
+    for key in schema.values():
+        variable = f"{env_prefix}_{key.name.upper()}"
+        if key.table is not None:
+            if key.name not in out:
+                out[key.name] = _value(key, where, {}, env_prefix, env)
+        elif variable in env:
+            out[key.name] = _coerce(key, where, env[variable], from_text=True,
+                                    source=f" (from ${variable})")
+    for name, value in (flags or {}).items():
+        if value is not None:
+            out[name] = _coerce(schema[name], where, value, from_text=False)
+    try:
+        return cls(**out)
+    except SettingError as exc:
+        raise ConfigError(f"[{where}] {exc}") from None
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[actors.gpu_layout.params] {exc}") from None
-    return MappingProxyType(dict(values))
+        raise ConfigError(f"[{where}] {exc}") from None
 
 
-def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+def _value(key: Key, where: str, value: Any, env_prefix: str, env: Mapping[str, str]) -> Any:
+    if key.table is None:
+        return _coerce(key, where, value, from_text=False)
+    sub = f"{where}.{key.name}"
+    table = _build(key.table, sub, _table({key.name: value}, key.name, sub),
+                   f"{env_prefix}_{key.name.upper()}", env)
+    return table
+
+
+def _coerce(key: Key, where: str, value: Any, *, from_text: bool, source: str = "") -> Any:
+    try:
+        return coerce(key, value, from_text=from_text)
+    except SettingError as exc:
+        raise ConfigError(f"[{where}] {key.name}{source}: {exc.message}") from None
+
+
+def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{key}] must be a table")
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{where}] must be a table")
     return value
+
+
+def replace_server(config: Config, **changes: Any) -> Config:
+    """The same configuration with some ``[server]`` values changed (tokens resolved later)."""
+    return dataclasses.replace(config, server=dataclasses.replace(config.server, **changes))

@@ -18,13 +18,14 @@ from aiohttp import web
 
 from actors.messages import Subscribe
 from hive.config import Config
-from hive.tree import build_root
+from hive.tree import build_root, wired
 from supervisor import ExitReason, SupervisionError, SupervisionTree
-from transport.app import Services, build_app
+from transport.app import build_app
 from transport.fanout import FrameHub
 from transport.metrics import Metrics
 from transport.relay_policy import RelayPolicy, risky_tools
 from transport.security import AccessPolicy, is_loopback_host
+from transport.services import Services
 
 __all__ = ["EXIT_OK", "EXIT_ROOT_FAILED", "assemble", "serve"]
 
@@ -109,8 +110,8 @@ def assemble(
     server = config.server
     access = AccessPolicy(server.api_token, server.host, server.allowed_origins,
                           server.allowed_hosts)
-    services = Services(tree, server, server.admin_token, hub, metrics, config.actors,
-                        access=access, relay_policy=RelayPolicy.of(server.relay_tools))
+    services = Services(tree, server, hub, metrics, wired(config), access=access,
+                        relay_policy=RelayPolicy.of(server.relay_tools))
     if services.has("gpu_layout"):
         services.address("gpu_layout").tell(Subscribe("wss", hub.threadsafe_publisher(loop)))
     return build_app(services)

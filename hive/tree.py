@@ -1,85 +1,76 @@
 """Build the root supervisor's spec from the configuration.
 
 The root's direct children, in start order: ``gpu_layout``, ``mcp``, ``hive_mind``, ``speech``,
-``health``. An actor with ``enabled = false`` is left out.
+``health``. An actor with ``enabled = false`` is left out, and the actors that would have told
+it something are wired without it. The settings objects are the configuration's own; the only
+changes made here are wiring (siblings, folders under the state folder).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from pathlib import Path
 from typing import Any
 
-from actors.gpu_layout import LayoutActor, LayoutSettings
-from actors.health import HealthActor, HealthSettings
-from actors.hive_mind.actor import HiveMindActor, HiveMindSettings
-from actors.mcp.actor import McpActor, McpSettings
-from actors.speech.actor import SpeechActor, SpeechActorSettings
-from actors.speech.factory import SpeechSettings
-from hive.config import Config
+from actors.gpu_layout import LayoutActor
+from actors.health import HealthActor
+from actors.hive_mind.actor import HiveMindActor
+from actors.mcp.actor import McpActor
+from actors.speech.actor import SpeechActor
+from hive.config import ChildPolicy, Config
 from supervisor import Backoff, SupervisorSpec, WorkerSpec
 
-__all__ = ["build_root"]
+__all__ = ["ACTOR_CLASSES", "START_TIMEOUT_S", "build_root", "wired"]
 
 
-def _worker(
-    name: str, actor: type, settings: Any, cfg: Mapping[str, Any], start_timeout: float = 30.0
-) -> WorkerSpec:
-    backoff = None
-    if cfg["backoff_min"] is not None or cfg["backoff_max"] is not None:
-        lo = cfg["backoff_min"] if cfg["backoff_min"] is not None else 1.0
-        hi = cfg["backoff_max"] if cfg["backoff_max"] is not None else max(lo, 60.0)
-        backoff = Backoff(min_s=lo, max_s=hi, multiplier=2.0, jitter=0.1)
-    return WorkerSpec(
-        name, actor, args=(settings,), restart=cfg["restart"],
-        max_restarts=cfg["max_restarts"], within_seconds=cfg["within_seconds"], backoff=backoff,
-        start_timeout=start_timeout,
-    )
+ACTOR_CLASSES: dict[str, type] = {
+    "gpu_layout": LayoutActor, "mcp": McpActor, "hive_mind": HiveMindActor,
+    "speech": SpeechActor, "health": HealthActor,
+}
+# The first start on a fresh checkout compiles the layout kernels (seconds to a minute), and
+# speech loads its decoders; the others start in well under a second.
+START_TIMEOUT_S = {"gpu_layout": 300.0, "speech": 120.0}
+
+
+def _backoff(policy: ChildPolicy) -> Backoff | None:
+    if policy.backoff_min is None and policy.backoff_max is None:
+        return None
+    lo = policy.backoff_min if policy.backoff_min is not None else 1.0
+    hi = policy.backoff_max if policy.backoff_max is not None else max(lo, 60.0)
+    return Backoff(min_s=lo, max_s=hi, multiplier=2.0, jitter=0.1)
+
+
+def wired(config: Config) -> dict[str, Any]:
+    """Each enabled actor's settings, with siblings that are off left out and empty folders
+    placed under ``[server] state_dir``."""
+    actors = config.actors
+    on = {name: actors.section(name).policy.enabled for name in ACTOR_CLASSES}
+    state = Path(config.server.state_dir)
+    mcp = actors.mcp.settings
+    hive = actors.hive_mind.settings
+    settings: dict[str, Any] = {
+        "gpu_layout": actors.gpu_layout.settings,
+        "mcp": dataclasses.replace(mcp, state_dir=mcp.state_dir or str(state / "mcp")),
+        "hive_mind": dataclasses.replace(
+            hive, mcp=hive.mcp if on["mcp"] else "",
+            sessions_dir=hive.sessions_dir or (
+                str((state / "sessions").resolve()) if hive.backend == "local" else "")),
+        "speech": dataclasses.replace(
+            actors.speech.settings, hive_mind="hive_mind" if on["hive_mind"] else "",
+            mcp="mcp" if on["mcp"] else ""),
+        "health": actors.health.settings,
+    }
+    return {name: value for name, value in settings.items() if on[name]}
 
 
 def build_root(config: Config) -> SupervisorSpec:
-    children: list[WorkerSpec] = []
-    layout = config.actor("gpu_layout")
-    if layout["enabled"]:
-        settings = LayoutSettings(
-            tick_hz=layout["tick_hz"], min_tick_hz=layout["min_tick_hz"],
-            backend=layout["backend"], steps_per_tick=layout["steps_per_tick"],
-            settle_energy=layout["settle_energy"], params=layout["params"],
-        )
-        # the first start on a fresh checkout compiles the kernels (seconds to a minute)
-        children.append(_worker("gpu_layout", LayoutActor, settings, layout, start_timeout=300.0))
-    mcp = config.actor("mcp")
-    if mcp["enabled"]:
-        settings_mcp = McpSettings(
-            transport=mcp["transport"], host=mcp["host"], port=mcp["port"],
-            command=tuple(mcp["command"]), pool_size=mcp["pool_size"],
-            poll_interval_s=mcp["poll_interval_s"], call_timeout_s=mcp["call_timeout_s"],
-            handshake_timeout_s=mcp["handshake_timeout_s"], state_dir=mcp["state_dir"],
-            maintain_every_calls=mcp["maintain_every_calls"],
-        )
-        children.append(_worker("mcp", McpActor, settings_mcp, mcp))
-    hive = config.actor("hive_mind")
-    if hive["enabled"]:
-        settings_hive = HiveMindSettings(
-            backend=hive["backend"], container=hive["container"], docker_url=hive["docker_url"],
-            cli=tuple(hive["cli"]), sessions_dir=hive["sessions_dir"],
-            command_timeout_s=hive["command_timeout_s"], retries=hive["retries"],
-            health_interval_s=hive["health_interval_s"], workers=hive["workers"],
-            mcp="mcp" if mcp["enabled"] else "",
-        )
-        children.append(_worker("hive_mind", HiveMindActor, settings_hive, hive))
-    speech = config.actor("speech")
-    if speech["enabled"]:
-        settings_speech = SpeechActorSettings(
-            engines=SpeechSettings.from_mapping(speech), workers=speech["workers"],
-            max_text_chars=speech["max_text_chars"],
-            hive_mind="hive_mind" if hive["enabled"] else "", mcp="mcp" if mcp["enabled"] else "",
-        )
-        children.append(_worker("speech", SpeechActor, settings_speech, speech, start_timeout=120.0))
-    health = config.actor("health")
-    if health["enabled"]:
-        children.append(
-            _worker("health", HealthActor, HealthSettings(interval_s=health["interval_s"]), health)
-        )
+    children = []
+    for name, settings in wired(config).items():
+        policy = config.actors.section(name).policy
+        children.append(WorkerSpec(
+            name, ACTOR_CLASSES[name], args=(settings,), restart=policy.restart,
+            max_restarts=policy.max_restarts, within_seconds=policy.within_seconds,
+            backoff=_backoff(policy), start_timeout=START_TIMEOUT_S.get(name, 30.0)))
     sup = config.supervisor
     return SupervisorSpec(
         "root", tuple(children), strategy=sup.strategy, max_restarts=sup.max_restarts,

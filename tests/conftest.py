@@ -19,7 +19,7 @@ from hive.daemon import assemble
 from hive.tree import build_root
 from supervisor import SupervisionTree
 from tests.peers.podman import PodmanError, PodmanService
-from transport.app import SERVICES, Services
+from transport.services import SERVICES, Services
 
 TOKEN = "test-admin-token"
 JSON = {"Content-Type": "application/json"}  # changes take JSON only (transport.security)

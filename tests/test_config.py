@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hive.config import ConfigError, load_config
+from hive.config import ACTOR_SETTINGS, ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -20,9 +20,9 @@ def test_defaults_need_no_file() -> None:
     assert config.server.host == "127.0.0.1" and config.server.port == 8080
     assert config.supervisor.strategy == "one_for_one"
     assert config.supervisor.max_restarts == 3 and config.supervisor.within_seconds == 5.0
-    assert set(config.actors) == {"gpu_layout", "mcp", "hive_mind", "speech", "health"}
-    assert config.actor("gpu_layout")["tick_hz"] == 60.0
-    assert config.actor("mcp")["port"] == 9500
+    assert set(ACTOR_SETTINGS) == {"gpu_layout", "mcp", "hive_mind", "speech", "health"}
+    assert config.actors.gpu_layout.settings.tick_hz == 60.0
+    assert config.actors.mcp.settings.port == 9500
 
 
 def test_file_env_and_flags_in_order(tmp_path: Path) -> None:
@@ -48,9 +48,9 @@ repel_k = 250.0
     assert config.server.admin_token == "from-file"
     assert config.server.allowed_origins == ("http://a", "http://b")
     assert config.supervisor.strategy == "rest_for_one"
-    layout = config.actor("gpu_layout")
-    assert layout["tick_hz"] == 20.0 and layout["restart"] == "transient"
-    assert layout["params"]["repel_k"] == 250.0
+    layout = config.actors.gpu_layout
+    assert layout.settings.tick_hz == 20.0 and layout.policy.restart == "transient"
+    assert layout.settings.params.repel_k == 250.0
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -76,7 +76,7 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> No
 
 def test_physics_parameters_from_the_environment() -> None:
     config = load_config(env={"HIVE_ACTORS_GPU_LAYOUT_PARAMS_REPEL_K": "123.5"})
-    assert config.actor("gpu_layout")["params"]["repel_k"] == 123.5
+    assert config.actors.gpu_layout.settings.params.repel_k == 123.5
     with pytest.raises(ConfigError, match=r"dt \(from \$HIVE_ACTORS_GPU_LAYOUT_PARAMS_DT\)"):
         load_config(env={"HIVE_ACTORS_GPU_LAYOUT_PARAMS_DT": "fast"})
 

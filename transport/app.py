@@ -1,7 +1,8 @@
-"""The aiohttp application: routes, JSON errors, limits. Handlers translate and forward.
+"""The aiohttp application: middleware (JSON errors outermost, then the security rules), every
+route module, the event-loop monitor, and WebSockets closed with 1001 at shutdown.
 
-Everything a handler needs is in :class:`Services` (the tree's addresses, the frame hub, the
-metrics); handlers keep no state beyond their own connection.
+Everything a handler needs is in :class:`transport.services.Services`; handlers keep no state
+beyond their own connection.
 """
 
 from __future__ import annotations
@@ -9,115 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import weakref
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
-import structlog
 from aiohttp import WSCloseCode, web
-from aiohttp.web_protocol import RequestPayloadError
 
-from hive.config import ServerConfig
-from supervisor import Address, SupervisionTree
-from transport.fanout import FrameHub
-from transport.metrics import Metrics
-from transport.relay_policy import DEFAULT_RELAY_TOOLS, RelayPolicy
-from transport.security import AccessPolicy, security_middleware
+from actors.health import LoopReport
+from transport.http_errors import errors_middleware, json_error
+from transport.routes import admin, graph, health, mcp_relay, metrics, positions, speech, swarms
+from transport.security import security_middleware
+from transport.services import SERVICES, Services
 
-__all__ = [
-    "CLIENT_GONE",
-    "LOOP_MONITOR",
-    "SERVICES",
-    "Services",
-    "build_app",
-    "errors_middleware",
-    "json_error",
-]
+__all__ = ["LOOP_MONITOR", "ROUTE_MODULES", "build_app"]
 
 
-log = structlog.get_logger("transport")
-
-# The status counted (not sent: nobody is there) for a request whose client left mid-way;
-# nginx's "client closed request", so that it never shows up as one of our 500s.
-CLIENT_GONE = 499
-
-
-@dataclass
-class Services:
-    tree: SupervisionTree
-    server: ServerConfig
-    admin_token: str
-    hub: FrameHub
-    metrics: Metrics
-    actors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [actors.*] settings
-    access: AccessPolicy = field(default_factory=AccessPolicy)
-    relay_policy: RelayPolicy = field(default_factory=lambda: RelayPolicy.of(DEFAULT_RELAY_TOOLS))
-    websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
-    started_at: float = field(default_factory=time.monotonic)
-
-    def address(self, name: str) -> Address:
-        return self.tree.address(f"{self.tree.root_path}/{name}")
-
-    def has(self, name: str) -> bool:
-        return f"{self.tree.root_path}/{name}" in self.tree.paths()
-
-
-SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
-
-
-def json_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, "status": status, **extra}, status=status)
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """JSON for every error, counters for every request, never a traceback to a client."""
-    metrics = request.app[SERVICES].metrics
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        if exc.status < 400:
-            raise
-        reason = exc.reason if exc.status != 404 else f"no route for {request.method} {request.path}"
-        if exc.status == 413:
-            reason = f"request body too large (limit {request.app[SERVICES].server.max_body_bytes} bytes)"
-        return json_error(exc.status, reason)
-    except asyncio.CancelledError:  # the client left (or the server is stopping)
-        status = CLIENT_GONE
-        raise
-    except RequestPayloadError as exc:  # a body that cannot be read: bad Content-Encoding, ...
-        status = 400
-        return json_error(400, f"request body could not be read: {exc}")
-    except ConnectionResetError:  # the client left mid-request: nobody to answer, not our fault
-        status = CLIENT_GONE
-        log.info("http.client_gone", path=request.path)
-        return json_error(400, "client closed the connection")
-    except Exception as exc:
-        log.error("http.unhandled", path=request.path, error=repr(exc), exc_info=True)
-        return json_error(500, "internal error")
-    finally:
-        if not request.path.startswith(("/wss", "/ws/")):
-            metrics.observe_request(status, time.perf_counter() - started)
+ROUTE_MODULES = (positions, health, graph, metrics, admin, mcp_relay, swarms, speech)
+LOOP_MONITOR: web.AppKey[asyncio.Task[None]] = web.AppKey("loop_monitor", asyncio.Task)
 
 
 def build_app(services: Services) -> web.Application:
-    from transport import (
-        admin,
-        agents_routes,
-        graph_routes,
-        health_routes,
-        mcp_relay,
-        metrics_route,
-        positions,
-        speech_ws,
-    )
-
     guard = security_middleware(
         lambda request: request.app[SERVICES].access,
         lambda status, message, _reason: json_error(status, message),
@@ -126,20 +35,11 @@ def build_app(services: Services) -> web.Application:
         middlewares=[errors_middleware, guard], client_max_size=services.server.max_body_bytes
     )
     app[SERVICES] = services
-    positions.add_routes(app)
-    health_routes.add_routes(app)
-    graph_routes.add_routes(app)
-    metrics_route.add_routes(app)
-    admin.add_routes(app)
-    mcp_relay.add_routes(app)
-    agents_routes.add_routes(app)
-    speech_ws.add_routes(app)
+    for module in ROUTE_MODULES:
+        module.add_routes(app)
     app.on_startup.append(_start_loop_monitor)
     app.on_shutdown.append(_close_websockets)
     return app
-
-
-LOOP_MONITOR: web.AppKey[asyncio.Task[None]] = web.AppKey("loop_monitor", asyncio.Task)
 
 
 async def _start_loop_monitor(app: web.Application) -> None:
@@ -148,8 +48,6 @@ async def _start_loop_monitor(app: web.Application) -> None:
 
 async def _monitor_loop(services: Services, period_s: float = 1.0) -> None:
     """Measure how late the loop wakes up, and report it with the request counters."""
-    from actors.health import LoopReport
-
     while True:
         started = time.perf_counter()
         await asyncio.sleep(period_s)

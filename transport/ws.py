@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,8 +15,10 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from transport.app import SERVICES, Services, json_error
+from transport.http_errors import json_error
+from transport.json_input import parse_json
 from transport.security import request_token, tokens_match
+from transport.services import SERVICES, Services
 
 __all__ = [
     "CLOSE_POLICY",
@@ -30,7 +31,6 @@ __all__ = [
     "messages",
     "now_ms",
     "open_ws",
-    "parse_json",
     "release",
 ]
 
@@ -41,27 +41,6 @@ CLOSE_UNSUPPORTED = WSCloseCode.UNSUPPORTED_DATA  # 1003
 CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008
 CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG  # 1009
 CLOSE_TRY_LATER = WSCloseCode.TRY_AGAIN_LATER  # 1013
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON (RFC 8259 has no NaN or Infinity)")
-
-
-def _finite(number: str) -> float:
-    value = float(number)
-    if not math.isfinite(value):  # 1e400: valid JSON, but Infinity if we ever echoed it
-        raise ValueError(f"number {number[:40]} is out of the float range")
-    return value
-
-
-def parse_json(text: str | bytes) -> Any:
-    """Client JSON; every way it can be bad is a ``ValueError`` (deep nesting raises
-    ``RecursionError`` inside the json module, which is not one). Python's ``NaN`` and
-    ``Infinity`` extensions are refused: echoed back they would break a browser's JSON.parse."""
-    try:
-        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
 
 
 def now_ms() -> int:

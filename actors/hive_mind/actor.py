@@ -13,43 +13,26 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 import structlog
 
-from actors.circuit_breaker import DOCKER_BREAKER, BreakerOpen, BreakerSettings, CircuitBreaker
+from actors.circuit_breaker import BreakerOpen, CircuitBreaker
 from actors.claude_flow import AGENT_TYPES, default_claude_flow
 from actors.hive_mind.backend import DockerRunner, LocalRunner, Runner, SessionManager
 from actors.hive_mind.errors import BackendError, BackendUnavailable, SpawnExpired
 from actors.hive_mind.messages import GetSwarm, ListSwarms, Session, SpawnSwarm, StopSwarm
+from actors.hive_mind.settings import HiveMindSettings
 from actors.messages import ActorStatus, Health, StatusQuery
 from actors.ticker import TickingActor
 from supervisor import ChildContext, SupervisionError
 
-__all__ = ["HiveMindActor", "HiveMindSettings"]
+__all__ = ["HiveMindActor"]
 
 
 log = structlog.get_logger("actors.hive_mind")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class HiveMindSettings:
-    backend: str = "local"
-    container: str = "multi-agent-container"
-    docker_url: str = ""
-    cli: tuple[str, ...] = ()  # empty: the project's claude-flow (local) / "claude-flow" (docker)
-    sessions_dir: str = ""  # empty: .hive-state/sessions (local) or /tmp/hive-sessions (docker)
-    command_timeout_s: float = 30.0
-    retries: int = 3
-    retry_delay_s: float = 1.0
-    health_interval_s: float = 30.0
-    workers: int = 2
-    breaker: BreakerSettings = DOCKER_BREAKER
-    mcp: str = "mcp"  # sibling told about new workers ("" to skip)
 
 
 class HiveMindActor(TickingActor):
@@ -97,7 +80,9 @@ class HiveMindActor(TickingActor):
                                  "npm), or set [actors.hive_mind] cli")
                 log.warning("hive_mind.unavailable", reason=self._problem)
                 return None
-            root = s.sessions_dir or str(Path.cwd() / ".hive-state" / "sessions")
+            if not s.sessions_dir:  # the daemon places it under [server] state_dir
+                raise ValueError("[actors.hive_mind] sessions_dir is not set")
+            root = s.sessions_dir
             runner = LocalRunner()
         return SessionManager(runner, cli, root, s.command_timeout_s, s.workers)
 
@@ -110,7 +95,7 @@ class HiveMindActor(TickingActor):
                                    "started; no swarm was created, retry later")
             session = self._backend(lambda m: m.spawn(message.request))
             self._announce(session)
-            self._refresh_quietly()
+            self._remember(session)
             return session
         if isinstance(message, ListSwarms):
             if message.refresh:
@@ -120,7 +105,7 @@ class HiveMindActor(TickingActor):
             return self._backend(lambda m: m.status(message.session_id))
         if isinstance(message, StopSwarm):
             session = self._backend(lambda m: m.stop(message.session_id))
-            self._refresh_quietly()
+            self._remember(session)
             return session
         if isinstance(message, StatusQuery):
             return self._status()
@@ -149,6 +134,11 @@ class HiveMindActor(TickingActor):
             self._breaker.success()
             return result
         raise AssertionError("unreachable")
+
+    def _remember(self, session: Session) -> None:
+        """Put a session's latest state in the table (the tick re-reads them all)."""
+        others = tuple(s for s in self._sessions if s.id != session.id)
+        self._sessions = (*others, session)
 
     def _refresh(self) -> None:
         self._sessions = tuple(self._backend(lambda m: m.list()))

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,38 +21,22 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.circuit_breaker import MCP_BREAKER, BreakerOpen, BreakerSettings, CircuitBreaker
+from actors.circuit_breaker import BreakerOpen, CircuitBreaker
 from actors.claude_flow import default_claude_flow
 from actors.mcp.errors import McpError, NoConnection, ToolFailed
 from actors.mcp.messages import CallTool, GetAgents, GetServerInfo, RelayRequest, RelayTicket
 from actors.mcp.pool import Connector, McpPool
 from actors.mcp.servers import StdioConnector, TcpConnector
+from actors.mcp.settings import McpSettings
 from actors.mcp.telemetry import NodeIds, Telemetry, agent_graph, parse_agents, parse_swarm
 from actors.messages import ActorStatus, Health, SetGraph, StatusQuery
 from actors.ticker import TickingActor
-from supervisor import Backoff, ChildContext, SupervisionError
+from supervisor import ChildContext, SupervisionError
 
-__all__ = ["McpActor", "McpSettings"]
+__all__ = ["McpActor"]
 
 
 log = structlog.get_logger("actors.mcp")
-
-
-@dataclass(frozen=True)
-class McpSettings:
-    transport: str = "stdio"
-    host: str = "127.0.0.1"
-    port: int = 9500
-    command: tuple[str, ...] = ()  # empty: the project's claude-flow, `mcp start`
-    pool_size: int = 4
-    poll_interval_s: float = 1.0
-    call_timeout_s: float = 10.0
-    handshake_timeout_s: float = 5.0
-    state_dir: str = ".hive-state/mcp"
-    maintain_every_calls: int = 50
-    breaker: BreakerSettings = MCP_BREAKER
-    backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0, 1.5, jitter=0.2))
-    layout: str = "gpu_layout"  # sibling that receives the agent graph
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +101,8 @@ class McpActor(TickingActor):
                 log.warning("mcp.unavailable", reason=self._problem)
                 return None
             command = [*base, "mcp", "start"]
+        if not s.state_dir:  # the daemon places it under [server] state_dir
+            raise ValueError("[actors.mcp] state_dir is not set")
         return StdioConnector(command, Path(s.state_dir))
 
     def on_stop(self) -> None:

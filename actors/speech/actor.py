@@ -16,7 +16,6 @@ import collections
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -26,26 +25,18 @@ import structlog
 from actors.messages import ActorStatus, Health, StatusQuery
 from actors.speech.commands import Command, parse_command
 from actors.speech.errors import SpeechError, UnknownStream
-from actors.speech.factory import SpeechSettings, build_stt, build_tts
+from actors.speech.factory import build_stt, build_tts
 from actors.speech.messages import RunVoiceCommand, SttCancel, SttFeed, SttFinish, SttOpen, Synthesize, VoiceReply
+from actors.speech.settings import SpeechSettings
 from actors.speech.stt import SpeechToText, SttStream, Transcript
 from actors.speech.tts import Speech, TextToSpeech
 from supervisor import Address, ChildContext, SupervisionError
 
-__all__ = ["SpeechActor", "SpeechActorSettings"]
+__all__ = ["SpeechActor"]
 
 
 log = structlog.get_logger("actors.speech")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class SpeechActorSettings:
-    engines: SpeechSettings = field(default_factory=SpeechSettings)  # which providers
-    workers: int = 2  # threads that decode and synthesize
-    max_text_chars: int = 2_000
-    hive_mind: str = "hive_mind"  # siblings that carry out voice commands
-    mcp: str = "mcp"
 
 
 def _build(name: str, build: Callable[[], T]) -> tuple[T | None, str | None]:
@@ -79,9 +70,9 @@ class _Stream:
 class SpeechActor(pykka.ThreadingActor):
     supervision: ChildContext
 
-    def __init__(self, settings: SpeechActorSettings | None = None) -> None:
+    def __init__(self, settings: SpeechSettings | None = None) -> None:
         super().__init__()
-        self.settings = settings or SpeechActorSettings()
+        self.settings = settings or SpeechSettings()
         self._stt: SpeechToText | None = None
         self._tts: TextToSpeech | None = None
         self._stt_problem: str | None = None
@@ -92,9 +83,9 @@ class SpeechActor(pykka.ThreadingActor):
         self._served = collections.Counter[str]()
 
     def on_start(self) -> None:
-        engines = self.settings.engines
-        self._stt, self._stt_problem = _build("speech to text", lambda: build_stt(engines))
-        self._tts, self._tts_problem = _build("text to speech", lambda: build_tts(engines))
+        settings = self.settings
+        self._stt, self._stt_problem = _build("speech to text", lambda: build_stt(settings))
+        self._tts, self._tts_problem = _build("text to speech", lambda: build_tts(settings))
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="speech")
         # commands wait on other actors (seconds, at worst minutes): never on the decoders' threads
         self._commands = ThreadPoolExecutor(2, thread_name_prefix="speech-command")

@@ -7,40 +7,13 @@ folder fails start-up with a message saying what to install or configure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
 from actors.speech.errors import SpeechError
 from actors.speech.resilient import FallbackStt, FallbackTts, RetryPolicy
+from actors.speech.settings import SpeechSettings
 from actors.speech.stt import FasterWhisperStt, HttpWhisperStt, PocketSphinxStt, SpeechToText
 from actors.speech.tts import EspeakTts, HttpTts, TextToSpeech
 
-__all__ = ["SpeechSettings", "build_stt", "build_tts"]
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechSettings:
-    """The speech section's keys (docs/speech.md); unknown keys are the config loader's job."""
-
-    stt: str = "pocketsphinx"  # pocketsphinx | http | faster-whisper
-    tts: str = "espeak-ng"  # espeak-ng | http
-    stt_url: str = ""
-    tts_url: str = ""
-    stt_model: str = "whisper-1"
-    tts_model: str = "kokoro"
-    tts_voice: str = "af_heart"
-    api_key: str = ""
-    faster_whisper_model_dir: str = ""
-    espeak_voice: str = "en-us"
-    http_timeout_s: float = 30.0
-    max_text_chars: int = 2_000
-
-    @classmethod
-    def from_mapping(cls, section: Mapping[str, Any]) -> SpeechSettings:
-        """Take the keys this class knows from a config section (others, like ``restart``, stay)."""
-        known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+__all__ = ["build_stt", "build_tts"]
 
 
 def build_stt(settings: SpeechSettings, retry: RetryPolicy | None = None) -> SpeechToText:

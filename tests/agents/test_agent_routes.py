@@ -18,8 +18,8 @@ from actors.graph import AGENT_FLAG
 from tests.agents.test_mcp_actor import server_pids
 from tests.conftest import JSON, Daemon, receive, start_daemon
 from tests.transport.test_wss import decode_by_spec, receive_binary, receive_json
-from transport import agents_routes
 from transport.relay_policy import DEFAULT_RELAY_TOOLS
+from transport.routes import swarms as swarm_routes
 
 
 async def rpc(ws: aiohttp.ClientWebSocketResponse, message: Any, timeout: float = 10) -> dict[str, Any]:
@@ -186,13 +186,13 @@ async def test_a_spawn_that_waited_too_long_is_refused_and_creates_nothing(
     d = agents_daemon
     async with d.session.get(f"{d.url}/api/swarms") as r:
         before = (await r.json())["total"]
-    monkeypatch.setattr(agents_routes, "SPAWN_QUEUE_S", -1.0)  # its start deadline has passed
+    monkeypatch.setattr(swarm_routes, "SPAWN_QUEUE_S", -1.0)  # its start deadline has passed
     async with d.session.post(f"{d.url}/api/swarms", json={"task": "too late"}) as r:
         assert r.status == 503 and r.headers["Retry-After"] == "5"
         assert "no swarm was created" in (await r.json())["error"]
     async with d.session.get(f"{d.url}/api/swarms?refresh=true") as r:
         assert (await r.json())["total"] == before
-    monkeypatch.setattr(agents_routes, "SPAWN_QUEUE_S", 60.0)
+    monkeypatch.setattr(swarm_routes, "SPAWN_QUEUE_S", 60.0)
     async with d.session.post(f"{d.url}/api/swarms", json={"task": "in time"}) as r:
         assert r.status == 201
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from actors.circuit_breaker import BreakerSettings
-from actors.hive_mind.actor import HiveMindActor, HiveMindSettings
+from actors.hive_mind.actor import HiveMindActor
 from actors.hive_mind.errors import BackendUnavailable, UnknownSession
 from actors.hive_mind.messages import GetSwarm, ListSwarms, SpawnRequest, SpawnSwarm, StopSwarm
+from actors.hive_mind.settings import HiveMindSettings
 from actors.messages import StatusQuery, Tick
 from supervisor import SupervisionTree, SupervisorSpec, WorkerSpec
 from tests.peers.podman import AGENTS_DIR, PodmanService, host_runtime_binds

@@ -16,11 +16,12 @@ import pytest
 from actors.circuit_breaker import BreakerOpen, BreakerSettings, CircuitBreaker
 from actors.gpu_layout import LayoutActor, LayoutSettings
 from actors.graph import AGENT_FLAG
-from actors.mcp.actor import McpActor, McpSettings
+from actors.mcp.actor import McpActor
 from actors.mcp.errors import MaintenanceFailed, NoConnection, PeerGone
 from actors.mcp.messages import CallTool, GetAgents, RelayRequest
 from actors.mcp.pool import McpPool
 from actors.mcp.servers import StdioConnector
+from actors.mcp.settings import McpSettings
 from actors.messages import GetGraph, GetSnapshot, StatusQuery
 from supervisor import Backoff, SupervisionTree, SupervisorSpec, WorkerSpec
 

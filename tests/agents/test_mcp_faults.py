@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from actors.circuit_breaker import BreakerSettings, CircuitBreaker
-from actors.mcp.actor import McpActor, McpSettings
+from actors.mcp.actor import McpActor
 from actors.mcp.errors import NoConnection, ToolFailed
 from actors.mcp.messages import CallTool
 from actors.mcp.pool import McpPool
 from actors.mcp.servers import StdioConnector
+from actors.mcp.settings import McpSettings
 from actors.messages import StatusQuery
 from supervisor import Backoff, SupervisionTree, SupervisorSpec, WorkerSpec
 

@@ -14,7 +14,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from hive.logs import demote_bad_http
 from tests.conftest import JSON, Daemon, receive, start_daemon
 from tests.transport.test_wss import receive_json
-from transport import health_routes
+from transport.routes import health as health_routes
 
 
 async def get_json(d: Daemon, path: str, **kw: Any) -> tuple[int, Any]:

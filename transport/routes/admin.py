@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from supervisor import SupervisionError, UnknownChild
-from transport.app import SERVICES, json_error
+from transport.http_errors import error_response, json_error
 from transport.security import tokens_match
+from transport.services import SERVICES
 
 __all__ = ["ACTIONS", "add_routes", "control", "node", "tree"]
 
@@ -22,7 +23,7 @@ def add_routes(app: web.Application) -> None:
 
 def _authorized(request: web.Request) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and tokens_match(token, request.app[SERVICES].admin_token)
+    return scheme.lower() == "bearer" and tokens_match(token, request.app[SERVICES].server.admin_token)
 
 
 def _deny() -> web.Response:
@@ -43,7 +44,7 @@ async def node(request: web.Request) -> web.Response:
     try:
         return web.json_response(request.app[SERVICES].tree.describe(request.match_info["path"]))
     except UnknownChild as exc:
-        return json_error(404, str(exc))
+        return error_response(exc, "actor")
 
 
 async def control(request: web.Request) -> web.Response:
@@ -54,9 +55,7 @@ async def control(request: web.Request) -> web.Response:
     try:
         result = await services.tree.control_async(action, path)
     except UnknownChild as exc:
-        return json_error(404, str(exc))
-    except ValueError as exc:
-        return json_error(409, str(exc))
-    except SupervisionError as exc:
+        return error_response(exc, "actor")
+    except (ValueError, SupervisionError) as exc:  # the tree refuses it in its current state
         return json_error(409, f"{action} {path}: {exc}")
     return web.json_response({"action": action, "path": path, "node": result})

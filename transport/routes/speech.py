@@ -30,6 +30,7 @@ from actors.speech.messages import (
     Synthesize,
     VoiceReply,
 )
+from actors.speech.settings import SpeechSettings
 from supervisor import SupervisionError
 from transport.ws import Connection, Incoming, guarded, messages, now_ms, open_ws, release
 
@@ -114,7 +115,7 @@ async def _control(conn: Connection, client: _Client, data: dict[str, Any]) -> N
         if not isinstance(text, str) or not text.strip():
             await conn.error("tts needs a non-empty 'text'")
             return
-        max_chars = int(_limit(conn, "max_text_chars", 2_000))
+        max_chars = _limits(conn).max_text_chars
         if len(text) > max_chars:
             await conn.error(f"tts text of {len(text)} characters is over the {max_chars} limit")
             return
@@ -124,7 +125,7 @@ async def _control(conn: Connection, client: _Client, data: dict[str, Any]) -> N
         if not isinstance(text, str) or not text.strip():
             await conn.error("voice_command needs a non-empty 'text'")
             return
-        max_chars = int(_limit(conn, "max_text_chars", 2_000))
+        max_chars = _limits(conn).max_text_chars
         if len(text) > max_chars:
             await conn.error(f"voice_command text of {len(text)} characters is over the "
                              f"{max_chars} limit")
@@ -164,8 +165,8 @@ async def _start(conn: Connection, client: _Client, data: dict[str, Any]) -> Non
                           "data": {"sampleRate": rate}})
 
 
-def _limit(conn: Connection, key: str, default: float) -> float:
-    return float(conn.services.actors.get("speech", {}).get(key, default))
+def _limits(conn: Connection) -> SpeechSettings:
+    return conn.services.settings("speech", SpeechSettings)
 
 
 async def _audio(conn: Connection, client: _Client, chunk: bytes) -> None:
@@ -175,11 +176,11 @@ async def _audio(conn: Connection, client: _Client, chunk: bytes) -> None:
     if len(chunk) % 2:
         await conn.error(f"audio chunk of {len(chunk)} bytes is not 16-bit PCM (odd byte count)")
         return
-    max_chunk = int(_limit(conn, "max_chunk_bytes", 256 * 1024))
+    max_chunk = _limits(conn).max_chunk_bytes
     if len(chunk) > max_chunk:
         await conn.error(f"audio chunk of {len(chunk)} bytes is over the {max_chunk}-byte limit")
         return
-    max_seconds = _limit(conn, "max_utterance_s", 30.0)
+    max_seconds = _limits(conn).max_utterance_s
     if (client.received + len(chunk)) / 2 / client.rate > max_seconds:
         await conn.error(f"utterance longer than {max_seconds:g} s: chunk dropped; send stop")
         return

@@ -19,16 +19,19 @@ import contextlib
 import itertools
 from typing import Any
 
+import structlog
 from aiohttp import WSMsgType, web
 
 from actors.circuit_breaker import BreakerOpen
 from actors.mcp.errors import McpError
 from actors.mcp.jsonrpc import PROTOCOL_VERSION
 from actors.mcp.messages import GetServerInfo, RelayRequest, RelayTicket
+from actors.mcp.settings import McpSettings
 from supervisor import SupervisionError
-from transport.app import Services
+from transport.json_input import parse_json
 from transport.relay_policy import POLICY_DENIED
-from transport.ws import CLOSE_TOO_BIG, Connection, guarded, log, open_ws, parse_json, release
+from transport.services import Services
+from transport.ws import CLOSE_TOO_BIG, Connection, guarded, open_ws, release
 
 __all__ = ["MAX_BATCH", "UNAUTHORIZED", "add_routes", "mcp_relay_ws", "rpc_error", "validate"]
 
@@ -38,6 +41,7 @@ MAX_BATCH = 100
 UNAUTHORIZED = ("this daemon has an API token: connect with 'Authorization: Bearer <token>' or "
                 "?token=, or send {\"type\": \"auth\", \"token\": \"...\"} first")
 _client_keys = itertools.count()
+log = structlog.get_logger("transport.mcp_relay")
 
 
 def add_routes(app: web.Application) -> None:
@@ -178,7 +182,7 @@ async def _forward_guarded(conn: Connection, key: int, message: dict[str, Any],
         await _forward(conn, key, message, notification)
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a JSON-RPC error, never a lost task or a traceback
+    except Exception as exc:
         log.error("relay.failed", error=repr(exc), exc_info=True)
         if not notification:
             with contextlib.suppress(Exception):
@@ -188,7 +192,7 @@ async def _forward_guarded(conn: Connection, key: int, message: dict[str, Any],
 async def _forward(conn: Connection, key: int, message: dict[str, Any], notification: bool) -> None:
     services = conn.services
     request_id = message.get("id")
-    timeout = float(services.actors.get("mcp", {}).get("call_timeout_s", 10.0))
+    timeout = services.settings("mcp", McpSettings).call_timeout_s
     try:
         ticket: RelayTicket = await _mcp(services).ask_async(
             RelayRequest(message["method"], message.get("params"), key), timeout=5)

@@ -13,7 +13,7 @@ from aiohttp import web
 from actors.health import GetHealth, HealthSnapshot
 from actors.messages import Subscribe, Unsubscribe
 from supervisor import SupervisionError
-from transport.app import SERVICES, Services
+from transport.services import SERVICES, Services
 from transport.ws import (
     CLOSE_UNSUPPORTED,
     Connection,

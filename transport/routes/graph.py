@@ -10,9 +10,9 @@ from aiohttp import web
 
 from actors.graph import MAX_EDGE_WEIGHT, MAX_NODE_ID, Graph, GraphEdge, GraphNode, NodeKind
 from actors.messages import GetGraph, SetGraph
-from supervisor import SupervisionError
-from transport.app import SERVICES, json_error
-from transport.ws import parse_json
+from transport.http_errors import DOMAIN_ERRORS, error_response, json_error
+from transport.json_input import parse_json
+from transport.services import SERVICES
 
 __all__ = [
     "MAX_EDGES",
@@ -106,8 +106,8 @@ async def put_graph(request: web.Request) -> web.Response:
     try:
         counts = await request.app[SERVICES].address("gpu_layout").ask_async(
             SetGraph(graph), timeout=60)
-    except SupervisionError as exc:
-        return json_error(503, f"layout unavailable: {exc}")
+    except DOMAIN_ERRORS as exc:
+        return error_response(exc, "layout")
     except ValueError as exc:  # the engine refused it; the layout kept its last good graph
         return json_error(400, f"graph rejected: {exc}")
     return web.json_response({"loaded": counts})
@@ -120,6 +120,6 @@ async def get_graph(request: web.Request) -> web.Response:
     try:
         view = await request.app[SERVICES].address("gpu_layout").ask_async(
             GetGraph(NodeKind(kind) if kind else None), timeout=30)
-    except SupervisionError as exc:
-        return json_error(503, f"layout unavailable: {exc}")
+    except DOMAIN_ERRORS as exc:
+        return error_response(exc, "layout")
     return web.json_response(view)

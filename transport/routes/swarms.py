@@ -7,15 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.hive_mind.errors import BackendUnavailable, CommandFailed, SpawnExpired, UnknownSession
 from actors.hive_mind.messages import GetSwarm, ListSwarms, SpawnRequest, SpawnSwarm, StopSwarm
+from actors.hive_mind.settings import HiveMindSettings
 from actors.mcp.messages import GetAgents
-from supervisor import SupervisionError
-from transport.app import SERVICES, json_error
-from transport.ws import parse_json
+from transport.http_errors import DOMAIN_ERRORS, error_response, json_error
+from transport.json_input import parse_json
+from transport.services import SERVICES
 
 __all__ = [
-    "SPAWN_COMMANDS",
     "SPAWN_KEYS",
     "SPAWN_QUEUE_S",
     "add_routes",
@@ -29,7 +28,6 @@ __all__ = [
 
 SPAWN_KEYS = {"task", "priority", "strategy", "max_agents"}
 SPAWN_QUEUE_S = 60.0  # the longest a spawn may wait behind others before it is refused
-SPAWN_COMMANDS = 4  # hive-mind init, task, spawn, status: each within command_timeout_s
 
 
 def add_routes(app: web.Application) -> None:
@@ -43,8 +41,8 @@ def add_routes(app: web.Application) -> None:
 async def agents(request: web.Request) -> web.Response:
     try:
         telemetry = await request.app[SERVICES].address("mcp").ask_async(GetAgents(), timeout=5)
-    except (SupervisionError, KeyError) as exc:
-        return json_error(503, f"MCP actor unavailable: {exc}")
+    except DOMAIN_ERRORS as exc:
+        return error_response(exc, "MCP actor")
     if telemetry is None:
         return web.json_response({"agents": [], "swarms": [], "total": 0, "polledAt": None})
     return web.json_response(telemetry.to_json())
@@ -54,14 +52,8 @@ async def _hive(request: web.Request, message: Any, timeout: float = 120) -> Any
     return await request.app[SERVICES].address("hive_mind").ask_async(message, timeout=timeout)
 
 
-def _failure(exc: Exception) -> web.Response:
-    if isinstance(exc, UnknownSession):
-        return json_error(404, str(exc))
-    if isinstance(exc, BackendUnavailable | SupervisionError | KeyError):
-        return json_error(503, f"swarm backend unavailable: {exc}")
-    if isinstance(exc, CommandFailed):
-        return json_error(502, f"the hive-mind command failed: {exc}")
-    raise exc
+def _failure(exc: BaseException) -> web.Response:
+    return error_response(exc, "swarm backend")
 
 
 async def spawn(request: web.Request) -> web.Response:
@@ -83,16 +75,11 @@ async def spawn(request: web.Request) -> web.Response:
     # Spawns run one at a time. One that cannot begin within SPAWN_QUEUE_S is dropped by the
     # actor ("not created", safe to retry); one that has begun is waited for to the end, within
     # the worst case of its commands, so that a 5xx never hides a swarm that was made.
-    hive = request.app[SERVICES].actors.get("hive_mind", {})
-    worst = SPAWN_COMMANDS * float(hive.get("command_timeout_s", 30.0)) * (int(hive.get("retries", 3)) + 1)
+    worst = request.app[SERVICES].settings("hive_mind", HiveMindSettings).spawn_worst_case_s()
     try:
         session = await _hive(request, SpawnSwarm(spawn_request, time.monotonic() + SPAWN_QUEUE_S),
                               timeout=SPAWN_QUEUE_S + worst)
-    except SpawnExpired as exc:
-        response = json_error(503, str(exc))
-        response.headers["Retry-After"] = "5"
-        return response
-    except (BackendUnavailable, SupervisionError, CommandFailed, KeyError) as exc:
+    except DOMAIN_ERRORS as exc:
         return _failure(exc)
     return web.json_response(session.to_json(), status=201)
 
@@ -100,7 +87,7 @@ async def spawn(request: web.Request) -> web.Response:
 async def list_swarms(request: web.Request) -> web.Response:
     try:
         sessions = await _hive(request, ListSwarms(refresh=request.query.get("refresh") == "true"))
-    except (BackendUnavailable, SupervisionError, KeyError) as exc:
+    except DOMAIN_ERRORS as exc:
         return _failure(exc)
     return web.json_response({"swarms": [s.to_json() for s in sessions], "total": len(sessions)})
 
@@ -108,7 +95,7 @@ async def list_swarms(request: web.Request) -> web.Response:
 async def get_swarm(request: web.Request) -> web.Response:
     try:
         session = await _hive(request, GetSwarm(request.match_info["id"]))
-    except (UnknownSession, BackendUnavailable, SupervisionError, CommandFailed) as exc:
+    except DOMAIN_ERRORS as exc:
         return _failure(exc)
     return web.json_response(session.to_json())
 
@@ -116,6 +103,6 @@ async def get_swarm(request: web.Request) -> web.Response:
 async def stop_swarm(request: web.Request) -> web.Response:
     try:
         session = await _hive(request, StopSwarm(request.match_info["id"]))
-    except (UnknownSession, BackendUnavailable, SupervisionError, CommandFailed) as exc:
+    except DOMAIN_ERRORS as exc:
         return _failure(exc)
     return web.json_response(session.to_json())

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from actors.messages import ActorStatus, StatusQuery
 from supervisor import SupervisionError
-from transport.app import SERVICES
+from transport.services import SERVICES
 
 __all__ = ["add_routes", "metrics"]
 
@@ -20,7 +20,7 @@ async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     try:
         status = await services.address("gpu_layout").ask_async(StatusQuery(), timeout=1)
-    except (SupervisionError, KeyError):
+    except SupervisionError:
         status = None
     if isinstance(status, ActorStatus):
         services.metrics.step_ms.set(float(status.detail.get("step_ms", 0.0)))

@@ -1,0 +1,37 @@
+"""``[actors.hive_mind]``: the hive-mind actor's settings, the one schema of its keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from actors.circuit_breaker import DOCKER_BREAKER, BreakerSettings
+from actors.schema import Settings, internal, seconds, setting
+
+__all__ = ["SPAWN_COMMANDS", "HiveMindSettings"]
+
+
+SPAWN_COMMANDS = 4  # a spawn runs hive-mind init, task, spawn and status, retried as one action
+
+
+@dataclass(frozen=True)
+class HiveMindSettings(Settings):
+    backend: Literal["local", "docker"] = "local"
+    container: str = "multi-agent-container"  # docker
+    docker_url: str = ""  # docker; empty: the environment's (DOCKER_HOST or the local socket)
+    cli: tuple[str, ...] = ()  # empty: the project's claude-flow (local) / "claude-flow" (docker)
+    sessions_dir: str = ""  # empty: <[server] state_dir>/sessions (local), /tmp/hive-sessions (docker)
+    command_timeout_s: float = seconds(30.0, lo=0.1)
+    retries: int = setting(3, lo=0, hi=10)
+    retry_delay_s: float = seconds(1.0)
+    health_interval_s: float = seconds(30.0, lo=0.5)
+    workers: int = setting(2, lo=1, hi=100)
+    breaker: BreakerSettings = internal(DOCKER_BREAKER)
+    mcp: str = internal("mcp")  # sibling told about new workers ("" to skip)
+
+    def spawn_worst_case_s(self) -> float:
+        """The longest a spawn that has begun can take: every attempt of its commands timing
+        out, with the pauses between attempts. A caller that waits this long is never left
+        with a 5xx for a swarm that was made."""
+        attempts = self.retries + 1
+        return attempts * SPAWN_COMMANDS * self.command_timeout_s + self.retries * self.retry_delay_s
