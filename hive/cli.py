@@ -9,8 +9,7 @@ import sys
 
 from hive.config import ConfigError, load_config, replace_server
 from hive.logs import configure_logging
-from hive.tokens import resolve_tokens
-from transport.security import is_loopback_host
+from hive.tokens import TOKEN_VARIABLES, resolve_tokens
 
 __all__ = ["DESCRIPTION", "EPILOG", "LOG_FORMATS", "LOG_LEVELS", "main", "parse_args"]
 
@@ -104,14 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("config.invalid", error=str(exc))
         print(f"hive-supervisor: configuration error: {exc}", file=sys.stderr)
         return 2
-    host = config.server.host
-    if not is_loopback_host(host) and not tokens.api:
-        message = (f"listening on {host} reaches beyond this machine, so changes need an API "
-                   f"token: set $HIVE_API_TOKEN, [server] api_token or --api-token-file FILE "
-                   f"(or listen on 127.0.0.1)")
-        log.error("config.exposed_without_token", host=host)
-        print(f"hive-supervisor: {message}", file=sys.stderr)
-        return 2
+    for variable in TOKEN_VARIABLES:  # resolved: children (MCP servers, CLI runs) get none
+        os.environ.pop(variable, None)
     if tokens.admin_file is not None:
         log.info("admin.token_file", file=str(tokens.admin_file.resolve()),
                  hint="the admin token is in this file (mode 0600); --admin-token-file or "

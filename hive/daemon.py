@@ -24,7 +24,7 @@ from transport.app import build_app
 from transport.fanout import FrameHub
 from transport.metrics import Metrics
 from transport.relay_policy import RelayPolicy, risky_tools
-from transport.security import AccessPolicy, is_loopback_host
+from transport.security import AccessPolicy, exposure_problem, is_loopback_host
 from transport.services import Services
 
 __all__ = ["EXIT_OK", "EXIT_ROOT_FAILED", "assemble", "serve"]
@@ -34,12 +34,22 @@ log = structlog.get_logger("hive")
 
 EXIT_OK = 0
 EXIT_ROOT_FAILED = 1
+EXIT_CONFIG = 2
 
 
 async def serve(config: Config) -> int:
     """Run until SIGTERM/SIGINT or the root gives up. ``config.server`` carries both tokens
     (resolved by :mod:`hive.tokens`)."""
     loop = asyncio.get_running_loop()
+    problem = exposure_problem(config.server.host, config.server.api_token)
+    if problem is not None:
+        log.error("config.exposed_without_token", host=config.server.host)
+        print(f"hive-supervisor: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if config.server.allowed_hosts and not config.server.api_token:
+        log.warning("daemon.names_without_token", hosts=list(config.server.allowed_hosts),
+                    hint="requests for these names (a reverse proxy?) change things without a "
+                         "token: set an API token")
     tree = SupervisionTree(build_root(config))
     stop = asyncio.Event()
     exit_code = EXIT_OK
@@ -73,7 +83,7 @@ async def serve(config: Config) -> int:
               f"{exc.strerror or exc}", file=sys.stderr)
         await runner.cleanup()
         await loop.run_in_executor(None, tree.stop, 5.0)
-        return 2
+        return EXIT_CONFIG
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     port = _bound_port(runner, config.server.port)

@@ -7,6 +7,7 @@ events are rendered. pykka's and aiohttp's stdlib loggers are routed through the
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Literal
 
@@ -60,6 +61,15 @@ def demote_bad_http(record: logging.LogRecord) -> bool:
     exc = record.exc_info[1] if record.exc_info else None
     if isinstance(exc, HttpProcessingError | RequestPayloadError):
         record.levelno, record.levelname = logging.INFO, "INFO"
-        record.msg, record.args = "bad HTTP from a client: %s", (exc,)
+        record.msg, record.args = "bad HTTP from a client: %s", (redact(str(exc))[:300],)
         record.exc_info = record.exc_text = None
     return True
+
+
+_SECRETS = re.compile(r"(?i)(token=|bearer\s+|authorization:\s*\S+\s+)[^&\s'\"\\]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with every token value replaced: aiohttp quotes the raw request line and
+    headers of a request it cannot parse, ``?token=`` and ``Authorization`` included."""
+    return _SECRETS.sub(lambda m: f"{m.group(1)}[redacted]", text)

@@ -29,6 +29,10 @@ __all__ = ["ADMIN_TOKEN_FILE", "MIN_TOKEN_CHARS", "Tokens", "read_token_file", "
 log = structlog.get_logger("hive.tokens")
 
 ADMIN_TOKEN_FILE = "admin-token"
+# Where tokens may come from in the environment; removed once read, so that no child process
+# (an MCP server, a hive-mind CLI run, an agent it starts) inherits them.
+TOKEN_VARIABLES = ("HIVE_API_TOKEN", "HIVE_ADMIN_TOKEN", "HIVE_SERVER_API_TOKEN",
+                   "HIVE_SERVER_ADMIN_TOKEN")
 MIN_TOKEN_CHARS = 16
 
 
@@ -69,15 +73,19 @@ def _kept_admin_token(state_dir: Path) -> tuple[str, Path]:
     """The admin token kept in the state folder, made on first use with mode 0600."""
     path = state_dir / ADMIN_TOKEN_FILE
     state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         if os.stat(path).st_mode & 0o077:
             os.chmod(path, 0o600)
-        return read_token_file(path, "admin token"), path
+        return _check(read_token_file(path, "admin token"), "admin token"), path
+    # written whole, then renamed into place: a crash mid-way leaves no empty token file
     token = secrets.token_urlsafe(32)
+    temporary = state_dir / f".{ADMIN_TOKEN_FILE}.{os.getpid()}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
     return token, path
 
 

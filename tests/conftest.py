@@ -1,10 +1,16 @@
-"""Shared fixtures: a real daemon app (tree + aiohttp) on an ephemeral loopback port."""
+"""Shared fixtures and helpers: a real daemon app (tree + aiohttp) on an ephemeral loopback port,
+the real claude-flow and podman peers, WebSocket readers decoding by the protocol's text, and the
+one polling helper (:func:`wait_for`). Test files import helpers from here, never from each
+other."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-from collections.abc import AsyncIterator, Iterator
+import struct
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,3 +130,103 @@ def podman_service(tmp_path: Path) -> Iterator[PodmanService]:
         # stop() raises on stragglers; this guards against a regression in stop() itself.
         assert svc.leftover_pids() == [], "podman namespace processes survived stop()"
         assert not (tmp_path / "podman").exists(), "state folder survived stop()"
+
+
+# -- waiting ----------------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+             what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after
+    ``timeout`` seconds. Deadlines are timeouts: a slow path fails here, never by a wall-clock
+    assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(interval)
+
+
+# -- WebSocket readers, decoding by the protocol's text (not the server's own codec) ----------
+
+def decode_by_spec(data: bytes) -> list[tuple[int, tuple[float, ...], tuple[float, ...], float, int]]:
+    assert data[0] == 2, "version byte"
+    assert (len(data) - 1) % 36 == 0, "1 + k*36 bytes"
+    out = []
+    for offset in range(1, len(data), 36):
+        rid, px, py, pz, vx, vy, vz, dist, parent = struct.unpack_from("<I3f3ffi", data, offset)
+        out.append((rid, (px, py, pz), (vx, vy, vz), dist, parent))
+    return out
+
+
+async def receive_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await receive(ws, max(0.01, deadline - time.monotonic()))
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            data = json.loads(msg.data)
+            if data["type"] == kind:
+                return data
+        elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            raise AssertionError(f"closed while waiting for {kind}: {msg}")
+
+
+async def receive_binary(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await receive(ws, max(0.01, deadline - time.monotonic()))
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            return bytes(msg.data)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            raise AssertionError(f"closed while waiting for a frame: {msg}")
+
+
+async def load_graph(d: Daemon, n: int = 20) -> None:
+    body = {"nodes": [{"id": i, "label": f"n{i}"} for i in range(n)],
+            "edges": [{"source": i, "target": (i + 1) % n} for i in range(n)]}
+    async with d.session.put(f"{d.url}/api/graph", json=body) as r:
+        assert r.status == 200, await r.text()
+
+
+
+# -- the agents' planes: real claude-flow servers behind the MCP pool and its CLI ----------------
+
+def agents_config(state: Path) -> str:
+    """Every actor, fast ticks, all state under ``state``."""
+    return f"""
+[actors.mcp]
+pool_size = 2
+poll_interval_s = 0.2
+state_dir = "{state / 'mcp'}"
+[actors.hive_mind]
+sessions_dir = "{state / 'sessions'}"
+health_interval_s = 1.0
+[actors.health]
+interval_s = 0.3
+"""
+
+
+@pytest.fixture
+async def agents_daemon(claude_flow: list[str], tmp_path: Path) -> AsyncIterator[Daemon]:
+    d = await start_daemon(agents_config(tmp_path))
+    d.state = tmp_path  # type: ignore[attr-defined]
+    yield d
+    await d.stop()
+
+
+
+def server_pids(folder: Path) -> list[int]:
+    """Processes whose working directory is inside ``folder`` (the pooled servers)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+            except OSError:
+                continue
+            if cwd.startswith(str(folder)):
+                pids.append(int(entry))
+    return pids

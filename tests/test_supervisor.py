@@ -27,14 +27,7 @@ from supervisor import (
     UnknownChild,
     WorkerSpec,
 )
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.002)
+from tests.conftest import wait_for
 
 
 class Probe(pykka.ThreadingActor):
@@ -144,8 +137,8 @@ def test_one_for_all_restarts_every_child_in_order(trees: list, events: Any) -> 
     tree = start(trees, three(Strategy.ONE_FOR_ALL, events))
     drain(events)
     tree.address("root/b").tell("crash")
-    wait_until(lambda: all(v == 2 for k, v in incarnations(tree).items() if k != "root"))
-    wait_until(lambda: tree.describe("root/c")["state"] == "running")
+    wait_for(lambda: all(v == 2 for k, v in incarnations(tree).items() if k != "root"))
+    wait_for(lambda: tree.describe("root/c")["state"] == "running")
     seen = drain(events)
     # the survivors stop in reverse order, then all three start in order
     assert [e for e in seen if e[0] == "stop"] == [("stop", "root/c", 1), ("stop", "root/a", 1)]
@@ -156,8 +149,8 @@ def test_one_for_all_restarts_every_child_in_order(trees: list, events: Any) -> 
 def test_rest_for_one_restarts_failed_and_later_children(trees: list, events: Any) -> None:
     tree = start(trees, three(Strategy.REST_FOR_ONE, events))
     tree.address("root/b").tell("crash")
-    wait_until(lambda: incarnations(tree)["root/c"] == 2)
-    wait_until(lambda: tree.describe("root/c")["state"] == "running")
+    wait_for(lambda: incarnations(tree)["root/c"] == 2)
+    wait_for(lambda: tree.describe("root/c")["state"] == "running")
     assert incarnations(tree) == {"root": 1, "root/a": 1, "root/b": 2, "root/c": 2}
 
 
@@ -167,14 +160,14 @@ def test_rest_for_one_restarts_failed_and_later_children(trees: list, events: An
 def test_permanent_child_is_restarted_after_a_normal_exit(trees: list) -> None:
     tree = start(trees, SupervisorSpec("root", (worker("p"),)))
     tree.address("root/p").tell("exit")
-    wait_until(lambda: tree.describe("root/p")["incarnation"] == 2)
+    wait_for(lambda: tree.describe("root/p")["incarnation"] == 2)
 
 
 def test_transient_child_restarted_only_after_abnormal_exit(trees: list) -> None:
     tree = start(trees, SupervisorSpec("root", (worker("t", restart="transient"),)))
     crash_and_wait(tree, "root/t", 2)
     tree.address("root/t").tell("exit")
-    wait_until(lambda: tree.describe("root/t")["state"] == "stopped")
+    wait_for(lambda: tree.describe("root/t")["state"] == "stopped")
     time.sleep(0.05)
     node = tree.describe("root/t")
     assert node["state"] == "stopped" and node["incarnation"] == 2
@@ -185,7 +178,7 @@ def test_transient_child_restarted_only_after_abnormal_exit(trees: list) -> None
 def test_temporary_child_is_never_restarted_and_stays_listed(trees: list) -> None:
     tree = start(trees, SupervisorSpec("root", (worker("tmp", restart="temporary"), worker("x"))))
     tree.address("root/tmp").tell("crash")
-    wait_until(lambda: tree.describe("root/tmp")["state"] == "stopped")
+    wait_for(lambda: tree.describe("root/tmp")["state"] == "stopped")
     node = tree.describe("root/tmp")
     assert node["incarnation"] == 1 and node["restarts"] == 0
     assert node["last_failure"]["message"] == "crash requested"
@@ -199,14 +192,14 @@ def test_temporary_child_under_one_for_all(trees: list, events: Any) -> None:
     tree = start(trees, spec)
     # a temporary child's own crash restarts nobody
     tree.address("root/tmp").tell("crash")
-    wait_until(lambda: tree.describe("root/tmp")["state"] == "stopped")
+    wait_for(lambda: tree.describe("root/tmp")["state"] == "stopped")
     assert incarnations(tree) == {"root": 1, "root/a": 1, "root/tmp": 1, "root/c": 1}
     # restart it by hand, then crash a sibling: the temporary child is stopped, not restarted
     tree.start_child("root/tmp")
     assert tree.describe("root/tmp")["incarnation"] == 2
     tree.address("root/c").tell("crash")
-    wait_until(lambda: incarnations(tree)["root/a"] == 2 and incarnations(tree)["root/c"] == 2)
-    wait_until(lambda: tree.describe("root/c")["state"] == "running")
+    wait_for(lambda: incarnations(tree)["root/a"] == 2 and incarnations(tree)["root/c"] == 2)
+    wait_for(lambda: tree.describe("root/c")["state"] == "running")
     assert tree.describe("root/tmp")["state"] == "stopped"
     assert tree.describe("root/tmp")["incarnation"] == 2
 
@@ -248,7 +241,7 @@ def test_escalation_through_three_levels(trees: list, events: Any) -> None:
     root = SupervisorSpec("root", (worker("r", events), mid), max_restarts=1, within_seconds=10)
     tree = start(trees, root)
     tree.address("root/mid/leaf/w").tell("crash")
-    wait_until(lambda: tree.describe("root/mid")["incarnation"] == 2
+    wait_for(lambda: tree.describe("root/mid")["incarnation"] == 2
                and tree.describe("root/mid")["state"] == "running")
     assert incarnations(tree) == {
         "root": 1, "root/r": 1, "root/mid": 2, "root/mid/leaf": 2,
@@ -328,7 +321,7 @@ def test_base_exception_crashes_one_actor_not_all(trees: list) -> None:
         tree.address("root/a").ask("system-exit")
     assert tree.address("root/a").wait_running(2, timeout=5)
     tree.address("root/a").tell("system-exit")
-    wait_until(lambda: tree.describe("root/a")["incarnation"] == 3
+    wait_for(lambda: tree.describe("root/a")["incarnation"] == 3
                and tree.describe("root/a")["state"] == "running")
     assert tree.address("root/b").ask("ping") == ("pong", 1)
     assert tree.describe("root/a")["last_failure"]["type"] == "SystemExit"
@@ -402,7 +395,7 @@ def test_backoff_delays_restarts_and_resets_after_quiet(trees: list) -> None:
                                        within_seconds=5, backoff=backoff), clock=clock)
     for expected in (1.0, 2.0, 4.0, 4.0):
         tree.address("root/w").tell("crash")
-        wait_until(lambda: clock.pending() != [])
+        wait_for(lambda: clock.pending() != [])
         assert clock.pending() == [expected]
         assert tree.describe("root/w")["state"] == "restarting"
         with pytest.raises(ChildUnavailable, match="restarting"):
@@ -410,10 +403,10 @@ def test_backoff_delays_restarts_and_resets_after_quiet(trees: list) -> None:
         clock.advance(expected - 0.01)
         assert tree.describe("root/w")["state"] == "restarting"
         clock.advance(0.01)
-        wait_until(lambda: tree.describe("root/w")["state"] == "running")
+        wait_for(lambda: tree.describe("root/w")["state"] == "running")
     clock.advance(31.0)  # a quiet period: the next restart starts from the minimum again
     tree.address("root/w").tell("crash")
-    wait_until(lambda: clock.pending() != [])
+    wait_for(lambda: clock.pending() != [])
     assert clock.pending() == [1.0]
 
 
@@ -506,9 +499,9 @@ def test_thousand_crash_restart_cycles_leave_nothing_behind() -> None:
                 time.sleep(0)
     assert tree.describe("root/w")["restarts"] == 1000
     assert len(pykka.ActorRegistry.get_all()) == 3  # root, w, v
-    wait_until(lambda: threading.active_count() == threads_before + 3)
+    wait_for(lambda: threading.active_count() == threads_before + 3)
     tree.stop(timeout=5)
-    wait_until(lambda: threading.active_count() == threads_before)
+    wait_for(lambda: threading.active_count() == threads_before)
     assert pykka.ActorRegistry.get_all() == []
 
 
@@ -531,7 +524,7 @@ def test_a_child_backoff_of_its_own(trees: list) -> None:
     spec = SupervisorSpec("root", (WorkerSpec("w", Probe, backoff=Backoff(min_s=3, max_s=3)),))
     tree = start(trees, spec, clock=clock)
     tree.address("root/w").tell("crash")
-    wait_until(lambda: clock.pending() == [3.0])
+    wait_for(lambda: clock.pending() == [3.0])
     clock.advance(3)
     assert tree.address("root/w").wait_running(2, timeout=5)
 
@@ -558,7 +551,7 @@ def test_admin_stop_during_a_shared_backoff_keeps_the_others_waiting(trees: list
                           max_restarts=10, within_seconds=60, backoff=Backoff(min_s=2, max_s=2))
     tree = start(trees, spec, clock=clock)
     tree.address("root/a").tell("crash")
-    wait_until(lambda: clock.pending() == [2.0])
+    wait_for(lambda: clock.pending() == [2.0])
     assert tree.stop_child("root/b")["state"] == "stopped"
     assert clock.pending() == [2.0]  # a and c still wait on the shared timer
     clock.advance(2)

@@ -63,21 +63,21 @@ class RelayPolicy:
     def refusal(self, method: str, params: Any) -> str | None:
         """Why this request is not forwarded, or None when it may be."""
         if method not in FORWARDED_METHODS:
-            return (f"method {method!r} is not forwarded by this relay (policy: only "
+            return (f"method {method[:100]!r} is not forwarded by this relay (policy: only "
                     f"{', '.join(sorted(FORWARDED_METHODS))}); see docs/security.md")
         if method == "tools/call":
             name = params.get("name") if isinstance(params, Mapping) else None
             if not isinstance(name, str):
                 return "tools/call needs params.name, a tool name"
             if name not in self.tools:
-                return (f"tool {name!r} is not on this relay's allow-list ([server] "
+                return (f"tool {name[:100]!r} is not on this relay's allow-list ([server] "
                         f"relay_tools); see docs/security.md")
         return None
 
     def filter_listing(self, result: Any) -> Any:
         """A ``tools/list`` result with only the allowed tools in it."""
         if not isinstance(result, Mapping) or not isinstance(result.get("tools"), list):
-            return result
+            return {"tools": []}  # an answer of a shape we do not know passes nothing through
         tools = [t for t in result["tools"]
                  if isinstance(t, Mapping) and t.get("name") in self.tools]
         return {**result, "tools": tools}

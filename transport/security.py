@@ -4,12 +4,13 @@ Loopback is no security boundary against a browser: any web page can send a "sim
 127.0.0.1, and DNS rebinding can put an attacker's name on a loopback address. So, on every
 route, HTTP and WebSocket alike:
 
-1. ``Host`` must be one of the daemon's own names: an IP address literal (a rebinding attack
-   needs a name), ``localhost``, the bind address, or ``[server] allowed_hosts``; else 403.
+1. ``Host`` must be one of the daemon's own names: a loopback address or ``localhost``, the
+   bind address, any address literal when bound to every address (a rebinding attack needs a
+   DNS name), or ``[server] allowed_hosts``; else 403.
 2. A request that carries ``Origin`` (a browser's) must come from an allowed origin: by default
    this daemon's own, scheme, host and port (loopback names stand for each other), or one of
    ``[server] allowed_origins``; else 403.
-3. When an API token is set, a change (POST, PUT, PATCH, DELETE outside ``/admin``, which has
+3. When an API token is set, a change (any method but GET, HEAD, OPTIONS, outside ``/admin``, which has
    its own token) needs it, as ``Authorization: Bearer <token>`` or ``?token=<token>``; else
    401. WebSockets check it per message that changes state (see :func:`ws_authorized`).
 4. A change with a body must say ``Content-Type: application/json``; else 415. A browser
@@ -32,12 +33,15 @@ import structlog
 from aiohttp import web
 
 __all__ = [
-    "CHANGING_METHODS",
     "LOOPBACK_NAMES",
+    "SAFE_METHODS",
+    "WILDCARD_BINDS",
     "AccessPolicy",
     "Handler",
     "Refusal",
+    "exposure_problem",
     "is_loopback_host",
+    "is_origin",
     "request_token",
     "security_middleware",
     "tokens_match",
@@ -46,7 +50,9 @@ __all__ = [
 
 log = structlog.get_logger("transport.security")
 
-CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Everything else is a change (POST, PUT, PATCH, DELETE, and any method a route may add).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 LOOPBACK_NAMES = frozenset({"localhost"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Refusal = Callable[[int, str, str], web.StreamResponse]
@@ -69,6 +75,26 @@ def _is_ip_literal(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_origin(text: str) -> bool:
+    """``scheme://host[:port]`` with an http(s) scheme: what an allow-list entry must be."""
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/") \
+        and not parts.query and not parts.fragment and parts.username is None
+
+
+def exposure_problem(host: str, api_token: str) -> str | None:
+    """Why listening on ``host`` without an API token is refused (None when it is fine)."""
+    if is_loopback_host(host) or api_token:
+        return None
+    return (f"listening on {host or 'every address'} reaches beyond this machine, so changes "
+            f"need an API token: set $HIVE_API_TOKEN, [server] api_token or --api-token-file "
+            f"FILE (or listen on 127.0.0.1)")
 
 
 def tokens_match(given: str | None, expected: str) -> bool:
@@ -102,17 +128,25 @@ class AccessPolicy:
     def host_allowed(self, host_header: str | None) -> bool:
         if host_header is None:  # HTTP/1.0 without Host: not a browser
             return True
+        if any(c in host_header for c in "@/\\?#"):
+            return False
         try:
             name = urlsplit(f"//{host_header}").hostname
         except ValueError:
             return False
         if not name:
             return False
-        own = {self.bind_host.lower(), *(h.lower() for h in self.allowed_hosts)}
-        return is_loopback_host(name) or _is_ip_literal(name) or name in own
+        own = {self.bind_host.lower().strip("[]"), *(h.lower() for h in self.allowed_hosts)}
+        if is_loopback_host(name) or name.strip("[]") in own:
+            return True
+        # Bound to every address, the daemon answers to each of this machine's addresses; an
+        # address literal cannot be rebound by DNS, so any literal is one of its own names.
+        return self.bind_host in WILDCARD_BINDS and _is_ip_literal(name)
 
     def origin_allowed(self, origin: str, host_header: str | None, own_port: int | None) -> bool:
         """Scheme, host and port: the daemon's own origin, or one on the allow-list."""
+        if not is_origin(origin):  # "null" (sandboxed frames, data: pages), "*", garbage
+            return False
         if self.allowed_origins:
             return _normal_origin(origin) in {_normal_origin(a) for a in self.allowed_origins}
         try:
@@ -134,7 +168,7 @@ class AccessPolicy:
                                                   or is_loopback_host(request_host))
 
     def token_required(self, request: web.Request) -> bool:
-        return bool(self.api_token) and request.method in CHANGING_METHODS and not (
+        return bool(self.api_token) and request.method not in SAFE_METHODS and not (
             request.path == "/admin" or request.path.startswith("/admin/"))
 
     def authorized(self, request: web.Request) -> bool:
@@ -193,7 +227,7 @@ def security_middleware(policy: Callable[[web.Request], AccessPolicy], refuse: R
                                    "Bearer <token>' (or ?token=)", "token")
             response.headers["WWW-Authenticate"] = 'Bearer realm="hive-supervisor"'
             return response
-        if request.method in CHANGING_METHODS and _has_body(request):
+        if request.method not in SAFE_METHODS and _has_body(request):
             content_type = request.headers.get("Content-Type")
             if content_type is None or not _is_json(content_type):
                 count("content_type")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from actors.schema import Settings, seconds, setting
+from actors.schema import SettingError, Settings, seconds, setting
 from transport.relay_policy import DEFAULT_RELAY_TOOLS
+from transport.security import is_origin
 
 __all__ = ["MiB", "ServerSettings"]
 
@@ -30,3 +31,10 @@ class ServerSettings(Settings):
     ping_interval_s: float = seconds(5.0, lo=0.1)
     idle_timeout_s: float = seconds(30.0, lo=1.0)  # a silent WebSocket client is closed (1008)
     shutdown_timeout_s: float = seconds(5.0, lo=0.5)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for origin in self.allowed_origins:
+            if not is_origin(origin):
+                raise SettingError("allowed_origins", f"{origin[:80]!r} is not an origin "
+                                   f"(scheme://host[:port], http or https; there is no wildcard)")

@@ -55,7 +55,7 @@ class Connection:
     route: str
     services: Services
     lock: asyncio.Lock
-    authorized: bool = True  # may change state: no API token is set, or the client gave it
+    authorized: bool = False  # may change state: no API token is set, or the client gave it
     heartbeat: asyncio.Task[None] | None = None
 
     async def send_json(self, payload: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from actors.graph import KNOWLEDGE_FLAG
 from actors.messages import PositionFrame
-from tests.transport.test_wss import decode_by_spec
+from tests.conftest import decode_by_spec
 from transport.fanout import FrameHub
 
 IDS = np.array([KNOWLEDGE_FLAG | i for i in range(4)], dtype=np.uint32)

@@ -12,8 +12,7 @@ import pytest
 from aiohttp.http_exceptions import BadHttpMessage
 
 from hive.logs import demote_bad_http
-from tests.conftest import JSON, Daemon, receive, start_daemon
-from tests.transport.test_wss import receive_json
+from tests.conftest import JSON, Daemon, receive, receive_json, start_daemon
 from transport.routes import health as health_routes
 
 
@@ -229,6 +228,20 @@ async def test_malformed_http_is_answered_by_aiohttp_and_logged_without_a_traceb
                                None, (BadHttpMessage, error, None))
     assert demote_bad_http(record) and record.levelno == logging.INFO and record.exc_info is None
     assert "Invalid method" in record.getMessage()
+
+
+def test_tokens_in_a_malformed_request_are_redacted_from_the_log() -> None:
+    """aiohttp quotes the raw request line and headers of what it cannot parse; a client's
+    ?token= or Authorization header must not reach the log that way (found by review)."""
+    secret = "Tok3n-secret-value-123456"
+    for raw in (f"b'GET /api/graph?token={secret}\\x01 HTTP/1.1'",
+                f"Bad header: b'Authorization: Bearer {secret}\\x7f'",
+                f"b'PUT /x?a=1&token={secret}&pad=aaaa HTTP/9'"):
+        error = BadHttpMessage(raw)
+        record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 0, "Error", None,
+                                   (BadHttpMessage, error, None))
+        demote_bad_http(record)
+        assert secret not in record.getMessage() and "[redacted]" in record.getMessage()
 
 
 async def test_admin_kill_restarts_the_actor_and_shows_the_new_incarnation(daemon: Daemon) -> None:

@@ -11,9 +11,19 @@ import aiohttp
 import pytest
 
 from actors.graph import KNOWLEDGE_FLAG
-from tests.conftest import JSON, WITHOUT_AGENTS, Daemon, start_daemon
-from tests.transport.test_wss import decode_by_spec, load_graph, receive_binary, receive_json
+from tests.conftest import (
+    JSON,
+    WITHOUT_AGENTS,
+    Daemon,
+    decode_by_spec,
+    load_graph,
+    receive_binary,
+    receive_json,
+    start_daemon,
+)
+from actors.schema import SettingError
 from transport.security import AccessPolicy, is_loopback_host
+from transport.settings import ServerSettings
 
 API_TOKEN = "api-token-for-the-tests-0123"
 WS_ROUTES = ("/wss", "/ws/hybrid-health", "/ws/speech", "/ws/mcp-relay")
@@ -35,12 +45,21 @@ async def knowledge_ids(d: Daemon) -> list[int]:
 
 @pytest.mark.parametrize(("host", "allowed"), [
     ("127.0.0.1:8080", True), ("localhost:8080", True), ("[::1]:8080", True), ("127.1.2.3", True),
-    ("10.0.0.7:8080", True),  # an address literal cannot be rebound
-    ("evil.example:8080", False), ("localhost.evil.example", False), ("", False),
-    ("[::1", False),
+    ("10.0.0.7:8080", False),  # bound to loopback: not one of its names
+    ("8.8.8.8", False), ("evil.example:8080", False), ("localhost.evil.example", False),
+    ("", False), ("[::1", False), ("evil.example@127.0.0.1", False), ("127.0.0.1/evil", False),
 ])
 def test_host_rule(host: str, allowed: bool) -> None:
     assert AccessPolicy().host_allowed(host) is allowed
+
+
+def test_host_rule_beyond_loopback() -> None:
+    """Bound to one address, that address is a name; bound to every address, any address
+    literal is (a rebinding attack needs a DNS name); names still need allowed_hosts."""
+    assert AccessPolicy(bind_host="10.0.0.7").host_allowed("10.0.0.7:8080")
+    assert not AccessPolicy(bind_host="10.0.0.7").host_allowed("10.0.0.8:8080")
+    assert AccessPolicy(bind_host="0.0.0.0").host_allowed("10.0.0.8:8080")
+    assert not AccessPolicy(bind_host="0.0.0.0").host_allowed("hive.lan:8080")
 
 
 def test_configured_host_names_are_allowed() -> None:
@@ -68,6 +87,16 @@ def test_configured_origins_replace_the_default() -> None:
     rules = AccessPolicy(allowed_origins=("https://console.example",))
     assert rules.origin_allowed("https://console.example:443", "127.0.0.1:8080", 8080)
     assert not rules.origin_allowed("http://127.0.0.1:8080", "127.0.0.1:8080", 8080)
+    assert not rules.origin_allowed("null", "127.0.0.1:8080", 8080)
+
+
+@pytest.mark.parametrize("entry", ["*", "null", "localhost:3000", "127.0.0.1:3000", "ftp://x",
+                                   "http://a/path", "http://"])
+def test_an_allow_list_entry_must_be_an_origin(entry: str) -> None:
+    """A schemeless entry or a wildcard once compared equal to ``Origin: null`` (found by
+    review: a sandboxed frame could then change things)."""
+    with pytest.raises(SettingError, match="allowed_origins: .* is not an origin"):
+        ServerSettings(allowed_origins=(entry,))
 
 
 def test_loopback_names() -> None:

@@ -161,8 +161,8 @@ async def _initialize(conn: Connection, request_id: Any) -> None:
     result = dict(info or {"protocolVersion": PROTOCOL_VERSION,
                            "serverInfo": {"name": "hive-supervisor relay"}})
     # the relay forwards tools alone: resources and prompts are not offered through it
-    tools = (result.get("capabilities") or {}).get("tools", {})
-    result["capabilities"] = {"tools": tools if isinstance(tools, dict) else {}}
+    # (and tools/list_changed notifications are not forwarded, so none is promised)
+    result["capabilities"] = {"tools": {}}
     await conn.send_json({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 

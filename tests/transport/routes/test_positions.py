@@ -7,7 +7,6 @@ import asyncio
 import json
 import struct
 import time
-from typing import Any
 
 import aiohttp
 import numpy as np
@@ -15,46 +14,7 @@ import pytest
 
 from actors.graph import AGENT_FLAG, KNOWLEDGE_FLAG, Graph, GraphEdge, GraphNode, NodeKind
 from actors.messages import PositionFrame, SetGraph, Step
-from tests.conftest import Daemon, receive
-
-
-def decode_by_spec(data: bytes) -> list[tuple[int, tuple[float, ...], tuple[float, ...], float, int]]:
-    assert data[0] == 2, "version byte"
-    assert (len(data) - 1) % 36 == 0, "1 + k*36 bytes"
-    out = []
-    for offset in range(1, len(data), 36):
-        rid, px, py, pz, vx, vy, vz, dist, parent = struct.unpack_from("<I3f3ffi", data, offset)
-        out.append((rid, (px, py, pz), (vx, vy, vz), dist, parent))
-    return out
-
-
-async def receive_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = await receive(ws, max(0.01, deadline - time.monotonic()))
-        if msg.type == aiohttp.WSMsgType.TEXT:
-            data = json.loads(msg.data)
-            if data["type"] == kind:
-                return data
-        elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-            raise AssertionError(f"closed while waiting for {kind}: {msg}")
-
-
-async def receive_binary(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = await receive(ws, max(0.01, deadline - time.monotonic()))
-        if msg.type == aiohttp.WSMsgType.BINARY:
-            return bytes(msg.data)
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-            raise AssertionError(f"closed while waiting for a frame: {msg}")
-
-
-async def load_graph(d: Daemon, n: int = 20) -> None:
-    body = {"nodes": [{"id": i, "label": f"n{i}"} for i in range(n)],
-            "edges": [{"source": i, "target": (i + 1) % n} for i in range(n)]}
-    async with d.session.put(f"{d.url}/api/graph", json=body) as r:
-        assert r.status == 200, await r.text()
+from tests.conftest import Daemon, decode_by_spec, load_graph, receive, receive_binary, receive_json, start_daemon
 
 
 async def test_connect_ping_subscribe_and_stream(daemon: Daemon) -> None:
@@ -135,7 +95,6 @@ async def test_bad_messages_get_errors_and_the_stream_stays_usable(daemon: Daemo
 
 
 async def test_oversize_message_closes_with_1009_and_others_are_unaffected(daemon: Daemon) -> None:
-    from tests.conftest import start_daemon
 
     d = await start_daemon(max_ws_message_bytes=4096)
     try:
@@ -165,7 +124,6 @@ async def test_origin_allow_list(daemon: Daemon) -> None:
 
 
 async def test_max_clients(daemon: Daemon) -> None:
-    from tests.conftest import start_daemon
 
     d = await start_daemon(max_clients=2)
     try:
@@ -183,7 +141,6 @@ async def test_max_clients(daemon: Daemon) -> None:
 
 
 async def test_silent_client_is_closed_and_pings_are_sent() -> None:
-    from tests.conftest import start_daemon
 
     d = await start_daemon(ping_interval_s=0.2, idle_timeout_s=1.0)
     try:

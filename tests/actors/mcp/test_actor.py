@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +24,7 @@ from actors.mcp.servers import StdioConnector
 from actors.mcp.settings import McpSettings
 from actors.messages import GetGraph, GetSnapshot, StatusQuery
 from supervisor import Backoff, SupervisionTree, SupervisorSpec, WorkerSpec
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-def server_pids(folder: Path) -> list[int]:
-    """Processes whose working directory is inside ``folder`` (the pooled servers)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cwd = os.readlink(f"/proc/{entry}/cwd")
-            except OSError:
-                continue
-            if cwd.startswith(str(folder)):
-                pids.append(int(entry))
-    return pids
+from tests.conftest import server_pids, wait_for
 
 
 def make_tree(claude_flow: list[str], state: Path, **overrides: Any) -> SupervisionTree:

@@ -20,7 +20,7 @@ from actors.speech.resilient import FallbackStt, FallbackTts, RetryPolicy
 from actors.speech.stt import HttpWhisperStt, PocketSphinxStt, Transcript
 from actors.speech.tts import EspeakTts, HttpTts
 from supervisor import Backoff
-from tests.speech.conftest import Speak
+from tests.actors.speech.conftest import Speak
 
 NO_JITTER = RetryPolicy(attempts=4, backoff=Backoff(min_s=0.1, max_s=1.0, multiplier=2.0, jitter=0.0))
 

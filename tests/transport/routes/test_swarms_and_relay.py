@@ -15,9 +15,16 @@ import aiohttp
 import pytest
 
 from actors.graph import AGENT_FLAG
-from tests.agents.test_mcp_actor import server_pids
-from tests.conftest import JSON, Daemon, receive, start_daemon
-from tests.transport.test_wss import decode_by_spec, receive_binary, receive_json
+from tests.conftest import (
+    JSON,
+    Daemon,
+    decode_by_spec,
+    receive,
+    receive_binary,
+    receive_json,
+    server_pids,
+    start_daemon,
+)
 from transport.relay_policy import DEFAULT_RELAY_TOOLS
 from transport.routes import swarms as swarm_routes
 

@@ -10,8 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.agents.conftest import agents_config
-from tests.conftest import Daemon, receive, start_daemon
+from tests.conftest import Daemon, agents_config, receive, start_daemon
 from transport.relay_policy import DEFAULT_RELAY_TOOLS
 
 API_TOKEN = "api-token-for-the-tests-0123"
@@ -53,6 +52,9 @@ async def test_the_relay_refuses_terminal_execute_and_nothing_runs(
         allowed = await rpc(ws, {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                                  "params": {"name": "agent_list", "arguments": {}}})
         assert "result" in allowed
+        huge = await rpc(ws, {"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+                              "params": {"name": "A" * 100_000, "arguments": {}}})
+        assert len(huge["error"]["message"]) < 300  # a refusal quotes a bounded part of the name
 
 
 async def test_a_widened_allow_list_does_run_the_command(claude_flow: list[str], tmp_path: Path) -> None:

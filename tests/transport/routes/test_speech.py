@@ -19,12 +19,12 @@ import pytest
 
 from actors.messages import StatusQuery
 from actors.speech.audio import decode_wav, resample
-from tests.conftest import Daemon, receive, start_daemon
+from tests.conftest import REPO, Daemon, receive, start_daemon
 
 
 @pytest.fixture(scope="session")
 def espeak() -> str:
-    script = Path(__file__).resolve().parents[2] / "scripts" / "install-speech.sh"
+    script = Path(REPO) / "scripts" / "install-speech.sh"
     done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"install-speech.sh failed:\n{done.stdout}\n{done.stderr}"
     return "espeak-ng"

@@ -16,7 +16,7 @@ import pytest
 from actors.speech.audio import Pcm16Audio, decode_wav
 from actors.speech.stt import PocketSphinxStt
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 INSTALL = ROOT / "scripts" / "install-speech.sh"
 
 

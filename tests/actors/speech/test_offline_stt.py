@@ -12,7 +12,7 @@ from actors.speech.audio import resample
 from actors.speech.commands import PHRASES, all_utterances, parse_command
 from actors.speech.errors import AudioError, SpeechError
 from actors.speech.stt import PocketSphinxStt, SpeechToText, Transcript
-from tests.speech.conftest import Speak
+from tests.actors.speech.conftest import Speak
 
 COMMANDS = all_utterances()
 PLAIN_COMMANDS = tuple(p for p in PHRASES.values() if "{" not in p)
