@@ -76,9 +76,6 @@ class FrameHub:
         self._latest: _Encodings | None = None
         self._on_sent = on_sent or (lambda _n, _b: None)
         self._on_dropped = on_dropped or (lambda _n: None)
-        self.frame_age_s: list[float] = []  # filled only while ``record_age`` is set (bench)
-        self.record_age = False
-        self._published_at: dict[int, float] = {}
 
     @property
     def clients(self) -> int:
@@ -107,8 +104,6 @@ class FrameHub:
     def publish(self, frame: PositionFrame) -> None:
         """On the loop: put the frame in every subscribed client's newest-frame slot."""
         self._latest = _Encodings(frame)
-        if self.record_age:
-            self._published_at = {frame.seq: time.perf_counter()}
         dropped = 0
         for client in self._clients.values():
             if not client.subscribed:
@@ -153,5 +148,3 @@ class FrameHub:
             client.last_seq = frame.seq
             client.sent += 1
             self._on_sent(1, len(data))
-            if self.record_age and frame.seq in self._published_at:
-                self.frame_age_s.append(time.perf_counter() - self._published_at[frame.seq])

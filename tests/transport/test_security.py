@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from actors.graph import KNOWLEDGE_FLAG
+from actors.schema import SettingError
 from tests.conftest import (
     JSON,
     WITHOUT_AGENTS,
@@ -21,7 +22,6 @@ from tests.conftest import (
     receive_json,
     start_daemon,
 )
-from actors.schema import SettingError
 from transport.security import AccessPolicy, is_loopback_host
 from transport.settings import ServerSettings
 
@@ -95,7 +95,7 @@ def test_configured_origins_replace_the_default() -> None:
 def test_an_allow_list_entry_must_be_an_origin(entry: str) -> None:
     """A schemeless entry or a wildcard once compared equal to ``Origin: null`` (found by
     review: a sandboxed frame could then change things)."""
-    with pytest.raises(SettingError, match="allowed_origins: .* is not an origin"):
+    with pytest.raises(SettingError, match=r"allowed_origins: .* is not an origin"):
         ServerSettings(allowed_origins=(entry,))
 
 

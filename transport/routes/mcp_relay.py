@@ -31,7 +31,7 @@ from supervisor import SupervisionError
 from transport.json_input import parse_json
 from transport.relay_policy import POLICY_DENIED
 from transport.services import Services
-from transport.ws import CLOSE_TOO_BIG, Connection, guarded, open_ws, release
+from transport.ws import CLOSE_POLICY, CLOSE_TOO_BIG, Connection, guarded, open_ws, release
 
 __all__ = ["MAX_BATCH", "UNAUTHORIZED", "add_routes", "mcp_relay_ws", "rpc_error", "validate"]
 
@@ -93,7 +93,7 @@ async def mcp_relay_ws(request: web.Request) -> web.StreamResponse:
             else:
                 break
     except TimeoutError:
-        await conn.close(1008, "idle")
+        await conn.close(CLOSE_POLICY, "idle")
     finally:
         for task in tasks:
             task.cancel()

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.graph import NodeKind
+from actors.graph import AGENT_FLAG, KNOWLEDGE_FLAG, NodeKind
 from actors.messages import GetGraph, GetSnapshot, PinNodes
 from supervisor import SupervisionError
 from transport.codec import FrameError, decode_client_update, encode_records
@@ -112,9 +112,9 @@ async def _snapshot(conn: Connection, data: dict[str, Any]) -> None:
     ids = frame.wire_ids
     keep = None
     if "agent" not in graphs:
-        keep = (ids & 0x80000000) == 0
+        keep = (ids & AGENT_FLAG) == 0
     if "knowledge" not in graphs:
-        k = (ids & 0x40000000) == 0
+        k = (ids & KNOWLEDGE_FLAG) == 0
         keep = k if keep is None else keep & k
     if keep is None:
         payload = encode_records(ids, frame.positions, frame.velocities)
