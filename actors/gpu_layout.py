@@ -183,6 +183,8 @@ class LayoutActor(TickingActor):
             raise
         self.supervision.keep(MappingProxyType(dict(self._graphs)))
         self._wake()
+        if self._engine_or_raise().node_count:
+            self._publish()  # new nodes are shown now, not at the next tick (up to 200 ms away)
         return {"nodes": len(graph.nodes), "edges": len(graph.edges)}
 
     def _load_graphs(self) -> None:

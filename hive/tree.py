@@ -52,7 +52,7 @@ def wired(config: Config) -> dict[str, Any]:
         "gpu_layout": actors.gpu_layout.settings,
         "mcp": dataclasses.replace(mcp, state_dir=mcp.state_dir or str(state / "mcp")),
         "hive_mind": dataclasses.replace(
-            hive, mcp=hive.mcp if on["mcp"] else "",
+            hive, mcp=hive.mcp if on["mcp"] else "", records_dir=str((state / "swarms").resolve()),
             sessions_dir=hive.sessions_dir or (
                 str((state / "sessions").resolve()) if hive.backend == "local" else "")),
         "speech": dataclasses.replace(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -43,12 +44,15 @@ class Daemon:
     app: web.Application
     session: aiohttp.ClientSession
     server: TestServer
+    scratch: Path | None = None  # a state folder made for this daemon alone
 
     async def stop(self) -> None:
         """Client session, then the server, then the actor tree (in reverse order)."""
         await self.session.close()
         await self.server.close()
         await asyncio.get_running_loop().run_in_executor(None, self.tree.stop, 10.0)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     @property
     def services(self) -> Services:
@@ -67,8 +71,13 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> aiohtt
 
 
 async def start_daemon(config_text: str = WITHOUT_AGENTS, **server: Any) -> Daemon:
+    """The daemon's tree and app over ``config_text``; its runtime state in a fresh temporary
+    folder unless ``state_dir`` is given (removed by :meth:`Daemon.stop` when it made it)."""
     import tempfile
 
+    made_state = "state_dir" not in server
+    if made_state:
+        server["state_dir"] = tempfile.mkdtemp(prefix="hive-test-state-")
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(config_text)
     try:
@@ -83,7 +92,8 @@ async def start_daemon(config_text: str = WITHOUT_AGENTS, **server: Any) -> Daem
     await server_.start_server()
     base = f"http://127.0.0.1:{server_.port}"
     session = aiohttp.ClientSession()
-    return Daemon(base, base.replace("http", "ws"), tree, app, session, server_)
+    return Daemon(base, base.replace("http", "ws"), tree, app, session, server_,
+                  Path(server["state_dir"]) if made_state else None)
 
 
 @pytest.fixture
@@ -211,7 +221,7 @@ interval_s = 0.3
 
 @pytest.fixture
 async def agents_daemon(claude_flow: list[str], tmp_path: Path) -> AsyncIterator[Daemon]:
-    d = await start_daemon(agents_config(tmp_path))
+    d = await start_daemon(agents_config(tmp_path), state_dir=str(tmp_path))
     d.state = tmp_path  # type: ignore[attr-defined]
     yield d
     await d.stop()
@@ -230,3 +240,24 @@ def server_pids(folder: Path) -> list[int]:
             if cwd.startswith(str(folder)):
                 pids.append(int(entry))
     return pids
+
+
+def cli_wrapper(folder: Path, claude_flow: list[str], *, slow_stage: str = "",
+                slow_s: float = 0.0, fail_stage: str = "") -> tuple[list[str], Path]:
+    """The real CLI behind a script that logs each run, and can sleep before or fail one
+    hive-mind stage (``init``, ``task``, ``spawn``, ``shutdown``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "cli.log"
+    script = folder / "cli.sh"
+    node, cli = claude_flow
+    script.write_text(f"""#!/bin/bash
+echo "$*" >> {log}
+stage="$2"
+# a builtin wait (no child process): SIGKILL of the daemon leaves nothing of this behind
+if [ -n "{slow_stage}" ] && [ "$stage" = "{slow_stage}" ]; then read -t {slow_s} <> <(:); fi
+if [ -n "{fail_stage}" ] && [ "$stage" = "{fail_stage}" ]; then
+  echo "injected failure at $stage" >&2; exit 3
+fi
+exec {node} {cli} "$@"
+""")
+    return ["bash", str(script)], log

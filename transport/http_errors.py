@@ -12,7 +12,13 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from actors.circuit_breaker import BreakerOpen
-from actors.hive_mind.errors import BackendUnavailable, CommandFailed, SpawnExpired, UnknownSession
+from actors.hive_mind.errors import (
+    BackendUnavailable,
+    CommandFailed,
+    IdempotencyConflict,
+    SwarmBusy,
+    UnknownSession,
+)
 from actors.mcp.errors import McpError
 from supervisor import SupervisionError, UnknownChild
 from transport.services import SERVICES
@@ -38,7 +44,8 @@ RETRY_AFTER_S = 5
 STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (UnknownSession, 404),
     (UnknownChild, 404),
-    (SpawnExpired, 503),
+    (IdempotencyConflict, 422),
+    (SwarmBusy, 409),
     (BackendUnavailable, 503),
     (CommandFailed, 502),
     (BreakerOpen, 503),
@@ -56,17 +63,17 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
 
 def error_response(exc: BaseException, what: str) -> web.Response:
     """The answer for a domain error raised while serving ``what`` (e.g. "layout", "swarm
-    backend"): 404 for something that does not exist, 502 for a peer that said no, 503 (with
+    backend"): 404 for something that does not exist, 409 for a state that forbids it now,
+    422 for a request that contradicts an earlier one, 502 for a peer that said no, 503 (with
     ``Retry-After``) for something down or busy. Anything else is re-raised: a bug, a 500."""
     status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), None)
     if status is None:
         raise exc
-    if status == 404:
-        return json_error(404, str(exc))
+    if status in (404, 409, 422):
+        return json_error(status, str(exc))
     if status == 502:
         return json_error(502, f"the {what} command failed: {exc}")
-    message = str(exc) if isinstance(exc, SpawnExpired) else f"{what} unavailable: {exc}"
-    response = json_error(503, message)
+    response = json_error(503, f"{what} unavailable: {exc}")
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
 

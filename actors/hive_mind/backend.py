@@ -1,14 +1,17 @@
-"""Swarm lifecycle backends for the hive-mind actor: the same session logic over two runners.
+"""Swarm sessions over two runners: commands to make and stop them, and files to read them by.
 
-A session is one hive-mind in a folder of its own (``<root>/<uuid>``), driven with the
-claude-flow CLI: ``hive-mind init`` (topology, max agents), ``hive-mind task`` (the task text,
-priority), ``hive-mind spawn`` (workers), ``hive-mind status --format json``, and
-``hive-mind shutdown``. The folder *is* the session's record: listing folders and asking each
-for its status rebuilds everything after a restart, so a crash of the actor loses no swarm.
+A session is one hive-mind in a folder of its own (``<root>/<uuid>``), made with the claude-flow
+CLI: ``hive-mind init`` (topology, max agents), ``hive-mind task`` (the task text, priority),
+``hive-mind spawn`` (workers), and stopped with ``hive-mind shutdown``. Reading a session never
+starts a process: ``hive-mind status`` only reads three files of the folder
+(``.claude-flow/hive-mind/state.json``, ``agents.json``, ``tasks/store.json``), and so does
+:func:`session_from_files`, the same way, in microseconds instead of a Node.js start (about 1 s).
+A scan of every folder re-reads only the folders whose files changed (local) or reads them all
+in one ``exec`` (docker).
 
-The runner decides where the commands run: :class:`LocalRunner` (a subprocess on this host,
-the embedded default) or :class:`DockerRunner` (``exec_run`` in the agents' container). Every
-command is an argv list; a task text is one argument, never shell.
+The runner decides where this happens: :class:`LocalRunner` (subprocesses and files on this
+host, the embedded default) or :class:`DockerRunner` (``exec_run`` in the agents' container).
+Every command is an argv list; a task text is one argument, never shell.
 """
 
 from __future__ import annotations
@@ -16,12 +19,10 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import re
 import shutil
-import subprocess
+import threading
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,26 +30,57 @@ from typing import Any, Protocol
 import structlog
 
 from actors.hive_mind.errors import BackendError, CommandFailed, UnknownSession
-from actors.hive_mind.messages import STRATEGY_TOPOLOGY, Session, SpawnRequest, normalise_priority
+from actors.hive_mind.messages import (
+    SESSION_ID,
+    STRATEGY_TOPOLOGY,
+    Session,
+    SpawnRequest,
+    normalise_priority,
+)
+from actors.processes import CommandTimeout, ProcessGroups, run_command
 
 __all__ = [
     "CLI_PRIORITY",
     "QUIET_CLI_ENV",
+    "SESSION_FILES",
     "DockerRunner",
     "LocalRunner",
     "Result",
     "Runner",
+    "Scan",
     "SessionManager",
     "map_status",
+    "session_from_files",
 ]
-
 
 log = structlog.get_logger("actors.hive_mind.backend")
 
 CLI_PRIORITY = {"low": "low", "medium": "normal", "high": "high"}  # claude-flow's words
 # The CLI's environment: no colour codes in what we parse, no update checks writing to $HOME.
 QUIET_CLI_ENV = {"NO_COLOR": "1", "CLAUDE_FLOW_AUTO_UPDATE": "false"}
-_SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# What a session's state is read from, relative to its folder.
+SESSION_FILES = {
+    "state": ".claude-flow/hive-mind/state.json",
+    "agents": ".claude-flow/agents.json",
+    "tasks": ".claude-flow/tasks/store.json",
+}
+Stamp = tuple[int, ...]
+# One exec prints the three files of each session folder given (or of every folder under the
+# root, with --all), each framed by a marker line; paths come as arguments, never in the script.
+_SCAN_SCRIPT = r"""
+if [ "$1" = "--all" ]; then root="$2"; set -- "$root"/*/; fi
+for d in "$@"; do
+  d="${d%/}"
+  [ -d "$d" ] || continue
+  id=$(basename "$d")
+  for f in hive-mind/state.json agents.json tasks/store.json; do
+    echo "@@hive-scan@@ $id $f"
+    cat "$d/.claude-flow/$f" 2>/dev/null
+    echo
+  done
+done
+"""
+_MARK = "@@hive-scan@@ "
 
 
 def map_status(raw: str | None) -> str:
@@ -67,6 +99,52 @@ def map_status(raw: str | None) -> str:
     return "unknown"
 
 
+def _json(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def session_from_files(session_id: str, files: Mapping[str, str | None]) -> Session | None:
+    """A session as ``hive-mind status`` would describe it, from its folder's files; None when
+    the folder holds no hive-mind (no readable state.json)."""
+    state = _json(files.get("state"))
+    if not isinstance(state, dict):
+        return None
+    agents = _json(files.get("agents"))
+    found = agents.get("agents") if isinstance(agents, dict) else None
+    store: dict[str, Any] = found if isinstance(found, dict) else {}
+    listed = state.get("workers")
+    worker_ids: list[Any] = listed if isinstance(listed, list) else []
+    workers = []
+    for worker in worker_ids:
+        entry = store.get(str(worker))
+        agent: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        workers.append({"id": str(worker), "type": str(agent.get("agentType") or "worker"),
+                        "status": str(agent.get("status") or "unknown")})
+    initialized = bool(state.get("initialized"))
+    raw = "active" if initialized else "offline"
+    status, error = map_status(raw), ""
+    if initialized and not workers:  # made by init, never given workers: not a live swarm
+        status, error = "failed", "the hive-mind has no workers (its spawn did not finish)"
+    task, priority = _first_task(_json(files.get("tasks")))
+    return Session(
+        session_id, status, task, priority, str(state.get("topology") or ""), tuple(workers),
+        str(state.get("createdAt") or ""), str(state.get("updatedAt") or ""), raw, error)
+
+
+def _first_task(store: Any) -> tuple[str, str]:
+    try:
+        tasks = store.get("tasks", {})
+        first = min(tasks.values(), key=lambda t: t.get("createdAt", ""))
+        return str(first.get("description", "")), normalise_priority(first.get("priority"))
+    except (ValueError, AttributeError, TypeError):
+        return "", "medium"
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     code: int
@@ -74,18 +152,32 @@ class Result:
     stderr: str = ""
 
 
+@dataclass(frozen=True)
+class Scan:
+    """One pass over the sessions' root: the sessions whose files changed since ``stamps`` were
+    taken, every id present, and the new stamps."""
+
+    changed: tuple[Session, ...]
+    present: frozenset[str]
+    stamps: Mapping[str, Stamp]
+    took_s: float = 0.0
+
+
 class Runner(Protocol):
-    """Runs argv lists somewhere (here or in a container) and reads small files there."""
+    """Runs argv lists somewhere (here or in a container) and reads the sessions there."""
 
     def run(self, argv: Sequence[str], cwd: str, timeout: float) -> Result: ...
 
     def make_dir(self, path: str) -> None: ...
 
-    def list_dir(self, path: str) -> list[str]: ...
-
-    def read_text(self, path: str) -> str | None: ...
-
     def remove_dir(self, path: str) -> None: ...
+
+    def read_session(self, root: str, session_id: str) -> dict[str, str | None]: ...
+
+    def scan(self, root: str, stamps: Mapping[str, Stamp]) -> tuple[
+        dict[str, dict[str, str | None]], dict[str, Stamp]]: ...
+
+    def kill_all(self) -> int: ...
 
     def health(self) -> dict[str, Any]: ...
 
@@ -93,65 +185,115 @@ class Runner(Protocol):
 
 
 class LocalRunner:
+    """Commands as subprocesses of this daemon (process groups, killed on timeout) and files
+    read straight from the disk."""
+
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env = {**os.environ, **QUIET_CLI_ENV, **(env or {})}
+        self.groups = ProcessGroups()
 
     def run(self, argv: Sequence[str], cwd: str, timeout: float) -> Result:
         try:
-            done = subprocess.run(list(argv), cwd=cwd, env=self.env, capture_output=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+            done = run_command(argv, cwd=cwd, env=self.env, timeout=timeout, groups=self.groups)
         except FileNotFoundError as exc:
             raise BackendError(f"cannot run {argv[0]}: {exc}") from None
-        except subprocess.TimeoutExpired:
-            raise BackendError(f"{posixpath.basename(argv[0])} timed out after {timeout} s") from None
-        return Result(done.returncode, done.stdout.decode(errors="replace"),
-                      done.stderr.decode(errors="replace"))
+        except CommandTimeout as exc:
+            raise BackendError(str(exc)) from None
+        if done.code < 0:
+            raise BackendError(f"{posixpath.basename(argv[0])} was killed (signal {-done.code})")
+        return Result(done.code, done.stdout, done.stderr)
 
     def make_dir(self, path: str) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
 
-    def list_dir(self, path: str) -> list[str]:
-        p = Path(path)
-        return sorted(c.name for c in p.iterdir() if c.is_dir()) if p.is_dir() else []
-
-    def read_text(self, path: str) -> str | None:
-        try:
-            return Path(path).read_text(encoding="utf-8")
-        except OSError:
-            return None
-
     def remove_dir(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    def read_session(self, root: str, session_id: str) -> dict[str, str | None]:
+        folder = Path(root) / session_id
+        return {name: _read(folder / rel) for name, rel in SESSION_FILES.items()}
+
+    def scan(self, root: str, stamps: Mapping[str, Stamp]) -> tuple[
+            dict[str, dict[str, str | None]], dict[str, Stamp]]:
+        """Stat every session's files; read only those whose stamp (mtime, size) moved."""
+        changed: dict[str, dict[str, str | None]] = {}
+        new: dict[str, Stamp] = {}
+        try:
+            entries = [e for e in os.scandir(root) if SESSION_ID.match(e.name)]
+        except FileNotFoundError:
+            return changed, new
+        for count, entry in enumerate(entries):
+            if count % 64 == 63:
+                time.sleep(0)  # let the event loop's thread in: a scan never holds the GIL long
+            folder = Path(entry.path)
+            stamp = tuple(_stamp(folder / rel) for rel in SESSION_FILES.values())
+            flat = tuple(v for pair in stamp for v in pair)
+            new[entry.name] = flat
+            if stamps.get(entry.name) != flat:
+                changed[entry.name] = {name: _read(folder / rel)
+                                       for name, rel in SESSION_FILES.items()}
+        return changed, new
+
+    def kill_all(self) -> int:
+        return self.groups.kill_all()
+
     def health(self) -> dict[str, Any]:
         usage = shutil.disk_usage(".")
-        return {"running": True, "disk_free_gb": round(usage.free / 1e9, 2), "where": "local"}
+        return {"running": True, "disk_free_gb": round(usage.free / 1e9, 2), "where": "local",
+                "healthy": usage.free > 1e9}
 
     def describe(self) -> str:
         return "local"
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, -1)
+    return (st.st_mtime_ns, st.st_size)
+
+
 class DockerRunner:
-    """``docker exec`` through the Docker Engine API (podman's works the same)."""
+    """``docker exec`` through the Docker Engine API (podman's works the same). One client per
+    thread: the worker pool's threads never share a connection."""
 
     def __init__(self, container: str, base_url: str = "", timeout: float = 30.0) -> None:
-        import docker
-
         self.container_name = container
+        self.base_url = base_url
         self.timeout = timeout
-        try:
-            self.client = (docker.DockerClient(base_url=base_url, timeout=int(timeout))
-                           if base_url else docker.from_env(timeout=int(timeout)))
-        except Exception as exc:  # noqa: BLE001 - the engine may be absent: say so later
-            raise BackendError(f"Docker engine unreachable: {exc}") from None
+        self._local = threading.local()
+        self._client()  # fail now (BackendError) when the engine cannot even be configured
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            import docker
+
+            try:
+                client = (docker.DockerClient(base_url=self.base_url, timeout=int(self.timeout))
+                          if self.base_url else docker.from_env(timeout=int(self.timeout)))
+            except Exception as exc:  # noqa: BLE001 - the engine may be absent: say so later
+                raise BackendError(f"Docker engine unreachable: {exc}") from None
+            self._local.client = client
+        return client
 
     def _container(self) -> Any:
         import docker
 
         try:
-            return self.client.containers.get(self.container_name)
+            return self._client().containers.get(self.container_name)
         except docker.errors.NotFound:
             raise BackendError(f"container {self.container_name!r} not found") from None
+        except BackendError:
+            raise
         except Exception as exc:  # noqa: BLE001 - requests/docker errors of every kind
             raise BackendError(f"Docker engine unreachable: {exc}") from None
 
@@ -170,16 +312,51 @@ class DockerRunner:
         if result.code:
             raise BackendError(f"mkdir {path} failed in the container: {result.stderr.strip()}")
 
-    def list_dir(self, path: str) -> list[str]:
-        result = self.run(["ls", "-1", path], "/", self.timeout)
-        return sorted(line for line in result.stdout.splitlines() if line) if result.code == 0 else []
-
-    def read_text(self, path: str) -> str | None:
-        result = self.run(["cat", path], "/", self.timeout)
-        return result.stdout if result.code == 0 else None
-
     def remove_dir(self, path: str) -> None:
         self.run(["rm", "-rf", path], "/", self.timeout)
+
+    def read_session(self, root: str, session_id: str) -> dict[str, str | None]:
+        files = self._read([posixpath.join(root, session_id)])
+        return files.get(session_id, dict.fromkeys(SESSION_FILES))
+
+    def scan(self, root: str, stamps: Mapping[str, Stamp]) -> tuple[
+            dict[str, dict[str, str | None]], dict[str, Stamp]]:
+        """Every session's files in one exec; a session is "changed" when its text is."""
+        files = self._read(["--all", root])
+        new: dict[str, Stamp] = {sid: (hash(tuple(f.get(n) for n in SESSION_FILES)),)
+                                 for sid, f in files.items()}
+        changed = {sid: f for sid, f in files.items() if stamps.get(sid) != new[sid]}
+        return changed, new
+
+    def _read(self, args: list[str]) -> dict[str, dict[str, str | None]]:
+        result = self.run(["sh", "-c", _SCAN_SCRIPT, "sh", *args], "/", self.timeout)
+        if result.code != 0:
+            raise BackendError(f"reading the sessions in the container failed: "
+                               f"{result.stderr.strip()[-200:]}")
+        out: dict[str, dict[str, str | None]] = {}
+        current: tuple[str, str] | None = None
+        lines: list[str] = []
+
+        def flush() -> None:
+            if current is not None and SESSION_ID.match(current[0]):
+                name = next((n for n, r in SESSION_FILES.items() if r.endswith(current[1])), None)
+                if name is not None:
+                    text = "\n".join(lines).strip()
+                    out.setdefault(current[0], dict.fromkeys(SESSION_FILES))[name] = text or None
+
+        for line in result.stdout.splitlines():
+            if line.startswith(_MARK):
+                flush()
+                parts = line[len(_MARK):].split(" ", 1)
+                current = (parts[0], parts[1]) if len(parts) == 2 else None
+                lines = []
+            else:
+                lines.append(line)
+        flush()
+        return out
+
+    def kill_all(self) -> int:
+        return 0  # commands run in the container; an exec ends with the container's process
 
     def health(self) -> dict[str, Any]:
         """Running, CPU < 90 %, memory < 90 %, disk > 1 GB, and an answer within 10 s."""
@@ -219,7 +396,8 @@ class DockerRunner:
 
 @dataclass
 class SessionManager:
-    """Hive-mind sessions in folders, over any runner."""
+    """Hive-mind sessions in folders under ``root``, over any runner. Thread-safe: every
+    method works on one session's folder, and the runner keeps no shared state per call."""
 
     runner: Runner
     cli: Sequence[str]  # e.g. ["node", "/path/cli.js"] or ["claude-flow"]
@@ -234,77 +412,60 @@ class SessionManager:
             raise CommandFailed([*self.cli, *args], result.code, result.stderr or result.stdout)
         return result
 
-    def _folder(self, session_id: str) -> str:
-        if not _SESSION_ID.match(session_id):
+    def folder(self, session_id: str) -> str:
+        if not SESSION_ID.match(session_id):
             raise UnknownSession(session_id)
         return posixpath.join(self.root, session_id)
 
-    def spawn(self, request: SpawnRequest) -> Session:
-        session_id = str(uuid.uuid4())
-        folder = posixpath.join(self.root, session_id)
-        self.runner.make_dir(folder)
+    def create(self, session_id: str, request: SpawnRequest,
+               stage: Callable[[str], None] = lambda _stage: None) -> Session:
+        """Make the hive-mind: folder, init, task, spawn; ``stage(name)`` is called before
+        each. Whatever goes wrong, the folder is removed before the error is raised: no
+        half-made session is left behind."""
+        folder = self.folder(session_id)
         topology = STRATEGY_TOPOLOGY.get(request.strategy or "", "hierarchical")
         max_agents = request.max_agents or 8
         try:
+            stage("folder")
+            self.runner.make_dir(folder)
+            stage("init")
             self._cli(["hive-mind", "init", "-t", topology, "-m", str(max_agents)], folder)
+            stage("task")
             # "--description=<task>", not "-d <task>": a task such as "--help" stays the value
             self._cli(["hive-mind", "task", f"--description={request.task}",
                        "-p", CLI_PRIORITY[request.priority]], folder)
+            stage("spawn")
             workers = max(1, min(self.workers, max_agents))
             self._cli(["hive-mind", "spawn", "-n", str(workers)], folder)
-        except BaseException:  # no half-made session left behind, whatever went wrong
-            self.runner.remove_dir(folder)
+            session = self.read(session_id)
+            if session is None or not session.workers:
+                raise CommandFailed([*self.cli, "hive-mind", "spawn"], 0,
+                                    "the hive-mind reports no workers after spawn")
+        except BaseException:
+            self.remove(session_id)
             raise
         log.info("swarm.spawned", session=session_id, priority=request.priority,
                  topology=topology, where=self.runner.describe())
-        return self.status(session_id)
+        return session
 
-    def status(self, session_id: str) -> Session:
-        folder = self._folder(session_id)
-        if self.runner.read_text(posixpath.join(folder, ".claude-flow", "hive-mind", "state.json")) is None:
-            raise UnknownSession(session_id)
-        result = self._cli(["hive-mind", "status", "--format", "json"], folder)
-        try:
-            data = json.loads(result.stdout[result.stdout.index("{"):])
-        except ValueError:
-            return Session(session_id, "unknown", raw_status="unparseable status output")
-        task, priority = self._task(folder)
-        workers = tuple(
-            {"id": str(w.get("id", "")), "type": str(w.get("type", "")),
-             "status": str(w.get("status", ""))}
-            for w in data.get("workers", []) if isinstance(w, dict)
-        )
-        return Session(
-            session_id, map_status(data.get("status")), task, priority,
-            str(data.get("topology", "")), workers, str(data.get("createdAt", "")),
-            str(data.get("updatedAt", "")), str(data.get("status", "")),
-        )
-
-    def _task(self, folder: str) -> tuple[str, str]:
-        text = self.runner.read_text(posixpath.join(folder, ".claude-flow", "tasks", "store.json"))
-        try:
-            tasks = json.loads(text or "{}").get("tasks", {})
-            first = min(tasks.values(), key=lambda t: t.get("createdAt", ""))
-            return str(first.get("description", "")), normalise_priority(first.get("priority"))
-        except (ValueError, AttributeError, TypeError):
-            return "", "medium"
-
-    def list(self) -> list[Session]:
-        sessions = []
-        for name in self.runner.list_dir(self.root):
-            if not _SESSION_ID.match(name):
-                continue
-            try:
-                sessions.append(self.status(name))
-            except UnknownSession:
-                continue
-            except CommandFailed as exc:
-                sessions.append(Session(name, "unknown", raw_status=str(exc)[:200]))
-        return sessions
-
-    def stop(self, session_id: str) -> Session:
-        folder = self._folder(session_id)
-        self.status(session_id)  # raises UnknownSession
+    def shutdown(self, session_id: str) -> Session | None:
+        folder = self.folder(session_id)
         self._cli(["hive-mind", "shutdown", "--force"], folder)
         log.info("swarm.stopped", session=session_id)
-        return self.status(session_id)
+        return self.read(session_id)
+
+    def read(self, session_id: str) -> Session | None:
+        return session_from_files(session_id, self.runner.read_session(self.root, session_id))
+
+    def remove(self, session_id: str) -> None:
+        self.runner.remove_dir(self.folder(session_id))
+
+    def scan(self, stamps: Mapping[str, Stamp]) -> Scan:
+        started = time.perf_counter()
+        changed, new = self.runner.scan(self.root, stamps)
+        sessions = []
+        for session_id, files in changed.items():
+            session = session_from_files(session_id, files)
+            sessions.append(session or Session(session_id, "unknown",
+                                               raw_status="no readable state.json"))
+        return Scan(tuple(sessions), frozenset(new), new, time.perf_counter() - started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
-__all__ = ["BackendError", "BackendUnavailable", "CommandFailed", "SpawnExpired", "UnknownSession"]
+__all__ = ["BackendError", "BackendUnavailable", "CommandFailed", "UnknownSession"]
 
 
 class BackendError(RuntimeError):
@@ -26,9 +26,17 @@ class UnknownSession(KeyError):
         return f"no swarm session {self.args[0]!r}"
 
 
-class SpawnExpired(RuntimeError):
-    """The spawn waited in the queue past its start deadline and was not begun: retry is safe."""
-
-
 class BackendUnavailable(RuntimeError):
     """The backend cannot be reached (breaker open, engine down): HTTP 503."""
+
+
+class QueueFull(BackendUnavailable):
+    """The worker pool's queue is full: nothing was made; try again later (HTTP 503)."""
+
+
+class IdempotencyConflict(ValueError):
+    """An idempotency key used again with a different request (HTTP 422)."""
+
+
+class SwarmBusy(RuntimeError):
+    """A spawn or stop of this swarm is under way; ask again when it is done (HTTP 409)."""

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "MAX_TASK_CHARS",
     "PRIORITIES",
+    "SESSION_ID",
     "STATUSES",
     "STRATEGY_TOPOLOGY",
+    "Accepted",
     "GetSwarm",
     "ListSwarms",
+    "Listing",
+    "RefreshSwarms",
     "Session",
+    "SessionUpdate",
     "SpawnRequest",
     "SpawnSwarm",
     "StopSwarm",
@@ -27,7 +33,10 @@ MAX_TASK_CHARS = 10_000
 PRIORITIES = ("low", "medium", "high")
 
 
-STATUSES = ("spawning", "active", "paused", "completing", "completed", "failed", "unknown")
+STATUSES = ("spawning", "active", "paused", "stopping", "completing", "completed", "failed",
+            "unknown")
+# A swarm's id: a UUID4, which is also its folder's name and its record's.
+SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 # The API's strategies and the topologies claude-flow's hive-mind accepts
@@ -83,6 +92,9 @@ class SpawnRequest:
 
 @dataclass(frozen=True, slots=True)
 class Session:
+    """What the API shows of a swarm: its folder's state (claude-flow's) merged with the
+    daemon's record of it (how far a spawn or stop got, and why it failed)."""
+
     id: str
     status: str
     task: str = ""
@@ -92,27 +104,56 @@ class Session:
     created_at: str = ""
     updated_at: str = ""
     raw_status: str = ""
+    error: str = ""
+    stage: str = ""  # while spawning: queued, folder, init, task, spawn
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id, "status": self.status, "task": self.task, "priority": self.priority,
             "topology": self.topology, "workers": [dict(w) for w in self.workers],
             "agentCount": len(self.workers), "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
+        if self.error:
+            out["error"] = self.error
+        if self.stage:
+            out["stage"] = self.stage
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class SpawnSwarm:
+    """Accept a spawn (answered at once with :class:`Accepted`); the CLI commands run on the
+    actor's worker pool. The same ``idempotency_key`` answers with the first swarm."""
+
     request: SpawnRequest
-    # time.monotonic() after which the spawn must not begin: a caller that has given up by then
-    # is told "not created", and its retry makes no duplicate (spawns run one at a time).
-    start_by: float | None = None
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    session: Session
+    replayed: bool = False  # an earlier request with the same idempotency key made it
 
 
 @dataclass(frozen=True, slots=True)
 class ListSwarms:
-    refresh: bool = False
+    """The actor's table, as it is (it starts no process): answered with a :class:`Listing`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Every session by creation time, and each one's JSON, encoded once when it changed (so
+    that a list of 1,000 costs a join, not 1,000 encodings)."""
+
+    sessions: tuple[Session, ...]
+    encoded: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSwarms:
+    """Re-read every swarm's state now; answered with a ``concurrent.futures.Future`` that is
+    done once the result is in the table."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,4 +163,15 @@ class GetSwarm:
 
 @dataclass(frozen=True, slots=True)
 class StopSwarm:
+    """Accept a stop (answered at once with the session, ``stopping``). A swarm that never
+    came to be (``failed``, no folder) is forgotten instead."""
+
     session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdate:
+    """Published to subscribers whenever a swarm's status (or stage) changes."""
+
+    session: Session
+    changes: tuple[str, ...] = field(default=())

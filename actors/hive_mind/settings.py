@@ -25,13 +25,11 @@ class HiveMindSettings(Settings):
     retries: int = setting(3, lo=0, hi=10)
     retry_delay_s: float = seconds(1.0)
     health_interval_s: float = seconds(30.0, lo=0.5)
+    refresh_interval_s: float = seconds(2.0, lo=0.05)  # the background re-read of the sessions
     workers: int = setting(2, lo=1, hi=100)
+    command_workers: int = setting(4, lo=1, hi=64)  # threads that run spawns and stops
+    max_queued: int = setting(100, lo=1)  # spawns and stops queued or running; more get 503
     breaker: BreakerSettings = internal(DOCKER_BREAKER)
     mcp: str = internal("mcp")  # sibling told about new workers ("" to skip)
+    records_dir: str = internal("")  # the daemon's own records; the tree puts them in state_dir
 
-    def spawn_worst_case_s(self) -> float:
-        """The longest a spawn that has begun can take: every attempt of its commands timing
-        out, with the pauses between attempts. A caller that waits this long is never left
-        with a 5xx for a swarm that was made."""
-        attempts = self.retries + 1
-        return attempts * SPAWN_COMMANDS * self.command_timeout_s + self.retries * self.retry_delay_s

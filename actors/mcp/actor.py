@@ -10,6 +10,7 @@ relay, the hive-mind, voice commands) without waiting for them: a call's answer 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -24,11 +25,11 @@ import structlog
 from actors.circuit_breaker import BreakerOpen, CircuitBreaker
 from actors.claude_flow import default_claude_flow
 from actors.mcp.errors import McpError, NoConnection, ToolFailed
-from actors.mcp.messages import CallTool, GetAgents, GetServerInfo, RelayRequest, RelayTicket
+from actors.mcp.messages import AnnounceAgents, CallTool, GetAgents, GetServerInfo, RelayRequest, RelayTicket
 from actors.mcp.pool import Connector, McpPool
 from actors.mcp.servers import StdioConnector, TcpConnector
 from actors.mcp.settings import McpSettings
-from actors.mcp.telemetry import NodeIds, Telemetry, agent_graph, parse_agents, parse_swarm
+from actors.mcp.telemetry import Agent, NodeIds, Telemetry, agent_graph, announced_id, parse_agents, parse_swarm
 from actors.messages import ActorStatus, Health, SetGraph, StatusQuery
 from actors.ticker import TickingActor
 from supervisor import ChildContext, SupervisionError
@@ -37,6 +38,9 @@ __all__ = ["McpActor"]
 
 
 log = structlog.get_logger("actors.mcp")
+
+# How long an announced agent is shown while no poll has reported it yet.
+ANNOUNCED_GRACE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class McpActor(TickingActor):
         self._ids = NodeIds()
         self._telemetry: Telemetry | None = None
         self._last_graph: Any = None
+        self._announced: dict[str, tuple[Agent, float]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -127,6 +132,9 @@ class McpActor(TickingActor):
                 return failed
         if isinstance(message, RelayRequest):
             return self._relay(message)
+        if isinstance(message, AnnounceAgents):
+            self._announce(message)
+            return None
         if isinstance(message, GetAgents):
             return self._telemetry
         if isinstance(message, GetServerInfo):
@@ -228,9 +236,40 @@ class McpActor(TickingActor):
             if swarm is not None:
                 swarms.append(swarm)
             agents += parse_agents(p.agents, index, swarm.id if swarm else "")
-        telemetry = Telemetry(tuple(agents), tuple(swarms), time.time(), tuple(errors))
+        polled = {a.id for a in agents}
+        now = time.monotonic()
+        for agent_id, (agent, until) in list(self._announced.items()):
+            if agent_id in polled or now > until:
+                del self._announced[agent_id]  # the server reports it now (or never will)
+            else:
+                agents.append(agent)  # its agent_spawn may still be on its way
+        self._show(Telemetry(tuple(agents), tuple(swarms), time.time(), tuple(errors)))
+
+    def _announce(self, message: AnnounceAgents) -> None:
+        """Show a new swarm's workers now, and register them with the pooled server."""
+        pool = self._pool
+        if pool is None:
+            return
+        shard = (message.key or 0) % max(1, len(pool.members))
+        until = time.monotonic() + ANNOUNCED_GRACE_S
+        for worker_id, kind in message.agents:
+            agent_id = announced_id(worker_id, message.swarm_id)
+            self._announced[agent_id] = (Agent(
+                agent_id, kind, "registered", 1.0, 0.0, 0.0, 0, 0, 0, message.swarm_id,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), shard), until)
+            try:
+                pool.call_tool("agent_spawn", {"agentType": kind, "agentId": agent_id}, message.key)
+            except (McpError, BreakerOpen) as exc:
+                log.info("mcp.announce_failed", agent=agent_id, error=str(exc))
+        previous = self._telemetry or Telemetry((), (), time.time(), ())
+        known = {a.id for a in previous.agents}
+        fresh = [a for a, _ in self._announced.values() if a.id not in known]
+        self._show(dataclasses.replace(previous, agents=(*previous.agents, *fresh)))
+
+    def _show(self, telemetry: Telemetry) -> None:
+        """Keep ``telemetry`` and send its agent graph to the layout when it changed."""
         self._telemetry = telemetry
-        self._ids = self._ids.assign(a.id for a in agents)
+        self._ids = self._ids.assign(a.id for a in telemetry.agents)
         graph = agent_graph(telemetry, self._ids)
         self.supervision.keep(_Memory(self._ids, telemetry))
         if graph != self._last_graph:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CallTool", "GetAgents", "GetServerInfo", "RelayRequest", "RelayTicket"]
+__all__ = ["AnnounceAgents", "CallTool", "GetAgents", "GetServerInfo", "RelayRequest", "RelayTicket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +41,14 @@ class GetAgents:
 @dataclass(frozen=True, slots=True)
 class GetServerInfo:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceAgents:
+    """A new swarm's workers: each registered on the data plane (``agent_spawn``, named
+    ``<worker id>@<swarm id>``, on the pooled server ``key`` routes to) and shown at once, as a
+    member of ``swarm_id``, without waiting for the next poll."""
+
+    swarm_id: str
+    agents: tuple[tuple[str, str], ...]  # (worker id, agent type)
+    key: int | None = None

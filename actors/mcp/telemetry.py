@@ -107,6 +107,18 @@ def _health(value: Any) -> float:
     return _fraction(value if value is not None else 1.0)
 
 
+def announced_id(worker_id: str, swarm_id: str) -> str:
+    """The data-plane id of a swarm's worker: the swarm is part of the name, so every poll
+    (and every restart) knows which swarm an agent belongs to."""
+    return f"{worker_id}@{swarm_id}"
+
+
+def swarm_of(agent_id: str) -> str:
+    """The swarm in an :func:`announced_id` ("" for any other agent)."""
+    _, at, swarm = agent_id.rpartition("@")
+    return swarm if at and swarm else ""
+
+
 def parse_agents(payload: Any, shard: int = 0, default_swarm: str = "") -> list[Agent]:
     items = payload.get("agents", []) if isinstance(payload, Mapping) else payload
     agents = []
@@ -123,7 +135,7 @@ def parse_agents(payload: Any, shard: int = 0, default_swarm: str = "") -> list[
             cpu=_fraction(raw.get("cpuUsage")), memory=_fraction(raw.get("memoryUsage")),
             tasks_active=_int(raw.get("tasksActive", raw.get("taskCount"))),
             tasks_completed=_int(raw.get("tasksCompleted")), tokens=_int(raw.get("tokens")),
-            swarm_id=str(raw.get("swarmId") or default_swarm),
+            swarm_id=str(raw.get("swarmId") or swarm_of(str(agent_id)) or default_swarm),
             created_at=str(raw.get("createdAt", "")), shard=shard,
         ))
     return agents

@@ -215,12 +215,11 @@ class SpeechActor(pykka.ThreadingActor):
             return VoiceReply(kind, f"Spawned a {agent_type} agent, {result.get('agentId', '')}.",
                               True)
         if kind == "start_swarm":
-            session = self._sibling(self.settings.hive_mind).ask(
-                SpawnSwarm(SpawnRequest("Swarm started by voice command")), timeout=120)
-            return VoiceReply(kind, f"Started a swarm with {len(session.workers)} workers.", True)
+            accepted = self._sibling(self.settings.hive_mind).ask(
+                SpawnSwarm(SpawnRequest("Swarm started by voice command")), timeout=10)
+            return VoiceReply(kind, f"Starting a swarm, {accepted.session.id[:8]}.", True)
         if kind == "swarm_status":
-            sessions = self._sibling(self.settings.hive_mind).ask(ListSwarms(refresh=True),
-                                                                 timeout=120)
+            sessions = self._sibling(self.settings.hive_mind).ask(ListSwarms(), timeout=10).sessions
             active = [s for s in sessions if s.status in ("spawning", "active")]
             workers = sum(len(s.workers) for s in active)
             return VoiceReply(kind, f"{_count(len(active), 'swarm')} active, with "
@@ -235,13 +234,12 @@ class SpeechActor(pykka.ThreadingActor):
                               True)
         if kind == "stop_swarms":
             hive = self._sibling(self.settings.hive_mind)
-            sessions = hive.ask(ListSwarms(refresh=True), timeout=120)
-            stopped = 0
-            for session in sessions:
-                if session.status in ("spawning", "active", "paused"):
-                    hive.ask(StopSwarm(session.id), timeout=120)
-                    stopped += 1
-            return VoiceReply(kind, f"Stopped {_count(stopped, 'swarm')}.", True)
+            stopping = 0
+            for session in hive.ask(ListSwarms(), timeout=10).sessions:
+                if session.status in ("active", "paused"):
+                    hive.ask(StopSwarm(session.id), timeout=10)
+                    stopping += 1
+            return VoiceReply(kind, f"Stopping {_count(stopping, 'swarm')}.", True)
         return VoiceReply(kind, f"I do not know how to {command.phrase}.", False)
 
     def _status(self) -> ActorStatus:

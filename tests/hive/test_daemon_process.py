@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import receive, wait_for
+from tests.conftest import cli_wrapper, receive, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "process-test-token"
@@ -275,3 +275,74 @@ def child_pids(pid: int) -> list[int]:
         found += kids
         frontier += kids
     return found
+
+
+# -- issue 12: a spawn cut short by SIGKILL ---------------------------------------------------
+
+async def test_a_spawn_cut_by_sigkill_is_finished_by_the_next_start(
+        tmp_path: Path, procs: list, claude_flow: list[str]) -> None:
+    """SIGKILL 1.5 s into a spawn once left a session listed active with no workers. Now no
+    CLI run outlives the daemon, and the next start spawns it again, once: two workers, one
+    folder."""
+    cli, log = cli_wrapper(tmp_path / "cli", claude_flow, slow_stage="spawn", slow_s=30)
+    config = tmp_path / "hive.toml"
+    config.write_text(f"""
+[actors.mcp]
+enabled = false
+[actors.speech]
+enabled = false
+[actors.hive_mind]
+cli = {json.dumps(cli)}
+""")
+    proc = spawn("--config", str(config), cwd=tmp_path)
+    procs.append(proc)
+    loop = asyncio.get_running_loop()
+    ready = await loop.run_in_executor(None, read_until, proc, "daemon.ready")
+    url = f"http://127.0.0.1:{ready['port']}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{url}/api/swarms", json={"task": "cut short"}) as r:
+            assert r.status == 202
+            session_id = (await r.json())["id"]
+        async with asyncio.timeout(30):
+            while True:
+                async with session.get(f"{url}/api/swarms/{session_id}") as r:
+                    if (await r.json()).get("stage") == "spawn":
+                        break
+                await asyncio.sleep(0.05)
+    wrapper = cli[1]
+    assert any(wrapper in cmdline for cmdline in cmdlines())  # the CLI run is under way
+    proc.kill()
+    proc.wait()
+    wait_for(lambda: not any(wrapper in cmdline for cmdline in cmdlines()), 5,
+             what="no CLI run left after the daemon's SIGKILL")
+    (tmp_path / "cli" / "cli.sh").write_text(  # the next attempt runs at full speed
+        (tmp_path / "cli" / "cli.sh").read_text().replace("read -t 30", "read -t 0"))
+    again = spawn("--config", str(config), cwd=tmp_path, env={})
+    procs.append(again)
+    ready = await loop.run_in_executor(None, read_until, again, "daemon.ready")
+    url = f"http://127.0.0.1:{ready['port']}"
+    async with aiohttp.ClientSession() as session:
+        async with asyncio.timeout(60):
+            while True:
+                async with session.get(f"{url}/api/swarms/{session_id}") as r:
+                    swarm = await r.json()
+                assert not (swarm["status"] == "active" and swarm["agentCount"] == 0), swarm
+                if swarm["status"] in ("active", "failed"):
+                    break
+                await asyncio.sleep(0.1)
+    assert swarm["status"] == "active" and swarm["agentCount"] == 2, swarm
+    assert sorted(p.name for p in (tmp_path / ".hive-state" / "sessions").iterdir()) == [session_id]
+    assert log.read_text().count("hive-mind spawn") == 2  # the cut one, and the one that ran
+    again.send_signal(signal.SIGTERM)
+    assert await loop.run_in_executor(None, again.wait, 10) == 0
+
+
+def cmdlines() -> list[str]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                out.append(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return out

@@ -289,6 +289,15 @@ class PodmanService:
         return proc
 
     # ---- images and containers ---------------------------------------------------------
+    def exec_count(self) -> int:
+        """How many execs the engine has started so far (its events log, one line each)."""
+        assert self.state_dir is not None
+        log = self.state_dir / "events.log"
+        if not log.exists():
+            return 0
+        return sum(1 for line in log.read_text().splitlines()
+                   if '"Status":"exec"' in line or "exec_start" in line or '"exec"' in line)
+
     def build_image(self, name: str, cmd: tuple[str, ...] = ("/bin/sleep", "3600")) -> str:
         """Build `localhost/<name>:latest` from the host's static busybox; return the tag.
 

@@ -1,5 +1,7 @@
 """``GET /api/health`` and ``/ws/hybrid-health``: the health actor's snapshot, over HTTP and
-as a stream (``initial_status``, then ``status_update`` on change and every few seconds)."""
+as a stream (``initial_status``, then ``status_update`` on change and every few seconds), and
+on the stream a ``session_update`` whenever a swarm's status changes (pushed by the hive-mind
+actor, newest state per swarm)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from actors.health import GetHealth, HealthSnapshot
+from actors.hive_mind.messages import Session, SessionUpdate
 from actors.messages import Subscribe, Unsubscribe
 from supervisor import SupervisionError
 from transport.services import SERVICES, Services
@@ -73,6 +76,15 @@ async def hybrid_health_ws(request: web.Request) -> web.StreamResponse:
         services.address("health").tell(
             Subscribe(key, lambda _snap: loop.call_soon_threadsafe(changed.set)))
     pusher = asyncio.create_task(_push_updates(conn, changed))
+    sessions: dict[str, Session] = {}  # the newest state of each swarm not yet sent
+    session_changed = asyncio.Event()
+
+    def on_session(update: SessionUpdate) -> None:  # on the hive-mind actor's thread
+        loop.call_soon_threadsafe(_take, sessions, session_changed, update.session)
+
+    with contextlib.suppress(SupervisionError):
+        services.address("hive_mind").tell(Subscribe(key, on_session))
+    session_pusher = asyncio.create_task(_push_sessions(conn, sessions, session_changed))
     try:
         await _send_status(conn, "initial_status")
         async for incoming in messages(conn):
@@ -99,8 +111,10 @@ async def hybrid_health_ws(request: web.Request) -> web.StreamResponse:
                                  known=["ping", "request_status", "subscribe", "unsubscribe"])
     finally:
         pusher.cancel()
-        with contextlib.suppress(SupervisionError):
-            services.address("health").tell(Unsubscribe(key))
+        session_pusher.cancel()
+        for actor in ("health", "hive_mind"):
+            with contextlib.suppress(SupervisionError):
+                services.address(actor).tell(Unsubscribe(key))
         await release(conn)
     return conn.ws
 
@@ -124,3 +138,20 @@ async def _push_updates(conn: Connection, changed: asyncio.Event) -> None:
         with contextlib.suppress(Exception):
             await _send_status(conn, "status_update")
 
+
+
+def _take(pending: dict[str, Session], changed: asyncio.Event, session: Session) -> None:
+    pending[session.id] = session  # a newer state of the same swarm replaces the older one
+    changed.set()
+
+
+async def _push_sessions(conn: Connection, pending: dict[str, Session],
+                         changed: asyncio.Event) -> None:
+    """``session_update`` for each swarm whose status changed, newest state only."""
+    while not conn.ws.closed:
+        await changed.wait()
+        changed.clear()
+        while pending:
+            session = pending.pop(next(iter(pending)))
+            await conn.send_json({"type": "session_update", "timestamp": now_ms(),
+                                  "data": session.to_json()})

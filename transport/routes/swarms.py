@@ -1,22 +1,43 @@
-"""``/api/agents`` (the latest telemetry) and ``/api/swarms`` (the hive-mind control plane)."""
+"""``/api/agents`` (the latest telemetry) and ``/api/swarms`` (the hive-mind control plane).
+
+Reads come from the hive-mind actor's table and start no process. ``POST`` and ``DELETE``
+answer ``202 Accepted`` at once (the session ``spawning`` or ``stopping``, with a ``Location``),
+while the actor's worker pool runs the CLI; progress is pushed as ``session_update`` on
+``/ws/hybrid-health``. An ``Idempotency-Key`` header makes a retried ``POST`` answer with the
+first swarm instead of making a second one.
+"""
 
 from __future__ import annotations
 
-import time
+import asyncio
+import json
+import re
 from typing import Any
 
 from aiohttp import web
 
-from actors.hive_mind.messages import GetSwarm, ListSwarms, SpawnRequest, SpawnSwarm, StopSwarm
-from actors.hive_mind.settings import HiveMindSettings
+from actors.hive_mind.messages import (
+    STATUSES,
+    Accepted,
+    GetSwarm,
+    Listing,
+    ListSwarms,
+    RefreshSwarms,
+    Session,
+    SpawnRequest,
+    SpawnSwarm,
+    StopSwarm,
+)
 from actors.mcp.messages import GetAgents
 from transport.http_errors import DOMAIN_ERRORS, error_response, json_error
 from transport.json_input import parse_json
 from transport.services import SERVICES
 
 __all__ = [
+    "ASK_TIMEOUT_S",
+    "MAX_PAGE",
+    "REFRESH_TIMEOUT_S",
     "SPAWN_KEYS",
-    "SPAWN_QUEUE_S",
     "add_routes",
     "agents",
     "get_swarm",
@@ -25,9 +46,11 @@ __all__ = [
     "stop_swarm",
 ]
 
-
 SPAWN_KEYS = {"task", "priority", "strategy", "max_agents"}
-SPAWN_QUEUE_S = 60.0  # the longest a spawn may wait behind others before it is refused
+ASK_TIMEOUT_S = 10.0  # the actor answers from memory: this is only ever reached when it is stuck
+REFRESH_TIMEOUT_S = 5.0  # ?refresh=true waits this long for a re-read, then answers anyway
+MAX_PAGE = 10_000
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII without spaces (the IETF draft's)
 
 
 def add_routes(app: web.Application) -> None:
@@ -48,15 +71,22 @@ async def agents(request: web.Request) -> web.Response:
     return web.json_response(telemetry.to_json())
 
 
-async def _hive(request: web.Request, message: Any, timeout: float = 120) -> Any:
-    return await request.app[SERVICES].address("hive_mind").ask_async(message, timeout=timeout)
+async def _hive(request: web.Request, message: Any) -> Any:
+    return await request.app[SERVICES].address("hive_mind").ask_async(message, timeout=ASK_TIMEOUT_S)
 
 
-def _failure(exc: BaseException) -> web.Response:
-    return error_response(exc, "swarm backend")
+def _accepted(session: Session, replayed: bool = False) -> web.Response:
+    response = web.json_response(session.to_json(), status=202)
+    response.headers["Location"] = f"/api/swarms/{session.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 async def spawn(request: web.Request) -> web.Response:
+    key = request.headers.get("Idempotency-Key", "")
+    if key and not _KEY.match(key):
+        return json_error(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
     try:
         body = parse_json(await request.read())
     except ValueError as exc:
@@ -72,31 +102,63 @@ async def spawn(request: web.Request) -> web.Response:
                                      body.get("strategy"), body.get("max_agents"))
     except (ValueError, TypeError) as exc:
         return json_error(400, str(exc))
-    # Spawns run one at a time. One that cannot begin within SPAWN_QUEUE_S is dropped by the
-    # actor ("not created", safe to retry); one that has begun is waited for to the end, within
-    # the worst case of its commands, so that a 5xx never hides a swarm that was made.
-    worst = request.app[SERVICES].settings("hive_mind", HiveMindSettings).spawn_worst_case_s()
     try:
-        session = await _hive(request, SpawnSwarm(spawn_request, time.monotonic() + SPAWN_QUEUE_S),
-                              timeout=SPAWN_QUEUE_S + worst)
+        accepted: Accepted = await _hive(request, SpawnSwarm(spawn_request, key))
     except DOMAIN_ERRORS as exc:
-        return _failure(exc)
-    return web.json_response(session.to_json(), status=201)
+        return error_response(exc, "swarm backend")
+    return _accepted(accepted.session, accepted.replayed)
+
+
+def _page(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) > MAX_PAGE * 1000:
+        raise ValueError(f"{name} must be a non-negative integer")
+    return int(raw)
 
 
 async def list_swarms(request: web.Request) -> web.Response:
+    """``?status=`` filters, ``?limit=&offset=`` pages (by creation time), ``?refresh=true``
+    re-reads every session first (waiting at most a few seconds)."""
+    status = request.query.get("status")
+    if status is not None and status not in STATUSES:
+        return json_error(400, f"status must be one of {', '.join(STATUSES)}")
     try:
-        sessions = await _hive(request, ListSwarms(refresh=request.query.get("refresh") == "true"))
+        limit = min(_page(request, "limit", MAX_PAGE), MAX_PAGE)
+        offset = _page(request, "offset", 0)
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    refreshed = None
+    try:
+        if request.query.get("refresh") == "true":
+            waiter = await _hive(request, RefreshSwarms())
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(waiter), REFRESH_TIMEOUT_S)
+                refreshed = True
+            except TimeoutError:
+                refreshed = False
+        listing: Listing = await _hive(request, ListSwarms())
     except DOMAIN_ERRORS as exc:
-        return _failure(exc)
-    return web.json_response({"swarms": [s.to_json() for s in sessions], "total": len(sessions)})
+        return error_response(exc, "swarm backend")
+    encoded = listing.encoded
+    if status is not None:
+        encoded = tuple(e for s, e in zip(listing.sessions, encoded, strict=True)
+                        if s.status == status)
+    page = encoded[offset:offset + limit]
+    tail: dict[str, Any] = {"total": len(encoded), "offset": offset, "limit": limit}
+    if refreshed is not None:
+        tail["refreshed"] = refreshed
+    # each session's JSON was encoded once by the actor: the list is a join
+    body = b'{"swarms":[' + b",".join(page) + b"]," + json.dumps(tail)[1:].encode()
+    return web.Response(body=body, content_type="application/json")
 
 
 async def get_swarm(request: web.Request) -> web.Response:
     try:
         session = await _hive(request, GetSwarm(request.match_info["id"]))
     except DOMAIN_ERRORS as exc:
-        return _failure(exc)
+        return error_response(exc, "swarm backend")
     return web.json_response(session.to_json())
 
 
@@ -104,5 +166,7 @@ async def stop_swarm(request: web.Request) -> web.Response:
     try:
         session = await _hive(request, StopSwarm(request.match_info["id"]))
     except DOMAIN_ERRORS as exc:
-        return _failure(exc)
-    return web.json_response(session.to_json())
+        return error_response(exc, "swarm backend")
+    if session.status == "stopping":
+        return _accepted(session)
+    return web.json_response(session.to_json())  # a swarm that never came to be: forgotten

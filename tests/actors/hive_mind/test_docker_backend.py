@@ -3,7 +3,8 @@ started and torn down here), exec'ing the real claude-flow CLI inside a running 
 
 from __future__ import annotations
 
-import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,10 +12,19 @@ import pytest
 from actors.circuit_breaker import BreakerSettings
 from actors.hive_mind.actor import HiveMindActor
 from actors.hive_mind.errors import BackendUnavailable, UnknownSession
-from actors.hive_mind.messages import GetSwarm, ListSwarms, SpawnRequest, SpawnSwarm, StopSwarm
+from actors.hive_mind.messages import (
+    GetSwarm,
+    ListSwarms,
+    RefreshSwarms,
+    Session,
+    SpawnRequest,
+    SpawnSwarm,
+    StopSwarm,
+)
 from actors.hive_mind.settings import HiveMindSettings
-from actors.messages import StatusQuery, Tick
-from supervisor import SupervisionTree, SupervisorSpec, WorkerSpec
+from actors.messages import StatusQuery
+from supervisor import Address, SupervisionTree, SupervisorSpec, WorkerSpec
+from tests.conftest import wait_for
 from tests.peers.podman import AGENTS_DIR, PodmanService, host_runtime_binds
 
 CONTAINER = "multi-agent-container"
@@ -28,37 +38,49 @@ def engine(podman_service: PodmanService, claude_flow: list[str]) -> PodmanServi
     return podman_service
 
 
-def make_tree(svc: PodmanService, **overrides: Any) -> SupervisionTree:
+def make_tree(svc: PodmanService, records: Path, **overrides: Any) -> SupervisionTree:
     cli = ("node", str(AGENTS_DIR / "node_modules" / "claude-flow" / "bin" / "cli.js"))
     options: dict[str, Any] = {"backend": "docker", "container": CONTAINER,
                                "docker_url": svc.base_url, "cli": cli, "mcp": "",
-                               "sessions_dir": "/tmp/hive-sessions", **overrides}
+                               "sessions_dir": "/tmp/hive-sessions", "records_dir": str(records),
+                               "refresh_interval_s": 0.2, **overrides}
     tree = SupervisionTree(SupervisorSpec("root", (
         WorkerSpec("hive_mind", HiveMindActor, args=(HiveMindSettings(**options),)),)))
     tree.start()
     return tree
 
 
-def test_swarm_lifecycle_inside_the_container(engine: PodmanService) -> None:
-    tree = make_tree(engine)
+def settled(hive: Address, session_id: str, wanted: tuple[str, ...] = ("active", "failed"),
+            timeout: float = 120) -> Session:
+    """The session once its status is one of ``wanted``."""
+    return wait_for(lambda: next((s for s in [hive.ask(GetSwarm(session_id), timeout=10)]
+                                  if s.status in wanted), None), timeout, what=f"{wanted}")
+
+
+def in_container(svc: PodmanService, *argv: str) -> str:
+    return str(svc.client.containers.get(CONTAINER).exec_run(list(argv)).output.decode())
+
+
+def test_swarm_lifecycle_inside_the_container(engine: PodmanService, tmp_path: Path) -> None:
+    tree = make_tree(engine, tmp_path)
     try:
         hive = tree.address("root/hive_mind")
         task = "review $(id) && rm -rf / ; `reboot`"
-        session = hive.ask(SpawnSwarm(SpawnRequest(task, "low", "star", 2)), timeout=60)
+        accepted = hive.ask(SpawnSwarm(SpawnRequest(task, "low", "star", 2)), timeout=10)
+        assert accepted.session.status == "spawning"
+        session = settled(hive, accepted.session.id)
         assert session.status == "active" and session.task == task and session.priority == "low"
         assert session.topology == "hierarchical" and len(session.workers) == 2
         # the session lives in the container, not on this host
-        container = engine.client.containers.get(CONTAINER)
-        listing = container.exec_run(["ls", "/tmp/hive-sessions"]).output.decode().split()
-        assert listing == [session.id]
-        assert [s.id for s in hive.ask(ListSwarms(refresh=True), timeout=60)] == [session.id]
-        assert hive.ask(GetSwarm(session.id), timeout=60).status == "active"
-        assert hive.ask(StopSwarm(session.id), timeout=60).status == "completed"
+        assert in_container(engine, "ls", "/tmp/hive-sessions").split() == [session.id]
+        assert [s.id for s in hive.ask(ListSwarms(), timeout=10).sessions] == [session.id]
+        assert hive.ask(StopSwarm(session.id), timeout=10).status == "stopping"
+        assert settled(hive, session.id, ("completed",)).workers == ()
         with pytest.raises(UnknownSession):
-            hive.ask(GetSwarm("6f1c3f4e-2b7a-4c1d-9e8f-0a1b2c3d4e5f"), timeout=60)
+            hive.ask(GetSwarm("6f1c3f4e-2b7a-4c1d-9e8f-0a1b2c3d4e5f"), timeout=10)
         # container health: running, CPU, memory, disk, answer time
-        hive.tell(Tick(0.0))
-        status = hive.ask(StatusQuery(), timeout=60)
+        status = wait_for(lambda: (st := hive.ask(StatusQuery(), timeout=10)).detail[
+            "container_health"] and st, 60, what="a container health check")
         health = status.detail["container_health"]
         assert health["running"] is True and health["where"] == "docker"
         assert "disk_free_gb" in health and health["response_s"] >= 0
@@ -67,33 +89,53 @@ def test_swarm_lifecycle_inside_the_container(engine: PodmanService) -> None:
         tree.stop(10)
 
 
-def test_a_crash_of_the_actor_loses_no_swarm(engine: PodmanService) -> None:
-    tree = make_tree(engine)
+def test_all_sessions_are_read_in_one_exec(engine: PodmanService, tmp_path: Path) -> None:
+    """Reads start no process per session: a refresh of many sessions is one exec."""
+    tree = make_tree(engine, tmp_path, refresh_interval_s=600.0)  # no background scan here
     try:
         hive = tree.address("root/hive_mind")
-        session = hive.ask(SpawnSwarm(SpawnRequest("keep me")), timeout=60)
-        tree.kill("root/hive_mind")
-        assert hive.wait_running(2, timeout=30)
-        sessions = hive.ask(ListSwarms(), timeout=60)
-        assert [(s.id, s.task) for s in sessions] == [(session.id, "keep me")]
+        first = settled(hive, hive.ask(SpawnSwarm(SpawnRequest("original")), timeout=10).session.id)
+        copies = [str(uuid.uuid4()) for _ in range(30)]
+        for name in copies:
+            in_container(engine, "cp", "-r", f"/tmp/hive-sessions/{first.id}",
+                         f"/tmp/hive-sessions/{name}")
+        execs = engine.exec_count()
+        assert execs >= 4  # the count is real: the spawn and the copies were execs
+        hive.ask(RefreshSwarms(), timeout=10).result(30)
+        listing = hive.ask(ListSwarms(), timeout=10).sessions
+        assert len(listing) == 31 and {s.status for s in listing} == {"active"}
+        assert engine.exec_count() - execs == 1  # not one per session
     finally:
         tree.stop(10)
 
 
-def test_engine_failures_retry_then_open_the_breaker(engine: PodmanService) -> None:
-    tree = make_tree(engine, retries=2, retry_delay_s=0.05,
+def test_a_crash_of_the_actor_loses_no_swarm(engine: PodmanService, tmp_path: Path) -> None:
+    tree = make_tree(engine, tmp_path)
+    try:
+        hive = tree.address("root/hive_mind")
+        session = settled(hive, hive.ask(SpawnSwarm(SpawnRequest("keep me")), timeout=10).session.id)
+        tree.kill("root/hive_mind")
+        assert hive.wait_running(2, timeout=30)
+        sessions = wait_for(lambda: hive.ask(ListSwarms(), timeout=10).sessions, 30)
+        assert [(s.id, s.task, s.status) for s in sessions] == [(session.id, "keep me", "active")]
+    finally:
+        tree.stop(10)
+
+
+def test_engine_failures_retry_then_open_the_breaker(engine: PodmanService, tmp_path: Path) -> None:
+    tree = make_tree(engine, tmp_path, retries=2, retry_delay_s=0.05,
                      breaker=BreakerSettings(failure_threshold=3, recovery_timeout_s=60,
                                              success_threshold=1))
     try:
         hive = tree.address("root/hive_mind")
         engine.client.containers.get(CONTAINER).remove(force=True)
-        started = time.monotonic()
-        with pytest.raises(BackendUnavailable, match=r"not found.*after 3 attempts"):
-            hive.ask(SpawnSwarm(SpawnRequest("x")), timeout=60)
-        assert time.monotonic() - started >= 0.1  # two pauses between three attempts
-        with pytest.raises(BackendUnavailable, match="breaker is open"):
-            hive.ask(SpawnSwarm(SpawnRequest("x")), timeout=60)
-        status = hive.ask(StatusQuery(), timeout=60)
+        accepted = hive.ask(SpawnSwarm(SpawnRequest("x")), timeout=10)
+        failed = settled(hive, accepted.session.id, ("failed",))
+        assert "not found" in failed.error and "attempt 3 of 3" in failed.error
+        with pytest.raises(BackendUnavailable, match=r"breaker is open.*nothing was made"):
+            hive.ask(SpawnSwarm(SpawnRequest("x")), timeout=10)
+        status = hive.ask(StatusQuery(), timeout=10)
         assert status.health == "degraded" and status.detail["breaker"]["state"] == "open"
+        assert [s.id for s in hive.ask(ListSwarms(), timeout=10).sessions] == [accepted.session.id]
     finally:
         tree.stop(10)

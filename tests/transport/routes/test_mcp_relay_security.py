@@ -99,6 +99,12 @@ async def test_with_a_token_swarm_changes_need_it(claude_flow: list[str], tmp_pa
             session_id = (await r.json())["id"]
         async with d.session.delete(f"{d.url}/api/swarms/{session_id}") as r:
             assert r.status == 401
+        async with asyncio.timeout(60):  # reading needs no token
+            while True:
+                async with d.session.get(f"{d.url}/api/swarms/{session_id}") as r:
+                    if (await r.json())["status"] == "active":
+                        break
+                await asyncio.sleep(0.1)
         async with d.session.delete(f"{d.url}/api/swarms/{session_id}", headers=auth) as r:
             assert r.status in (200, 202), await r.text()
         async with d.session.ws_connect(f"{d.ws_url}/ws/mcp-relay",

@@ -107,6 +107,15 @@ async def test_spoken_command_is_transcribed_and_carried_out(
     assert [a["type"] for a in agents] == ["coder"]
 
 
+async def swarms_active(d: Daemon, count: int) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            async with d.session.get(f"{d.url}/api/swarms?status=active") as r:
+                if (await r.json())["total"] == count:
+                    return
+            await asyncio.sleep(0.1)
+
+
 async def test_every_command_by_voice_and_text(speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
     d = speech_daemon
     async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
@@ -115,17 +124,18 @@ async def test_every_command_by_voice_and_text(speech_daemon: Daemon, espeak: st
         transcripts = await stream_utterance(ws, pcm, 16_000)
         assert transcripts[-1]["data"]["text"] == "start a swarm"
         reply = await next_json(ws, "voice_response", timeout=60)
-        assert reply["data"] == {"command": "start_swarm", "ok": True,
-                                 "text": "Started a swarm with 2 workers."}
+        assert reply["data"]["command"] == "start_swarm" and reply["data"]["ok"] is True
+        assert reply["data"]["text"].startswith("Starting a swarm, ")
         await ws.send_json({"type": "voice_command", "text": "Show swarm status"})
         reply = await next_json(ws, "voice_response", timeout=60)
         assert reply["data"]["ok"] and reply["data"]["text"].startswith("1 swarm active")
         await ws.send_json({"type": "voice_command", "text": "list agents"})
         reply = await next_json(ws, "voice_response", timeout=60)
         assert reply["data"]["command"] == "list_agents" and reply["data"]["ok"]
+        await swarms_active(d, 1)
         await ws.send_json({"type": "voice_command", "text": "stop all swarms", "speak": True})
         reply = await next_json(ws, "voice_response", timeout=60)
-        assert reply["data"]["text"] == "Stopped 1 swarm."
+        assert reply["data"]["text"] == "Stopping 1 swarm."
         header = await next_json(ws, "tts_audio")
         audio = await receive(ws, 30)
         assert audio.type == aiohttp.WSMsgType.BINARY and len(audio.data) == header["bytes"]
@@ -137,7 +147,8 @@ async def test_every_command_by_voice_and_text(speech_daemon: Daemon, espeak: st
 async def test_a_spoken_stop_needs_confirmation(speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
     d = speech_daemon
     async with d.session.post(f"{d.url}/api/swarms", json={"task": "keep running"}) as r:
-        assert r.status == 201
+        assert r.status == 202
+    await swarms_active(d, 1)
     pcm = speak(espeak, "stop all swarms", 16_000, tmp_path)
     async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
         await next_json(ws, "connected")
@@ -148,7 +159,7 @@ async def test_a_spoken_stop_needs_confirmation(speech_daemon: Daemon, espeak: s
             assert [s["status"] for s in (await r.json())["swarms"]] == ["active"]
         await stream_utterance(ws, pcm, 16_000)  # heard again: now it runs
         second = await next_json(ws, "voice_response", timeout=60)
-        assert second["data"] == {"command": "stop_swarms", "ok": True, "text": "Stopped 1 swarm."}
+        assert second["data"] == {"command": "stop_swarms", "ok": True, "text": "Stopping 1 swarm."}
 
 
 async def test_tts_returns_wavs_that_grow_with_the_text(speech_daemon: Daemon) -> None:

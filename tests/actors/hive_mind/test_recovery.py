@@ -1,0 +1,107 @@
+"""What a start does with what the last run left: the hive-mind actor over real session folders
+made by the real claude-flow CLI (behind a wrapper that logs each run), and records written as
+a crash would have left them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from actors.hive_mind.actor import MAX_ATTEMPTS, HiveMindActor
+from actors.hive_mind.backend import LocalRunner, SessionManager
+from actors.hive_mind.messages import GetSwarm, ListSwarms, Session, SpawnRequest
+from actors.hive_mind.records import RecordStore, SwarmRecord
+from actors.hive_mind.settings import HiveMindSettings
+from supervisor import Address, SupervisionTree, SupervisorSpec, WorkerSpec
+from tests.conftest import cli_wrapper, wait_for
+
+ID = "5d2f3c1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f"
+
+
+def start(tmp_path: Path, cli: list[str]) -> tuple[SupervisionTree, Address]:
+    settings = HiveMindSettings(cli=tuple(cli), sessions_dir=str(tmp_path / "sessions"),
+                                records_dir=str(tmp_path / "swarms"), mcp="",
+                                refresh_interval_s=0.2)
+    tree = SupervisionTree(SupervisorSpec("root", (
+        WorkerSpec("hive_mind", HiveMindActor, args=(settings,)),)))
+    tree.start()
+    return tree, tree.address("root/hive_mind")
+
+
+def settled(hive: Address, wanted: tuple[str, ...] = ("active", "failed")) -> Session:
+    return wait_for(lambda: next((s for s in [hive.ask(GetSwarm(ID), timeout=10)]
+                                  if s.status in wanted), None), 120, what=str(wanted))
+
+
+def runs(log: Path, what: str) -> int:
+    return log.read_text().count(what) if log.exists() else 0
+
+
+def test_a_spawn_that_got_its_workers_before_the_crash_is_recorded_active_not_redone(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    cli, log = cli_wrapper(tmp_path / "cli", claude_flow)
+    manager = SessionManager(LocalRunner(), cli, str(tmp_path / "sessions"))
+    made = manager.create(ID, SpawnRequest("finished before the crash"))
+    RecordStore(tmp_path / "swarms").save(SwarmRecord(
+        ID, "finished before the crash", status="spawning", stage="spawn", attempts=1))
+    spawns = runs(log, "hive-mind spawn")
+    tree, hive = start(tmp_path, cli)
+    try:
+        session = settled(hive)
+        assert session.status == "active" and len(session.workers) == len(made.workers)
+        assert runs(log, "hive-mind spawn") == spawns  # nothing was run again
+        record = RecordStore(tmp_path / "swarms").load_all()[ID]
+        assert record.status == "active"
+    finally:
+        tree.stop(10)
+
+
+def test_a_half_made_spawn_is_removed_and_spawned_again_once(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    cli, log = cli_wrapper(tmp_path / "cli", claude_flow)
+    manager = SessionManager(LocalRunner(), cli, str(tmp_path / "sessions"))
+    folder = tmp_path / "sessions" / ID
+    folder.mkdir(parents=True)
+    manager._cli(["hive-mind", "init"], str(folder))  # the crash came after init
+    RecordStore(tmp_path / "swarms").save(SwarmRecord(
+        ID, "cut short", status="spawning", stage="task", attempts=1))
+    tree, hive = start(tmp_path, cli)
+    try:
+        session = settled(hive)
+        assert session.status == "active" and len(session.workers) == 2  # not 4
+        assert runs(log, "hive-mind spawn") == 1
+        assert sorted(p.name for p in (tmp_path / "sessions").iterdir()) == [ID]
+        assert RecordStore(tmp_path / "swarms").load_all()[ID].attempts == 2
+    finally:
+        tree.stop(10)
+
+
+def test_a_queued_spawn_runs_and_one_cut_short_too_often_is_given_up(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    cli, log = cli_wrapper(tmp_path / "cli", claude_flow)
+    other = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    store = RecordStore(tmp_path / "swarms")
+    store.save(SwarmRecord(ID, "was queued", status="spawning", stage="queued"))
+    store.save(SwarmRecord(other, "keeps dying", status="spawning", stage="init",
+                           attempts=MAX_ATTEMPTS))
+    tree, hive = start(tmp_path, cli)
+    try:
+        assert settled(hive).status == "active"
+        given_up = hive.ask(GetSwarm(other), timeout=10)
+        assert given_up.status == "failed" and "given up" in given_up.error
+        assert runs(log, "hive-mind spawn") == 1
+    finally:
+        tree.stop(10)
+
+
+def test_a_corrupt_record_is_set_aside_and_the_start_goes_on(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    cli, _ = cli_wrapper(tmp_path / "cli", claude_flow)
+    records = tmp_path / "swarms"
+    records.mkdir()
+    (records / f"{ID}.json").write_text('{"id": "' + ID + '", "task": ')  # cut mid-write
+    tree, hive = start(tmp_path, cli)
+    try:
+        assert hive.ask(ListSwarms(), timeout=10).sessions == ()
+        assert (records / f"{ID}.corrupt").exists() and not (records / f"{ID}.json").exists()
+    finally:
+        tree.stop(10)
