@@ -141,3 +141,29 @@ def test_imports_inside_functions_are_seen(tmp_path: Path) -> None:
     (tmp_path / "hive" / "config.py").write_text("")
     modules = {"gpu.late": module, "hive.config": tmp_path / "hive" / "config.py"}
     assert imports_of(module, modules) == {"hive.config"}
+
+
+def test_every_module_says_what_it_exports_and_defines_it() -> None:
+    """``__all__`` in every module, naming only what the module itself defines: one import path
+    per public name (``supervisor.py`` and ``gpu/__init__.py`` are the facades)."""
+    facades = {"supervisor", "gpu"}
+    problems = []
+    for name, path in project_modules().items():
+        tree = ast.parse(path.read_text())
+        defined: set[str] = set()
+        exported: list[str] | None = None
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        defined.add(target.id)
+                        if target.id == "__all__" and node.value is not None:
+                            exported = [ast.literal_eval(e) for e in node.value.elts]  # type: ignore[attr-defined]
+        if exported is None:
+            problems.append(f"{name}: no __all__")
+        elif name not in facades and set(exported) - defined:
+            problems.append(f"{name}: exports what it does not define: {sorted(set(exported) - defined)}")
+    assert problems == []
