@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint venv clean help agents peers cuda-check
+.PHONY: run test bench lint venv clean help agents peers cuda-check ui
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -23,16 +23,21 @@ $(STAMP): setup.cfg pyproject.toml
 agents:  ## install claude-flow, the real MCP server and hive-mind CLI, into .agents/ (minutes once)
 	bash scripts/install-agents.sh
 
-peers: agents  ## everything the tests talk to: claude-flow, podman, espeak-ng and sox (Debian, needs root)
+peers: agents  ## everything the tests talk to: claude-flow, podman, espeak-ng, sox and chromium (Debian, needs root)
 	bash scripts/install-podman.sh
 	bash scripts/install-speech.sh
+	bash scripts/install-browser.sh
 
-run: $(STAMP)  ## start the daemon on embedded defaults
+ui:  ## build the web console (three and esbuild from npm) into transport/console_static
+	bash scripts/build-console.sh
+
+run: $(STAMP)  ## start the daemon on embedded defaults (the console at http://127.0.0.1:8080/)
+	@bash scripts/build-console.sh || echo "make run: the web console could not be built; the daemon starts anyway and / says how to build it"
 	@bash scripts/install-agents.sh || echo "make run: claude-flow could not be installed; the daemon starts anyway and reports the MCP and hive-mind actors as degraded (see README)"
 	@bash scripts/install-speech.sh || echo "make run: espeak-ng/sox could not be installed; the daemon starts anyway and reports speech as degraded (see README)"
 	$(BIN)/hive-supervisor $(ARGS)
 
-test: $(STAMP) peers  ## install what the tests need, then run them (CUDA kernels run in Numba's simulator)
+test: $(STAMP) peers ui  ## install what the tests need, then run them (CUDA kernels run in Numba's simulator)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## run every benchmark under bench/, printing ratios against in-run baselines
@@ -47,4 +52,4 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/mypy supervisor.py _supervision actors gpu transport hive
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info transport/console_static console/node_modules

@@ -15,14 +15,24 @@ from aiohttp import WSCloseCode, web
 
 from actors.health import LoopReport
 from transport.http_errors import errors_middleware, json_error
-from transport.routes import admin, graph, health, mcp_relay, metrics, positions, speech, swarms
+from transport.routes import (
+    admin,
+    console,
+    graph,
+    health,
+    mcp_relay,
+    metrics,
+    positions,
+    speech,
+    swarms,
+)
 from transport.security import security_middleware
 from transport.services import SERVICES, Services
 
 __all__ = ["LOOP_MONITOR", "ROUTE_MODULES", "build_app"]
 
 
-ROUTE_MODULES = (positions, health, graph, metrics, admin, mcp_relay, swarms, speech)
+ROUTE_MODULES = (console, positions, health, graph, metrics, admin, mcp_relay, swarms, speech)
 LOOP_MONITOR: web.AppKey[asyncio.Task[None]] = web.AppKey("loop_monitor", asyncio.Task)
 
 
