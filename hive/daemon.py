@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from actors.messages import Subscribe
 from hive.config import Config
+from hive.state_lock import StateLocked, lock_state
 from hive.tree import build_root, wired
 from supervisor import ExitReason, SupervisionError, SupervisionTree
 from transport.app import build_app
@@ -50,6 +52,19 @@ async def serve(config: Config) -> int:
         log.warning("daemon.names_without_token", hosts=list(config.server.allowed_hosts),
                     hint="requests for these names (a reverse proxy?) change things without a "
                          "token: set an API token")
+    try:
+        lock = lock_state(config.server.state_dir)
+    except (StateLocked, OSError) as exc:
+        log.error("daemon.state_locked", error=str(exc))
+        print(f"hive-supervisor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return await _run(config, loop)
+    finally:
+        os.close(lock)
+
+
+async def _run(config: Config, loop: asyncio.AbstractEventLoop) -> int:
     tree = SupervisionTree(build_root(config))
     stop = asyncio.Event()
     exit_code = EXIT_OK
@@ -67,7 +82,7 @@ async def serve(config: Config) -> int:
         log.error("daemon.start_failed", reason=str(exc))
         print(f"hive-supervisor: could not start: {exc}", file=sys.stderr)
         with contextlib.suppress(Exception):
-            await loop.run_in_executor(None, tree.stop, 5.0)
+            await loop.run_in_executor(None, tree.stop, config.server.shutdown_timeout_s)
         return EXIT_ROOT_FAILED
     app = assemble(tree, config, loop)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
@@ -82,7 +97,7 @@ async def serve(config: Config) -> int:
         print(f"hive-supervisor: cannot listen on {config.server.host}:{config.server.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         await runner.cleanup()
-        await loop.run_in_executor(None, tree.stop, 5.0)
+        await loop.run_in_executor(None, tree.stop, config.server.shutdown_timeout_s)
         return EXIT_CONFIG
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -3,19 +3,21 @@
 Its table of sessions is the read path: ``ListSwarms`` and ``GetSwarm`` answer from memory and
 never start a process. The table is kept from the backend's own state (each folder's files,
 see ``backend.py``) by a background scan every ``refresh_interval_s`` that re-reads only what
-changed, merged with the daemon's own records (``records.py``).
+changed, merged with the daemon's own records (``records.py``). A scan that began before a job
+reported never overwrites what the job said.
 
 Spawns and stops are accepted at once (a record is written, the session is ``spawning`` or
 ``stopping``) and run on a bounded worker pool, off this actor's thread; each job writes its
 progress to the record and reports to the actor by message. A full queue refuses with
-:class:`QueueFull` and makes nothing. The pool and its in-flight jobs outlive the actor's
-incarnations (kept through ``ChildContext``): a job running when the actor is killed finishes
-and reports to the next incarnation. A spawn caught by a daemon crash is finished at the next
-start: one that got its workers is recorded as active, one that did not has its half-made
-folder removed and is spawned again (at most :data:`MAX_ATTEMPTS` times, then ``failed``),
-never twice. Every change of a session's status is published to subscribers
-(:class:`SessionUpdate`). A new swarm's workers are announced to the MCP actor, which shows them
-at once, as members of that swarm.
+:class:`QueueFull` and makes nothing. The pool outlives a *killed* incarnation (kept through
+``ChildContext``): its jobs finish and report to the next one. An incarnation that stops (a
+restart, a crash, the daemon's shutdown) cancels its jobs instead: their commands are killed
+with their process groups, and it returns only once they have let go, leaving each record where
+the job got; the next start resumes from there. A spawn that got its workers is recorded as
+active; one that did not has its half-made folder removed and is spawned again (at most
+:data:`MAX_ATTEMPTS` jobs, then ``failed``), never twice. Every change of a session's status is
+published to subscribers (:class:`SessionUpdate`). A new swarm's workers are announced to the
+MCP actor, which shows them at once, as members of that swarm.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ from actors.hive_mind.errors import (
     CommandFailed,
     IdempotencyConflict,
     QueueFull,
-    SwarmBusy,
     UnknownSession,
 )
 from actors.hive_mind.messages import (
@@ -68,12 +69,13 @@ from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
 from supervisor import Address, ChildContext, SupervisionError
 
-__all__ = ["MAX_ATTEMPTS", "HiveMindActor"]
+__all__ = ["LISTED_ACTIVE", "MAX_ATTEMPTS", "STOP_WAIT_S", "HiveMindActor"]
 
 log = structlog.get_logger("actors.hive_mind")
 
-MAX_ATTEMPTS = 3  # spawns of one swarm begun and cut short by restarts before it is given up
+MAX_ATTEMPTS = 3  # spawn jobs of one swarm begun and cut short by restarts before it is given up
 LISTED_ACTIVE = 50  # active sessions listed in the health detail (the rest are counted)
+STOP_WAIT_S = 3.0  # how long a stopping incarnation waits for its cancelled jobs to let go
 
 
 # -- what jobs tell the actor ------------------------------------------------------------------
@@ -85,13 +87,15 @@ class _Progress:
 
 @dataclass(frozen=True, slots=True)
 class _JobDone:
-    record: SwarmRecord
+    record: SwarmRecord | None  # None: the swarm is gone (removed)
     session: Session | None  # the folder's state after the job (None: no folder)
+    session_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class _Scanned:
     scan: Scan | None
+    generation: int
     error: str = ""
 
 
@@ -100,15 +104,22 @@ class _Checked:
     health: dict[str, Any]
 
 
+class _Cancelled(Exception):
+    """The job was told to let go (its actor stopped, or its swarm was stopped)."""
+
+
 class _Jobs:
-    """The worker pool and what it is doing. Kept across incarnations, so that a job survives
-    the actor being killed and reports to the next one."""
+    """The worker pool and what it is doing. Kept across a killed incarnation, so that a job
+    survives the kill and reports to the next one; cancelled when an incarnation stops."""
 
     def __init__(self, workers: int) -> None:
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="hive-mind")
         self.scanner = ThreadPoolExecutor(1, thread_name_prefix="hive-mind-scan")
+        self.cancelled = threading.Event()
+        self.stop_requested: set[str] = set()  # stops asked for while a spawn was running
         self._lock = threading.Lock()
         self._in_flight: dict[str, str] = {}
+        self._running: set[str] = set()
         self.scanning = False
         self.scan_waiters: list[Future[None]] = []
 
@@ -117,28 +128,51 @@ class _Jobs:
             self._in_flight[session_id] = kind
 
         def run() -> None:
+            with self._lock:
+                self._running.add(session_id)
             try:
                 job()
+            except Exception as exc:  # noqa: BLE001 - a job records its own failures; last resort
+                log.error("swarm.job_crashed", session=session_id, kind=kind, error=repr(exc))
             finally:
                 with self._lock:
                     self._in_flight.pop(session_id, None)
+                    self._running.discard(session_id)
 
         self.executor.submit(run)
 
-    def busy(self, session_id: str) -> bool:
+    def kind(self, session_id: str) -> str | None:
         with self._lock:
-            return session_id in self._in_flight
+            return self._in_flight.get(session_id)
 
     def pending(self) -> int:
         with self._lock:
             return len(self._in_flight)
 
-    def shutdown(self) -> None:
+    def check(self, session_id: str) -> None:
+        """Raise :class:`_Cancelled` when the job for ``session_id`` must let go."""
+        if self.cancelled.is_set() or session_id in self.stop_requested:
+            raise _Cancelled(session_id)
+
+    def cancel(self, runner: Runner) -> None:
+        """Cancel every job: queued ones never run, running ones have their commands killed
+        and return without writing; wait (a little) until they have."""
+        self.cancelled.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        killed = runner.kill_all()
+        deadline = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    break
+            runner.kill_all()  # a command started between the kill and now
+            time.sleep(0.01)
         self.scanner.shutdown(wait=False, cancel_futures=True)
         for waiter in self.scan_waiters:
             if not waiter.done():
                 waiter.set_exception(BackendUnavailable("the hive-mind actor stopped"))
+        if killed:
+            log.info("hive_mind.commands_killed", count=killed)
 
 
 class HiveMindActor(TickingActor):
@@ -158,15 +192,20 @@ class HiveMindActor(TickingActor):
         self._records: dict[str, SwarmRecord] = {}
         self._stamps: dict[str, tuple[int, ...]] = {}
         self._view: dict[str, Session] = {}
-        self._listing: Listing | None = None
         self._encoded: dict[str, bytes] = {}
+        self._listing: Listing | None = None
         self._keys: dict[str, str] = {}
+        self._removing: set[str] = set()
+        self._generation = 0  # of scans begun
+        self._touched: dict[str, int] = {}  # session -> the scan generation a job last wrote in
+        self._scanned_once = False
+        self._recovered = False
+        self._publishing = False  # no session_update for the table a start rebuilds
         self._container_health: dict[str, Any] = {}
         self._last_scan: Scan | None = None
         self._scan_error = ""
         self._health_due = 0.0
-        self._subscribers: Subscribers[SessionUpdate] = Subscribers(
-            "hive_mind", getattr(self, "supervision", None))
+        self._subscribers: Subscribers[SessionUpdate] = Subscribers("hive_mind", self.supervision)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -178,15 +217,19 @@ class HiveMindActor(TickingActor):
             self._records = self._records_store.load_all()
         self._keys = {r.idempotency_key: r.id for r in self._records.values() if r.idempotency_key}
         kept: _Jobs | None = self.supervision.kept(name="jobs")
-        self._jobs = kept or _Jobs(s.command_workers)
+        self._jobs = kept if kept is not None and not kept.cancelled.is_set() else _Jobs(
+            s.command_workers)
         self.supervision.keep(self._jobs, name="jobs")
         self._jobs.scanning = False  # a scan of the last incarnation reports nowhere now
-        if self._manager is not None and s.backend == "local":
-            self._apply(self._manager.scan({}))  # a stat per file: milliseconds for 1,000
-        else:
-            self._start_scan()
+        if self._manager is not None:
+            try:  # the first read before anything else: recovery needs to see the folders
+                self._apply(self._manager.scan({}), self._generation)
+            except BackendError as exc:  # the engine is down: read in the background, later
+                self._scan_error = str(exc)[:300]
+                log.warning("hive_mind.scan_failed", error=self._scan_error)
         self._recover()
         self._rebuild()
+        self._publishing = True
         self.start_ticking(s.refresh_interval_s)
 
     def _build(self) -> SessionManager | None:
@@ -216,16 +259,12 @@ class HiveMindActor(TickingActor):
 
     def on_stop(self) -> None:
         super().on_stop()
-        # A graceful stop: queued jobs stay "queued" in their records (the next start runs
-        # them); running CLI commands are killed with their process groups, and their swarms
-        # are finished or spawned again by the next start.
-        if self._jobs is not None:
-            self._jobs.shutdown()
-            self.supervision.keep(None, name="jobs")
-        if self._manager is not None:
-            killed = self._manager.runner.kill_all()
-            if killed:
-                log.info("hive_mind.commands_killed", count=killed)
+        # A restart, a crash or the daemon's shutdown: every job lets go (queued ones stay
+        # "queued" in their records, running ones are left at their last stage) before the
+        # next incarnation, which resumes them, can start.
+        if self._jobs is not None and self._manager is not None:
+            self._jobs.cancel(self._manager.runner)
+        self.supervision.keep(None, name="jobs")
 
     # -- messages --------------------------------------------------------------------------
 
@@ -249,6 +288,7 @@ class HiveMindActor(TickingActor):
             self._start_scan()
             return waiter
         if isinstance(message, _Progress):
+            self._touched[message.record.id] = self._generation
             self._set_record(message.record)
             return None
         if isinstance(message, _JobDone):
@@ -297,101 +337,120 @@ class HiveMindActor(TickingActor):
                             f"running (max_queued {self.settings.max_queued}); nothing was "
                             f"made, try again later")
         record = SwarmRecord.accepted(str(uuid.uuid4()), request, key, digest)
-        self._save(record)  # durable before it is acknowledged: a crash now loses nothing
+        self._save_or_refuse(record)  # durable before it is acknowledged: a crash loses nothing
         if key:
             self._keys[key] = record.id
         self._set_record(record)
-        self._submit_spawn(record)
+        self._submit("spawn", record)
         return Accepted(self._view[record.id])
 
     def _accept_stop(self, session_id: str) -> Session:
-        manager = self._require_manager()
+        """Stop it; a stop during its spawn cancels the spawn; a swarm that is over (or never
+        came to be) is removed, folder and record."""
+        self._require_manager()
         assert self._jobs is not None
         session = self._view.get(session_id)
         if session is None:
             raise UnknownSession(session_id)
-        record = self._records.get(session_id)
-        if session_id not in self._folders and record is not None and not self._jobs.busy(
-                session_id):
-            # nothing was ever made (a failed spawn): forget it
-            if self._records_store is not None:
-                self._records_store.remove(session_id)
-            self._records.pop(session_id, None)
-            self._keys = {k: v for k, v in self._keys.items() if v != session_id}
-            self._rebuild(session_id)
-            return dataclasses.replace(session, status="completed", stage="")
-        if self._jobs.busy(session_id):
-            raise SwarmBusy(f"swarm {session_id} is {session.status}"
-                            f"{' (' + session.stage + ')' if session.stage else ''}; "
-                            f"stop it once that is done")
+        running = self._jobs.kind(session_id)
+        if running == "spawn":
+            self._jobs.stop_requested.add(session_id)  # the job lets go at its next stage
+            return dataclasses.replace(session, status="stopping")
+        if running == "stop":
+            return session
+        if running == "remove":
+            return dataclasses.replace(session, status="deleted")
         if self._jobs.pending() >= self.settings.max_queued:
             raise QueueFull("the worker pool's queue is full; try again later")
-        base = record or SwarmRecord(session_id, session.task, session.priority,
-                                     status=session.status, stage="",
-                                     created_at=session.created_at)
-        stopping = base.moved(status="stopping", stage="", error="")
-        self._save(stopping)
+        record = self._records.get(session_id) or SwarmRecord(
+            session_id, session.task, session.priority, status=session.status, stage="",
+            created_at=session.created_at)
+        if session.status in ("completed", "failed", "unknown"):
+            self._removing.add(session_id)
+            self._submit("remove", record)
+            self._rebuild(session_id)
+            return dataclasses.replace(session, status="deleted")
+        stopping = record.moved(status="stopping", stage="", error="")
+        self._save_or_refuse(stopping)
         self._set_record(stopping)
-        self._submit_stop(stopping, manager)
+        self._submit("stop", stopping)
         return self._view[session_id]
 
-    def _submit_spawn(self, record: SwarmRecord) -> None:
+    def _save_or_refuse(self, record: SwarmRecord) -> None:
+        try:
+            self._save(record)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot write the swarm's record: {exc.strerror or exc}; "
+                                     f"nothing was made") from None
+
+    def _submit(self, kind: str, record: SwarmRecord) -> None:
         manager = self._require_manager()
         assert self._jobs is not None
-        me = self._me()
-        store, settings, breaker, sleep = self._records_store, self.settings, self._breaker, self._sleep
-        self._jobs.submit(record.id, "spawn",
-                          lambda: _spawn_job(manager, store, record, settings, breaker, sleep, me))
-
-    def _submit_stop(self, record: SwarmRecord, manager: SessionManager) -> None:
-        assert self._jobs is not None
-        me = self._me()
-        store, settings, breaker, sleep = self._records_store, self.settings, self._breaker, self._sleep
-        self._jobs.submit(record.id, "stop",
-                          lambda: _stop_job(manager, store, record, settings, breaker, sleep, me))
+        job = _Job(manager, self._records_store, record, self.settings, self._breaker,
+                   self._sleep, self._me(), self._jobs)
+        self._jobs.submit(record.id, kind, getattr(job, kind))
 
     def _me(self) -> Address:
         """This actor's stable address: a job reports to whichever incarnation is alive."""
         return self.supervision.address(self.supervision.path)
 
     def _finished(self, done: _JobDone) -> None:
+        session_id = done.record.id if done.record is not None else done.session_id
+        self._touched[session_id] = self._generation
         if done.session is not None:
-            self._folders[done.record.id] = done.session
+            self._folders[session_id] = done.session
         else:
-            self._folders.pop(done.record.id, None)
+            self._folders.pop(session_id, None)
+        if done.record is None:  # removed
+            self._records.pop(session_id, None)
+            self._removing.discard(session_id)
+            self._keys = {k: v for k, v in self._keys.items() if v != session_id}
+            self._rebuild(session_id)
+            return
         self._set_record(done.record)
+        assert self._jobs is not None
         if done.record.status == "active" and done.session is not None:
             self._announce(done.session)
+            if session_id in self._jobs.stop_requested:  # asked to stop while it spawned
+                self._jobs.stop_requested.discard(session_id)
+                self._accept_stop(session_id)
+        else:
+            self._jobs.stop_requested.discard(session_id)
 
     def _recover(self) -> None:
-        """Finish what the last run left in flight (a job of this daemon still running, after
-        the actor alone was restarted, reports by itself)."""
-        if self._manager is None or self._jobs is None:
+        """Finish what the last run left in flight, once the folders have been read (a job
+        still running, after the actor alone was killed, reports by itself)."""
+        if self._manager is None or self._jobs is None or not self._scanned_once or self._recovered:
             return
+        self._recovered = True
         for record in list(self._records.values()):
-            if record.status not in ("spawning", "stopping") or self._jobs.busy(record.id):
+            if record.status not in ("spawning", "stopping") or self._jobs.kind(record.id):
                 continue
             if record.status == "stopping":
                 log.info("swarm.stop_resumed", session=record.id)
-                self._submit_stop(record, self._manager)
+                self._submit("stop", record)
                 continue
             folder = self._folders.get(record.id)
             if record.stage != "queued" and folder is not None and folder.workers:
-                done = record.moved(status="active", stage="", error="")
-                self._save(done)
-                self._records[record.id] = done
+                self._resolve(record.moved(status="active", stage="", error=""))
                 log.info("swarm.spawn_recovered", session=record.id, outcome="active")
-                continue
-            if record.attempts >= MAX_ATTEMPTS:
-                failed = record.moved(status="failed", stage="", error=(
-                    f"the spawn was cut short by a restart {record.attempts} times; given up"))
-                self._save(failed)
-                self._records[record.id] = failed
+            elif record.attempts >= MAX_ATTEMPTS:
+                self._resolve(record.moved(status="failed", stage="", error=(
+                    f"the spawn was cut short by a restart {record.attempts} times; given up")))
                 log.warning("swarm.spawn_given_up", session=record.id)
-                continue
-            log.info("swarm.spawn_resumed", session=record.id, stage=record.stage,
-                     attempts=record.attempts)
-            self._submit_spawn(record)
+                if folder is not None:
+                    self._submit("clean", record)
+            else:
+                log.info("swarm.spawn_resumed", session=record.id, stage=record.stage,
+                         attempts=record.attempts)
+                self._submit("spawn", record)
+
+    def _resolve(self, record: SwarmRecord) -> None:
+        try:
+            self._save(record)
+        except OSError as exc:
+            log.error("swarm.record_unwritable", session=record.id, error=str(exc))
+        self._records[record.id] = record
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -408,13 +467,14 @@ class HiveMindActor(TickingActor):
         if self._manager is None or self._jobs is None or self._jobs.scanning:
             return
         self._jobs.scanning = True
-        manager, stamps, me = self._manager, dict(self._stamps), self._me()
+        self._generation += 1
+        manager, stamps, me, generation = self._manager, dict(self._stamps), self._me(), self._generation
 
         def scan() -> None:
             try:
-                _tell(me, _Scanned(manager.scan(stamps)))
+                _tell(me, _Scanned(manager.scan(stamps), generation))
             except Exception as exc:  # noqa: BLE001 - the engine went away: say so, keep going
-                _tell(me, _Scanned(None, str(exc)[:300]))
+                _tell(me, _Scanned(None, generation, str(exc)[:300]))
 
         self._jobs.scanner.submit(scan)
 
@@ -423,10 +483,11 @@ class HiveMindActor(TickingActor):
         self._jobs.scanning = False
         waiters, self._jobs.scan_waiters = self._jobs.scan_waiters, []
         if message.scan is not None:
-            self._apply(message.scan)
+            self._apply(message.scan, message.generation)
             if self._scan_error:
                 log.info("hive_mind.scan_recovered")
             self._scan_error = ""
+            self._recover()
         else:
             if message.error != self._scan_error:  # once per change, not every refresh
                 log.warning("hive_mind.scan_failed", error=message.error)
@@ -435,15 +496,23 @@ class HiveMindActor(TickingActor):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _apply(self, scan: Scan) -> None:
+    def _apply(self, scan: Scan, generation: int) -> None:
+        """Take what a scan read, except for the sessions a job reported on after the scan
+        began: what the job said is newer (and those are read again next time)."""
         self._last_scan = scan
-        self._stamps = dict(scan.stamps)
-        gone = set(self._folders) - scan.present
-        touched = {s.id for s in scan.changed} | gone
+        self._scanned_once = True
+        stale = {sid for sid, seen in self._touched.items() if seen >= generation}
+        self._stamps = {sid: stamp for sid, stamp in scan.stamps.items() if sid not in stale}
+        gone = set(self._folders) - scan.present - stale
+        touched = set(gone)
         for session in scan.changed:
+            if session.id in stale:
+                continue
             self._folders[session.id] = session
+            touched.add(session.id)
         for session_id in gone:
             self._folders.pop(session_id, None)
+        self._touched = {sid: seen for sid, seen in self._touched.items() if seen >= generation}
         for session_id in touched:
             self._rebuild(session_id)
 
@@ -462,19 +531,20 @@ class HiveMindActor(TickingActor):
         ids = [session_id] if session_id else list({*self._folders, *self._records})
         for sid in ids:
             before = self._view.get(sid)
-            after = _merge(self._folders.get(sid), self._records.get(sid), sid)
+            after = None if sid in self._removing else _merge(
+                self._folders.get(sid), self._records.get(sid), sid, self._scanned_once)
+            if after == before:
+                continue
+            self._listing = None
             if after is None:
                 self._view.pop(sid, None)
                 self._encoded.pop(sid, None)
-            elif after != before:
-                self._view[sid] = after
-                self._encoded[sid] = json.dumps(after.to_json(), separators=(",", ":")).encode()
-            if after != before:
-                self._listing = None
-                if after is not None and (before is None or (before.status, before.stage,
-                                                            before.error) != (
-                        after.status, after.stage, after.error)):
-                    self._subscribers.publish(SessionUpdate(after))
+                continue
+            self._view[sid] = after
+            self._encoded[sid] = json.dumps(after.to_json(), separators=(",", ":")).encode()
+            if self._publishing and (before is None or (before.status, before.stage, before.error)
+                                     != (after.status, after.stage, after.error)):
+                self._subscribers.publish(SessionUpdate(after))
 
     def _list(self) -> Listing:
         if self._listing is None:
@@ -546,53 +616,127 @@ def _health(runner: Runner) -> dict[str, Any]:
         return {"healthy": False, "error": str(exc)}
 
 
-def _spawn_job(manager: SessionManager, store: RecordStore | None, record: SwarmRecord,
-               settings: HiveMindSettings, breaker: CircuitBreaker,
-               sleep: Callable[[float], None], me: Address) -> None:
-    def save(updated: SwarmRecord) -> SwarmRecord:
-        if store is not None:
-            store.save(updated)
-        _tell(me, _Progress(updated))
-        return updated
+@dataclass
+class _Job:
+    """One swarm's spawn, stop, removal or clean-up, on a pool thread. It writes the record at
+    each step and reports by message; a cancelled job stops writing at once."""
 
-    current = record
-    error = ""
-    attempts = settings.retries + 1
-    for attempt in range(attempts):
+    manager: SessionManager
+    store: RecordStore | None
+    record: SwarmRecord
+    settings: HiveMindSettings
+    breaker: CircuitBreaker
+    sleep: Callable[[float], None]
+    me: Address
+    jobs: _Jobs
+
+    def _save(self, record: SwarmRecord) -> SwarmRecord:
+        self.jobs.check(record.id)
+        if self.store is not None:
+            self.store.save(record)
+        _tell(self.me, _Progress(record))
+        return record
+
+    def _finish(self, record: SwarmRecord, session: Session | None) -> None:
+        if self.jobs.cancelled.is_set():
+            return  # the next incarnation resumes from the last stage written
         try:
-            breaker.check()
-        except BreakerOpen as exc:
-            error = f"swarm backend unavailable: {exc}"
-            break
-        current = save(current.moved(stage="folder", attempts=current.attempts + 1, error=""))
+            if self.store is not None:
+                self.store.save(record)
+        except OSError as exc:
+            log.error("swarm.record_unwritable", session=record.id, error=str(exc))
+            record = record.moved(error=f"{record.error} (its record could not be written: "
+                                        f"{exc.strerror or exc})".strip())
+        _tell(self.me, _JobDone(record, session))
+
+    def _attempts(self, what: str, action: Callable[[], Any]) -> tuple[Any, str]:
+        """``action`` through the breaker, retried while the runner itself fails: (result,
+        "") or (None, the reason)."""
+        tries = self.settings.retries + 1
+        error = ""
+        for attempt in range(tries):
+            self.jobs.check(self.record.id)
+            try:
+                self.breaker.check()
+            except BreakerOpen as exc:
+                return None, f"swarm backend unavailable: {exc}"
+            try:
+                result = action()
+            except _Cancelled:
+                raise
+            except BackendError as exc:  # the runner failed (engine down, timeout): try again
+                self.jobs.check(self.record.id)  # (or was it killed because we are stopping?)
+                self.breaker.failure(exc)
+                error = f"{exc} (attempt {attempt + 1} of {tries})"
+                log.warning(f"swarm.{what}_attempt_failed", session=self.record.id, error=str(exc))
+                if attempt + 1 < tries:
+                    self.sleep(self.settings.retry_delay_s)
+                continue
+            except (CommandFailed, UnknownSession) as exc:  # it ran and said no: an answer
+                self.breaker.success()
+                return None, str(exc)
+            self.breaker.success()
+            return result, ""
+        return None, error
+
+    def spawn(self) -> None:
+        record = self.record
         try:
-            manager.remove(current.id)  # what an interrupted attempt left, if anything
-            session = manager.create(current.id, current.request, stage=_stages(save, current))
-        except BackendError as exc:  # the runner failed (engine down, timeout): try again
-            breaker.failure(exc)
-            error = f"{exc} (attempt {attempt + 1} of {attempts})"
-            log.warning("swarm.spawn_attempt_failed", session=current.id, error=str(exc))
-            if attempt + 1 < attempts:
-                sleep(settings.retry_delay_s)
-            continue
-        except CommandFailed as exc:  # the CLI ran and said no: an answer, not a fault
-            breaker.success()
-            error = str(exc)
-            break
+            record = self._save(record.moved(stage="folder", attempts=record.attempts + 1,
+                                             error=""))
+            stages = _stages(self._save, record)
+
+            def make() -> Session:
+                self.manager.remove(record.id)  # what an interrupted attempt left, if anything
+                return self.manager.create(record.id, record.request, stage=stages)
+
+            session, error = self._attempts("spawn", make)
+        except _Cancelled:
+            if record.id in self.jobs.stop_requested and not self.jobs.cancelled.is_set():
+                self._finish(record.moved(status="completed", stage="", error=(
+                    "stopped before its spawn finished; nothing was left")), None)
+            return
         except Exception as exc:  # noqa: BLE001 - whatever it is, the swarm gets the reason
-            error = f"{type(exc).__name__}: {exc}"
-            break
-        breaker.success()
-        done = current.moved(status="active", stage="", error="")
-        if store is not None:
-            store.save(done)
-        _tell(me, _JobDone(done, session))
-        return
-    failed = current.moved(status="failed", stage="", error=error or "the spawn failed")
-    if store is not None:
-        store.save(failed)
-    log.warning("swarm.spawn_failed", session=current.id, error=failed.error)
-    _tell(me, _JobDone(failed, None))
+            session, error = None, f"{type(exc).__name__}: {exc}"
+        if session is not None:
+            self._finish(record.moved(status="active", stage="", error=""), session)
+            return
+        log.warning("swarm.spawn_failed", session=record.id, error=error)
+        self._finish(record.moved(status="failed", stage="", error=error or "the spawn failed"),
+                     None)
+
+    def stop(self) -> None:
+        try:
+            session, error = self._attempts("stop", lambda: self.manager.shutdown(self.record.id))
+        except _Cancelled:
+            return
+        except Exception as exc:  # noqa: BLE001
+            session, error = None, f"{type(exc).__name__}: {exc}"
+        if not error:
+            self._finish(self.record.moved(status="completed", stage="", error=""), session)
+            return
+        try:
+            session = self.manager.read(self.record.id)
+        except BackendError:
+            session = None
+        self._finish(self.record.moved(status=session.status if session else "failed", stage="",
+                                       error=f"stop failed: {error}"), session)
+
+    def remove(self) -> None:
+        """Forget a swarm that is over: its folder, then its record."""
+        try:
+            self.manager.remove(self.record.id)
+            if self.store is not None:
+                self.store.remove(self.record.id)
+        except Exception as exc:  # noqa: BLE001 - it stays listed; a DELETE may try again
+            log.warning("swarm.remove_failed", session=self.record.id, error=str(exc))
+        _tell(self.me, _JobDone(None, None, self.record.id))
+
+    def clean(self) -> None:
+        """Remove what a given-up spawn left behind."""
+        with contextlib.suppress(Exception):
+            self.manager.remove(self.record.id)
+        _tell(self.me, _JobDone(self.record, None))
 
 
 def _stages(save: Callable[[SwarmRecord], SwarmRecord],
@@ -605,54 +749,19 @@ def _stages(save: Callable[[SwarmRecord], SwarmRecord],
     return stage
 
 
-def _stop_job(manager: SessionManager, store: RecordStore | None, record: SwarmRecord,
-              settings: HiveMindSettings, breaker: CircuitBreaker,
-              sleep: Callable[[float], None], me: Address) -> None:
-    error = ""
-    session: Session | None = None
-    attempts = settings.retries + 1
-    for attempt in range(attempts):
-        try:
-            breaker.check()
-            session = manager.shutdown(record.id)
-        except BreakerOpen as exc:
-            error = f"swarm backend unavailable: {exc}"
-            break
-        except BackendError as exc:
-            breaker.failure(exc)
-            error = f"{exc} (attempt {attempt + 1} of {attempts})"
-            if attempt + 1 < attempts:
-                sleep(settings.retry_delay_s)
-            continue
-        except (CommandFailed, UnknownSession) as exc:
-            breaker.success()
-            error = f"stop failed: {exc}"
-            break
-        except Exception as exc:  # noqa: BLE001 - whatever it is, the swarm gets the reason
-            error = f"stop failed: {type(exc).__name__}: {exc}"
-            break
-        breaker.success()
-        error = ""
-        break
-    if error:
-        try:
-            session = manager.read(record.id)
-        except BackendError:
-            session = None
-        after = record.moved(status=session.status if session else "failed", stage="",
-                             error=error)
-    else:
-        after = record.moved(status="completed", stage="", error="")
-    if store is not None:
-        store.save(after)
-    _tell(me, _JobDone(after, session))
-
-
-def _merge(folder: Session | None, record: SwarmRecord | None, session_id: str) -> Session | None:
+def _merge(folder: Session | None, record: SwarmRecord | None, session_id: str,
+           scanned: bool) -> Session | None:
     """What the API shows: the record says where a spawn or stop is, the folder says what the
     hive-mind is."""
     if record is None:
         return folder
+    if folder is None and record.status in ("active", "completed"):
+        status, error = ("failed", "its session folder is gone") if scanned else (
+            "unknown", "the backend has not been read yet")
+        if record.status == "completed":
+            status, error = "completed", record.error
+        return Session(session_id, status, record.task, record.priority, error=error,
+                       created_at=record.created_at, updated_at=record.updated_at)
     if record.status in ("spawning", "stopping", "failed") or folder is None:
         base = folder or Session(session_id, record.status)
         return dataclasses.replace(
@@ -661,4 +770,4 @@ def _merge(folder: Session | None, record: SwarmRecord | None, session_id: str) 
             error=record.error, created_at=record.created_at or base.created_at,
             updated_at=record.updated_at)
     return dataclasses.replace(folder, task=folder.task or record.task, error=record.error,
-                               created_at=folder.created_at or record.created_at)
+                               created_at=record.created_at or folder.created_at)

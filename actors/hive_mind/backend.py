@@ -193,6 +193,8 @@ class LocalRunner:
         self.groups = ProcessGroups()
 
     def run(self, argv: Sequence[str], cwd: str, timeout: float) -> Result:
+        if cwd and not os.path.isdir(cwd):  # an answer about the session, not a broken backend
+            raise CommandFailed(argv, 127, f"no folder {posixpath.basename(cwd)}")
         try:
             done = run_command(argv, cwd=cwd, env=self.env, timeout=timeout, groups=self.groups)
         except FileNotFoundError as exc:
@@ -219,7 +221,8 @@ class LocalRunner:
         changed: dict[str, dict[str, str | None]] = {}
         new: dict[str, Stamp] = {}
         try:
-            entries = [e for e in os.scandir(root) if SESSION_ID.match(e.name)]
+            entries = [e for e in os.scandir(root)
+                       if SESSION_ID.match(e.name) and e.is_dir(follow_symlinks=False)]
         except FileNotFoundError:
             return changed, new
         for count, entry in enumerate(entries):
@@ -450,6 +453,8 @@ class SessionManager:
 
     def shutdown(self, session_id: str) -> Session | None:
         folder = self.folder(session_id)
+        if self.read(session_id) is None:
+            raise UnknownSession(session_id)
         self._cli(["hive-mind", "shutdown", "--force"], folder)
         log.info("swarm.stopped", session=session_id)
         return self.read(session_id)

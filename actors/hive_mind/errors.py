@@ -16,9 +16,16 @@ class CommandFailed(RuntimeError):
     """The command ran and exited non-zero: an answer, not a broken backend."""
 
     def __init__(self, argv: Sequence[str], code: int, output: str) -> None:
-        super().__init__(f"{posixpath.basename(argv[0])} ... exited {code}: {output.strip()[-300:]}")
+        super().__init__(f"{posixpath.basename(argv[0])} ... exited {code}: {_said(output)}")
         self.code = code
         self.output = output
+
+
+def _said(output: str) -> str:
+    """What a failed command said, without a Node.js stack trace: its last 300 characters."""
+    lines = [line for line in output.strip().splitlines()
+             if not line.lstrip().startswith("at ") and line.strip()]
+    return "\n".join(lines).strip()[-300:]
 
 
 class UnknownSession(KeyError):

@@ -67,6 +67,36 @@ class SwarmRecord:
         return dataclasses.replace(self, **changes, updated_at=now_iso())
 
 
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "task": (str,), "priority": (str,), "strategy": (str, type(None)),
+    "max_agents": (int, type(None)), "status": (str,), "stage": (str,), "error": (str,),
+    "attempts": (int,), "idempotency_key": (str,), "request_hash": (str,),
+    "created_at": (str,), "updated_at": (str,),
+}
+STATUSES = ("spawning", "active", "stopping", "completed", "failed")
+
+
+def _record(data: Any) -> SwarmRecord:
+    """A record from its file's JSON, every field checked: a file edited or cut short by hand
+    is refused here, never later in the middle of the actor's work."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    values: dict[str, Any] = {}
+    for name, kinds in _TYPES.items():
+        if name not in data:
+            if name in ("id", "task"):
+                raise ValueError(f"no {name}")
+            continue
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ValueError(f"{name} has the wrong type")
+        values[name] = value
+    record = SwarmRecord(**values)
+    if not SESSION_ID.match(record.id) or record.status not in STATUSES or record.attempts < 0:
+        raise ValueError("not a valid record")
+    return record
+
+
 class RecordStore:
     """One ``<id>.json`` per swarm in ``folder``. Thread-safe: each write is a rename."""
 
@@ -82,14 +112,12 @@ class RecordStore:
         records: dict[str, SwarmRecord] = {}
         if not self.folder.is_dir():
             return records
-        names = set(SwarmRecord.__dataclass_fields__)
         for path in self.folder.glob("*.json"):
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                record = SwarmRecord(**{k: v for k, v in data.items() if k in names})
-                if not SESSION_ID.match(record.id) or path.stem != record.id:
+                record = _record(json.loads(path.read_text(encoding="utf-8")))
+                if path.stem != record.id:
                     raise ValueError("id does not match its file")
-            except (OSError, ValueError, TypeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever is in the file, never fatal
                 aside = path.with_suffix(".corrupt")
                 with contextlib.suppress(OSError):
                     path.replace(aside)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -258,9 +259,12 @@ class McpActor(TickingActor):
                 agent_id, kind, "registered", 1.0, 0.0, 0.0, 0, 0, 0, message.swarm_id,
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), shard), until)
             try:
-                pool.call_tool("agent_spawn", {"agentType": kind, "agentId": agent_id}, message.key)
+                future = pool.call_tool("agent_spawn", {"agentType": kind, "agentId": agent_id},
+                                        message.key)
             except (McpError, BreakerOpen) as exc:
-                log.info("mcp.announce_failed", agent=agent_id, error=str(exc))
+                log.warning("mcp.announce_failed", agent=agent_id, error=str(exc))
+                continue
+            future.add_done_callback(functools.partial(_log_announce, agent_id=agent_id))
         previous = self._telemetry or Telemetry((), (), time.time(), ())
         known = {a.id for a in previous.agents}
         fresh = [a for a, _ in self._announced.values() if a.id not in known]
@@ -303,3 +307,10 @@ class McpActor(TickingActor):
             "agents": len(self._telemetry.agents) if self._telemetry else 0, **info,
         }
         return ActorStatus("mcp", health, reason, MappingProxyType(detail))
+
+
+def _log_announce(future: Future[Any], agent_id: str) -> None:
+    """An announced agent the server refused is shown for a while, then goes: say why."""
+    exc = future.exception()
+    if exc is not None:
+        log.warning("mcp.announce_failed", agent=agent_id, error=str(exc)[:300])

@@ -9,6 +9,7 @@ fractions in [0, 1]; raw values above 1 are percentages.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,16 +108,26 @@ def _health(value: Any) -> float:
     return _fraction(value if value is not None else 1.0)
 
 
+_ANNOUNCED = re.compile(r"^s([0-9a-f]{32})-")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
 def announced_id(worker_id: str, swarm_id: str) -> str:
-    """The data-plane id of a swarm's worker: the swarm is part of the name, so every poll
-    (and every restart) knows which swarm an agent belongs to."""
-    return f"{worker_id}@{swarm_id}"
+    """The data-plane id of a swarm's worker: ``s<swarm id, hex>-<worker id>``. The swarm is
+    part of the name, so every poll (and every restart) knows which swarm an agent belongs to;
+    the form is one claude-flow accepts for an agent id (a letter first, then letters, digits,
+    ``_`` and ``-``, at most 64 characters)."""
+    worker = _UNSAFE.sub("-", worker_id)[-30:]
+    return f"s{swarm_id.replace('-', '')}-{worker}"
 
 
 def swarm_of(agent_id: str) -> str:
     """The swarm in an :func:`announced_id` ("" for any other agent)."""
-    _, at, swarm = agent_id.rpartition("@")
-    return swarm if at and swarm else ""
+    match = _ANNOUNCED.match(agent_id)
+    if not match:
+        return ""
+    h = match.group(1)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def parse_agents(payload: Any, shard: int = 0, default_swarm: str = "") -> list[Agent]:

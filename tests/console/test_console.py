@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import (
     REPO,
@@ -150,7 +151,7 @@ async def test_a_kill_from_the_actor_tree_shows_the_new_incarnation(
     await page.click(f"{row} button[data-action='kill']")
     try:
         await page.wait_for_selector(f"{row}[data-incarnation='2'][data-restarts='1']", timeout=60_000)
-    except Exception:
+    except PlaywrightTimeout:
         raise AssertionError(await page.inner_html("#actors")) from None
     stored = await page.evaluate("() => [sessionStorage.getItem('hive.adminToken'), document.cookie]")
     assert stored == [TOKEN, ""]  # kept for the tab, never in a cookie

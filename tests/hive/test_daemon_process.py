@@ -309,6 +309,8 @@ cli = {json.dumps(cli)}
                     if (await r.json()).get("stage") == "spawn":
                         break
                 await asyncio.sleep(0.05)
+    wait_for(lambda: log.exists() and "hive-mind spawn" in log.read_text(), 30,
+             what="the spawn command under way")
     wrapper = cli[1]
     assert any(wrapper in cmdline for cmdline in cmdlines())  # the CLI run is under way
     proc.kill()
@@ -346,3 +348,27 @@ def cmdlines() -> list[str]:
             except OSError:
                 continue
     return out
+
+
+async def test_a_second_daemon_on_the_same_state_folder_is_refused(
+        tmp_path: Path, procs: list) -> None:
+    """Found by attacking the daemon: two daemons on one state folder both resumed the same
+    spawns (one swarm got four workers)."""
+    env = {"HIVE_ACTORS_MCP_ENABLED": "false", "HIVE_ACTORS_HIVE_MIND_ENABLED": "false",
+           "HIVE_ACTORS_SPEECH_ENABLED": "false"}
+    first = spawn(cwd=tmp_path, env=env)
+    procs.append(first)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, read_until, first, "daemon.ready")
+    second = spawn(cwd=tmp_path, env=env)
+    procs.append(second)
+    out, _ = await loop.run_in_executor(None, second.communicate, None, 60)
+    assert second.returncode == 2, out
+    assert f"another hive-supervisor (pid {first.pid}) is using the state folder" in out
+    first.send_signal(signal.SIGTERM)
+    assert await loop.run_in_executor(None, first.wait, 10) == 0
+    third = spawn(cwd=tmp_path, env=env)  # the lock went with the first: the folder is free
+    procs.append(third)
+    await loop.run_in_executor(None, read_until, third, "daemon.ready")
+    third.send_signal(signal.SIGTERM)
+    assert await loop.run_in_executor(None, third.wait, 10) == 0

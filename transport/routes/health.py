@@ -80,6 +80,8 @@ async def hybrid_health_ws(request: web.Request) -> web.StreamResponse:
     session_changed = asyncio.Event()
 
     def on_session(update: SessionUpdate) -> None:  # on the hive-mind actor's thread
+        if conn.ws.closed:  # raising drops this subscriber, also when no Unsubscribe got there
+            raise ConnectionResetError("the health stream's client has gone")
         loop.call_soon_threadsafe(_take, sessions, session_changed, update.session)
 
     with contextlib.suppress(SupervisionError):

@@ -50,6 +50,7 @@ SPAWN_KEYS = {"task", "priority", "strategy", "max_agents"}
 ASK_TIMEOUT_S = 10.0  # the actor answers from memory: this is only ever reached when it is stuck
 REFRESH_TIMEOUT_S = 5.0  # ?refresh=true waits this long for a re-read, then answers anyway
 MAX_PAGE = 10_000
+_COUNT = re.compile(r"^[0-9]{1,9}$")  # ASCII digits only (str.isdigit takes "²")
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII without spaces (the IETF draft's)
 
 
@@ -113,8 +114,8 @@ def _page(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) > MAX_PAGE * 1000:
-        raise ValueError(f"{name} must be a non-negative integer")
+    if not _COUNT.match(raw):
+        raise ValueError(f"{name} must be a whole number from 0 to 999999999")
     return int(raw)
 
 

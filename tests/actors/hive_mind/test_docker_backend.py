@@ -3,6 +3,7 @@ started and torn down here), exec'ing the real claude-flow CLI inside a running 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from actors.hive_mind.messages import (
     SpawnSwarm,
     StopSwarm,
 )
+from actors.hive_mind.records import RecordStore
 from actors.hive_mind.settings import HiveMindSettings
 from actors.messages import StatusQuery
 from supervisor import Address, SupervisionTree, SupervisorSpec, WorkerSpec
@@ -137,5 +139,26 @@ def test_engine_failures_retry_then_open_the_breaker(engine: PodmanService, tmp_
         status = hive.ask(StatusQuery(), timeout=10)
         assert status.health == "degraded" and status.detail["breaker"]["state"] == "open"
         assert [s.id for s in hive.ask(ListSwarms(), timeout=10).sessions] == [accepted.session.id]
+    finally:
+        tree.stop(10)
+
+
+def test_a_spawn_finished_before_a_restart_is_not_redone(engine: PodmanService, tmp_path: Path) -> None:
+    """Found by review: with the docker backend, recovery ran before the first read of the
+    container, so a finished spawn whose record still said "spawning" was deleted and redone."""
+    tree = make_tree(engine, tmp_path)
+    try:
+        hive = tree.address("root/hive_mind")
+        session = settled(hive, hive.ask(SpawnSwarm(SpawnRequest("made once")), timeout=10).session.id)
+        state_before = in_container(engine, "cat",
+                                    f"/tmp/hive-sessions/{session.id}/.claude-flow/hive-mind/state.json")
+        store = RecordStore(tmp_path)
+        record = store.load_all()[session.id]
+        store.save(dataclasses.replace(record, status="spawning", stage="spawn"))  # as a crash left it
+        tree.restart("root/hive_mind")
+        after = settled(hive, session.id)
+        assert after.status == "active" and after.workers == session.workers
+        assert in_container(engine, "cat", f"/tmp/hive-sessions/{session.id}/.claude-flow/hive-mind/"
+                                           "state.json") == state_before  # untouched
     finally:
         tree.stop(10)

@@ -4,11 +4,14 @@ a crash would have left them."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from actors.hive_mind.actor import MAX_ATTEMPTS, HiveMindActor
-from actors.hive_mind.backend import LocalRunner, SessionManager
-from actors.hive_mind.messages import GetSwarm, ListSwarms, Session, SpawnRequest
+import pytest
+
+from actors.hive_mind.actor import MAX_ATTEMPTS, HiveMindActor, _Scanned
+from actors.hive_mind.backend import LocalRunner, Scan, SessionManager
+from actors.hive_mind.messages import GetSwarm, ListSwarms, Session, SpawnRequest, SpawnSwarm
 from actors.hive_mind.records import RecordStore, SwarmRecord
 from actors.hive_mind.settings import HiveMindSettings
 from supervisor import Address, SupervisionTree, SupervisorSpec, WorkerSpec
@@ -93,15 +96,43 @@ def test_a_queued_spawn_runs_and_one_cut_short_too_often_is_given_up(
         tree.stop(10)
 
 
-def test_a_corrupt_record_is_set_aside_and_the_start_goes_on(
-        claude_flow: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", [
+    '{"id": "' + ID + '", "task": ',  # cut mid-write
+    "[]", "null", "1",  # not an object
+    '{"id": "' + ID + '", "task": "t", "status": "spawning", "stage": "init", "attempts": "2"}',
+    '{"id": "' + ID + '", "task": "t", "created_at": 5}',
+    '{"id": "' + ID + '", "task": "t", "status": "exploded"}',
+    '{"id": "someone-else", "task": "t"}',
+])
+def test_a_bad_record_is_set_aside_and_the_start_goes_on(
+        claude_flow: list[str], tmp_path: Path, content: str) -> None:
+    """Found by attacking the daemon: a record of the wrong shape once crashed every start."""
     cli, _ = cli_wrapper(tmp_path / "cli", claude_flow)
     records = tmp_path / "swarms"
     records.mkdir()
-    (records / f"{ID}.json").write_text('{"id": "' + ID + '", "task": ')  # cut mid-write
+    (records / f"{ID}.json").write_text(content)
     tree, hive = start(tmp_path, cli)
     try:
         assert hive.ask(ListSwarms(), timeout=10).sessions == ()
         assert (records / f"{ID}.corrupt").exists() and not (records / f"{ID}.json").exists()
+    finally:
+        tree.stop(10)
+
+
+def test_a_scan_that_began_before_a_job_reported_does_not_undo_it(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    """Found by review: a slow scan read a folder mid-spawn and, arriving after the job's
+    report, showed an active swarm as failed with no workers."""
+    cli, _ = cli_wrapper(tmp_path / "cli", claude_flow)
+    tree, hive = start(tmp_path, cli)
+    try:
+        hive.ask(SpawnSwarm(SpawnRequest("racing a scan")), timeout=10)
+        session = wait_for(lambda: next((s for s in hive.ask(ListSwarms(), timeout=10).sessions
+                                         if s.status == "active"), None), 60)
+        stale = Scan((dataclasses.replace(session, status="failed", workers=()),),
+                     frozenset({session.id}), {session.id: (0,)})
+        hive.tell(_Scanned(stale, generation=0))  # read before the job said "active"
+        after = hive.ask(GetSwarm(session.id), timeout=10)
+        assert after.status == "active" and len(after.workers) == 2
     finally:
         tree.stop(10)

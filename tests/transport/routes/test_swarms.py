@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from actors.mcp.telemetry import announced_id, swarm_of
 from tests.conftest import (
     JSON,
     Daemon,
@@ -104,13 +106,22 @@ async def test_the_workers_show_as_members_of_their_swarm(agents_daemon: Daemon)
                 if len(members) == len(workers):
                     break
                 await asyncio.sleep(0.1)
-    assert {n["agentId"].split("@")[0] for n in members} == workers
+    assert {n["agentId"] for n in members} == {announced_id(w, session_id) for w in workers}
     ids = {n["id"] for n in members}
     assert any(e["source"] in ids and e["target"] in ids for e in graph["edges"])  # linked
     async with d.session.get(f"{d.url}/api/agents") as r:
         agents = (await r.json())["agents"]
-    assert sorted(a["swarmId"] for a in agents if a["id"].endswith(session_id)) == \
+    assert sorted(a["swarmId"] for a in agents if swarm_of(a["id"]) == session_id) == \
         [session_id] * len(workers)
+    # registered on the data plane itself (not only shown for a while): its own agent_list
+    names: set[str] = set()
+    for _ in range(2):  # a relay client sticks to one of the pool's two servers: ask both
+        async with d.session.ws_connect(f"{d.ws_url}/ws/mcp-relay") as relay:
+            await relay.send_json({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                   "params": {"name": "agent_list", "arguments": {}}})
+            answer = json.loads((await receive(relay, 10)).data)
+            names |= {a["agentId"] for a in json.loads(answer["result"]["content"][0]["text"])["agents"]}
+    assert {announced_id(w, session_id) for w in workers} <= names
 
 
 async def test_twenty_spawns_five_at_a_time_all_succeed(agents_daemon: Daemon) -> None:
@@ -175,7 +186,7 @@ async def test_a_cli_that_fails_midway_leaves_no_folder_and_says_why(
         assert "injected failure at spawn" in failed["error"] and "exited 3" in failed["error"]
         assert folders(tmp_path) == []  # the init and task it had done are gone with the folder
         async with d.session.delete(f"{d.url}/api/swarms/{created['id']}") as r:
-            assert r.status == 200  # a swarm that never came to be is forgotten
+            assert r.status == 200 and (await r.json())["status"] == "deleted"  # forgotten
         async with d.session.get(f"{d.url}/api/swarms/{created['id']}") as r:
             assert r.status == 404
     finally:
@@ -223,7 +234,7 @@ async def test_a_spawn_in_flight_when_the_actor_is_killed_is_finished_once(
         _, created, _ = await post(d, {"task": "survive a kill"})
         session_id = created["id"]
         async with asyncio.timeout(30):
-            while (await wait_status(d, session_id, ("spawning",)))["stage"] != "spawn":
+            while not log.exists() or "hive-mind spawn" not in log.read_text():
                 await asyncio.sleep(0.05)
         await d.tree.control_async("kill", "root/hive_mind")
         assert d.tree.describe("root/hive_mind")["incarnation"] == 2
@@ -262,7 +273,7 @@ async def test_bad_requests_make_nothing(agents_daemon: Daemon) -> None:
             assert r.status == 404
         async with d.session.delete(f"{d.url}/api/swarms/{bad_id}") as r:
             assert r.status == 404
-    for query in ("status=nope", "limit=-1", "offset=x"):
+    for query in ("status=nope", "limit=-1", "offset=x", "limit=%C2%B2", "limit=" + "9" * 5000):
         async with d.session.get(f"{d.url}/api/swarms?{query}") as r:
             assert r.status == 400, query
     async with d.session.get(f"{d.url}/api/swarms") as r:
@@ -270,19 +281,91 @@ async def test_bad_requests_make_nothing(agents_daemon: Daemon) -> None:
     assert folders(d.state) == []  # type: ignore[attr-defined]
 
 
-async def test_a_stop_while_spawning_is_refused_until_it_is_done(
+async def test_a_stop_while_spawning_cancels_the_spawn_and_leaves_nothing(
         claude_flow: list[str], tmp_path: Path) -> None:
-    cli, _ = cli_wrapper(tmp_path / "cli", claude_flow, slow_stage="init", slow_s=2)
+    cli, log = cli_wrapper(tmp_path / "cli", claude_flow, slow_stage="init", slow_s=2)
     d = await start_daemon(config(tmp_path, cli), state_dir=str(tmp_path))
     try:
         _, created, _ = await post(d, {"task": "not yet"})
+        async with asyncio.timeout(30):
+            while (await wait_status(d, created["id"], ("spawning",)))["stage"] != "init":
+                await asyncio.sleep(0.05)
         async with d.session.delete(f"{d.url}/api/swarms/{created['id']}") as r:
-            assert r.status == 409 and "spawning" in (await r.json())["error"]
-        await wait_status(d, created["id"], ("active",))
+            assert r.status == 202 and (await r.json())["status"] == "stopping"
         async with d.session.delete(f"{d.url}/api/swarms/{created['id']}") as r:
-            assert r.status == 202
+            assert r.status == 202  # asked again: the same answer
+        done = await wait_status(d, created["id"], ("completed", "active", "failed"))
+        assert done["status"] == "completed" and "stopped before its spawn finished" in done["error"]
+        assert folders(tmp_path) == [] and "hive-mind spawn" not in log.read_text()
+        async with d.session.delete(f"{d.url}/api/swarms/{created['id']}") as r:
+            assert r.status == 200 and (await r.json())["status"] == "deleted"
+        async with d.session.get(f"{d.url}/api/swarms/{created['id']}") as r:
+            assert r.status == 404
     finally:
         await d.stop()
+
+
+async def test_a_stopped_swarm_is_deleted_with_its_folder_and_record(
+        agents_daemon: Daemon) -> None:
+    d = agents_daemon
+    _, created, _ = await post(d, {"task": "over and done"})
+    await wait_status(d, created["id"], ("active",))
+    async with d.session.delete(f"{d.url}/api/swarms/{created['id']}") as r:
+        assert r.status == 202
+    await wait_status(d, created["id"], ("completed",))
+    async with d.session.delete(f"{d.url}/api/swarms/{created['id']}") as r:
+        assert r.status == 200 and (await r.json())["status"] == "deleted"
+    async with asyncio.timeout(30):
+        while folders(d.state) or (d.state / "swarms" / f"{created['id']}.json").exists():  # type: ignore[attr-defined]
+            await asyncio.sleep(0.05)
+    async with d.session.get(f"{d.url}/api/swarms?refresh=true") as r:
+        assert (await r.json())["total"] == 0
+
+
+async def test_a_restart_of_the_actor_mid_spawn_finishes_it_once(
+        claude_flow: list[str], tmp_path: Path) -> None:
+    """A restart (unlike a kill) stops the incarnation: its jobs let go, their commands are
+    killed with their process groups, and the next incarnation spawns the swarm once."""
+    cli, log = cli_wrapper(tmp_path / "cli", claude_flow, slow_stage="spawn", slow_s=3)
+    d = await start_daemon(config(tmp_path, cli), state_dir=str(tmp_path))
+    try:
+        _, created, _ = await post(d, {"task": "survive a restart"})
+        session_id = created["id"]
+        async with asyncio.timeout(30):
+            while (await wait_status(d, session_id, ("spawning",)))["stage"] != "spawn":
+                await asyncio.sleep(0.05)
+        async with asyncio.timeout(30):  # the spawn command itself is under way
+            while not log.exists() or "hive-mind spawn" not in log.read_text():
+                await asyncio.sleep(0.05)
+        async with d.session.ws_connect(f"{d.ws_url}/ws/hybrid-health") as health:
+            await receive_json(health, "initial_status")
+            await d.tree.control_async("restart", "root/hive_mind")
+            done = await wait_status(d, session_id, ("active", "failed"), timeout=90)
+            assert done["status"] == "active" and done["agentCount"] == 2, done
+            seen = []
+            while True:  # what the clients were told: never failed, never active without workers
+                try:
+                    update = await receive_json(health, "session_update", timeout=1)
+                except (AssertionError, TimeoutError):
+                    break
+                seen.append((update["data"]["status"], update["data"]["agentCount"]))
+        assert ("failed", 0) not in seen and ("active", 0) not in seen, seen
+        assert folders(tmp_path) == [session_id]
+        assert log.read_text().count("hive-mind spawn") == 2  # the cut one, and the one that ran
+    finally:
+        await d.stop()
+
+
+async def test_a_restart_sends_no_update_for_sessions_that_did_not_change(
+        agents_daemon: Daemon) -> None:
+    d = agents_daemon
+    _, created, _ = await post(d, {"task": "quiet"})
+    await wait_status(d, created["id"], ("active",))
+    async with d.session.ws_connect(f"{d.ws_url}/ws/hybrid-health") as health:
+        await receive_json(health, "initial_status")
+        await d.tree.control_async("restart", "root/hive_mind")
+        with pytest.raises((AssertionError, TimeoutError)):
+            await receive_json(health, "session_update", timeout=1.5)
 
 
 async def test_an_unreachable_docker_backend_is_503(tmp_path: Path) -> None:
