@@ -37,6 +37,7 @@ from actors.hive_mind.messages import (
     SpawnRequest,
     normalise_priority,
 )
+from actors.hive_mind.settings import HiveMindSettings
 from actors.processes import CommandTimeout, ProcessGroups, run_command
 
 __all__ = [
@@ -268,7 +269,8 @@ class DockerRunner:
     """``docker exec`` through the Docker Engine API (podman's works the same). One client per
     thread: the worker pool's threads never share a connection."""
 
-    def __init__(self, container: str, base_url: str = "", timeout: float = 30.0) -> None:
+    def __init__(self, container: str, base_url: str = "",
+                 timeout: float = HiveMindSettings.command_timeout_s) -> None:
         self.container_name = container
         self.base_url = base_url
         self.timeout = timeout
@@ -405,8 +407,8 @@ class SessionManager:
     runner: Runner
     cli: Sequence[str]  # e.g. ["node", "/path/cli.js"] or ["claude-flow"]
     root: str
-    timeout: float = 30.0
-    workers: int = 2
+    timeout: float = HiveMindSettings.command_timeout_s
+    workers: int = HiveMindSettings.workers
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     def _cli(self, args: Sequence[str], cwd: str) -> Result:

@@ -27,6 +27,7 @@ from typing import IO, Any, Protocol
 import structlog
 
 from actors.mcp.errors import CallTimeout, McpError, PeerGone, RpcError, ToolFailed
+from actors.mcp.settings import McpSettings
 
 __all__ = [
     "CLIENT_INFO",
@@ -42,6 +43,7 @@ __all__ = [
 
 
 log = structlog.get_logger("actors.mcp.jsonrpc")
+_DEFAULTS = McpSettings()  # the timeouts of a connection made by hand are the settings' own
 
 PROTOCOL_VERSION = "2024-11-05"
 CLIENT_INFO = {"name": "hive-supervisor", "version": "0.1.0"}
@@ -263,7 +265,8 @@ class JsonRpcConnection:
             message["params"] = params
         self._send(message)
 
-    def request(self, method: str, params: Any = None, timeout: float = 10.0) -> Any:
+    def request(self, method: str, params: Any = None,
+                timeout: float = _DEFAULTS.call_timeout_s) -> Any:
         request_id, future = self.request_future(method, params)
         try:
             response = future.result(timeout)
@@ -272,7 +275,7 @@ class JsonRpcConnection:
             raise CallTimeout(f"{self.name}: {method} got no answer within {timeout} s") from None
         return unwrap(response)
 
-    def initialize(self, timeout: float = 5.0) -> dict[str, Any]:
+    def initialize(self, timeout: float = _DEFAULTS.handshake_timeout_s) -> dict[str, Any]:
         result = self.request("initialize", {
             "protocolVersion": PROTOCOL_VERSION, "clientInfo": CLIENT_INFO, "capabilities": {},
         }, timeout=timeout)
@@ -280,12 +283,12 @@ class JsonRpcConnection:
         self.server_info = result if isinstance(result, dict) else {}
         return self.server_info
 
-    def list_tools(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def list_tools(self, timeout: float = _DEFAULTS.call_timeout_s) -> list[dict[str, Any]]:
         result = self.request("tools/list", {}, timeout=timeout)
         return list(result.get("tools", [])) if isinstance(result, dict) else []
 
     def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None,
-                  timeout: float = 10.0) -> Any:
+                  timeout: float = _DEFAULTS.call_timeout_s) -> Any:
         result = self.request("tools/call", {"name": name, "arguments": dict(arguments or {})},
                               timeout=timeout)
         return decode_tool_result(name, result)

@@ -29,6 +29,7 @@ import structlog
 from actors.circuit_breaker import CircuitBreaker
 from actors.mcp.errors import CallTimeout, McpError, NoConnection, PeerGone, ToolFailed
 from actors.mcp.jsonrpc import JsonRpcConnection, decode_tool_result, unwrap
+from actors.mcp.settings import McpSettings
 from supervisor import Backoff
 
 __all__ = ["Connector", "McpPool", "Member", "PoolStats", "is_peer_failure"]
@@ -82,7 +83,7 @@ def is_peer_failure(exc: BaseException) -> bool:
 class McpPool:
     def __init__(
         self, connector: Connector, size: int, breaker: CircuitBreaker, backoff: Backoff,
-        handshake_timeout: float = 5.0, maintain_every: int | None = None,
+        handshake_timeout: float = McpSettings.handshake_timeout_s, maintain_every: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connector = connector

@@ -10,24 +10,31 @@ from __future__ import annotations
 from actors.speech.errors import SpeechError
 from actors.speech.resilient import FallbackStt, FallbackTts, RetryPolicy
 from actors.speech.settings import SpeechSettings
-from actors.speech.stt import FasterWhisperStt, HttpWhisperStt, PocketSphinxStt, SpeechToText
+from actors.speech.stt import (
+    FasterWhisperStt,
+    HttpWhisperStt,
+    PocketSphinxSettings,
+    PocketSphinxStt,
+    SpeechToText,
+)
 from actors.speech.tts import EspeakTts, HttpTts, TextToSpeech
 
 __all__ = ["build_stt", "build_tts"]
 
 
 def build_stt(settings: SpeechSettings, retry: RetryPolicy | None = None) -> SpeechToText:
-    offline = PocketSphinxStt()
+    offline = PocketSphinxStt(PocketSphinxSettings(max_utterance_s=settings.max_utterance_s))
     if settings.stt == "pocketsphinx":
         return offline
     if settings.stt == "http":
         if not settings.stt_url:
             raise SpeechError('stt = "http" needs stt_url (an OpenAI-compatible transcription server)')
         primary = HttpWhisperStt(settings.stt_url, settings.stt_model, settings.api_key or None,
-                                 settings.http_timeout_s)
+                                 settings.http_timeout_s, max_utterance_s=settings.max_utterance_s)
         return FallbackStt(primary, offline, retry=retry)
     if settings.stt == "faster-whisper":
-        return FasterWhisperStt(settings.faster_whisper_model_dir)
+        return FasterWhisperStt(settings.faster_whisper_model_dir,
+                                max_utterance_s=settings.max_utterance_s)
     raise SpeechError(f"unknown stt provider {settings.stt!r}: pocketsphinx, http or faster-whisper")
 
 

@@ -30,9 +30,9 @@ from actors.speech.commands import grammar_words, jsgf_grammar
 from actors.speech.errors import AudioError, ProviderError, SpeechError
 from actors.speech.http_client import FilePart, join_url, multipart, post
 from actors.speech.lexicon import dictionary_text
+from actors.speech.settings import SpeechSettings
 
 __all__ = [
-    "MAX_UTTERANCE_S",
     "BufferedStream",
     "FasterWhisperStt",
     "HttpWhisperStt",
@@ -47,7 +47,8 @@ __all__ = [
 
 log = structlog.get_logger("actors.speech.stt")
 
-MAX_UTTERANCE_S = 120.0
+# the defaults of an engine made by hand (tests, benches) are the settings' own
+_DEFAULTS = SpeechSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ class BufferedStream:
     """Collects the audio and hands it to ``transcribe`` on :meth:`finish`; no partials."""
 
     def __init__(self, transcribe: Callable[[bytes, int], Transcript], sample_rate: int,
-                 max_utterance_s: float = MAX_UTTERANCE_S) -> None:
+                 max_utterance_s: float = _DEFAULTS.max_utterance_s) -> None:
         self.sample_rate = audio.check_rate(sample_rate)
         self._transcribe = transcribe
         self._limit_s = max_utterance_s
@@ -150,7 +151,7 @@ class PocketSphinxSettings:
     pool_size: int = 2  # decoders kept ready between utterances
     max_decoders: int = 16  # decoders alive at once (streams beyond wait, then fail)
     acquire_timeout_s: float = 5.0
-    max_utterance_s: float = MAX_UTTERANCE_S
+    max_utterance_s: float = _DEFAULTS.max_utterance_s
     narrowband_below_hz: int = 16_000
     cmn_wide: str = "61.8,2.9,-3.0,26.1,-18.8,-2.9,-2.2,-22.1,3.6,-14.1,8.1,-4.0,-0.8"
     cmn_narrow: str = "45.1,18.1,-30.2,44.1,-33.7,6.4,-4.7,-19.4,6.2,-15.2,7.2,-3.8,-1.1"
@@ -400,8 +401,8 @@ class HttpWhisperStt:
     sample_rate = 16_000  # what Whisper models use; audio is sent at its own rate all the same
 
     def __init__(self, base_url: str, model: str = "whisper-1", api_key: str | None = None,
-                 timeout_s: float = 30.0, language: str | None = None,
-                 max_utterance_s: float = MAX_UTTERANCE_S) -> None:
+                 timeout_s: float = _DEFAULTS.http_timeout_s, language: str | None = None,
+                 max_utterance_s: float = _DEFAULTS.max_utterance_s) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"stt_url must be an http(s) URL, got {base_url!r}")
         self.url = join_url(base_url, "/v1/audio/transcriptions")
@@ -453,7 +454,7 @@ class FasterWhisperStt:
     sample_rate = 16_000
 
     def __init__(self, model_dir: str, device: str = "cpu", compute_type: str = "int8",
-                 language: str | None = "en", max_utterance_s: float = MAX_UTTERANCE_S) -> None:
+                 language: str | None = "en", max_utterance_s: float = _DEFAULTS.max_utterance_s) -> None:
         try:
             import faster_whisper
         except ImportError as exc:

@@ -20,9 +20,9 @@ from typing import Any, Protocol, runtime_checkable
 from actors.speech import audio
 from actors.speech.errors import AudioError, ProviderError, SpeechError
 from actors.speech.http_client import join_url, post_json
+from actors.speech.settings import SpeechSettings
 
 __all__ = [
-    "MAX_TEXT_CHARS",
     "EspeakTts",
     "HttpTts",
     "Speech",
@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 
-MAX_TEXT_CHARS = 1_000
+# the defaults of an engine made by hand (tests, benches) are the settings' own
+_DEFAULTS = SpeechSettings()
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 _VOICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.\-/]{0,63}$")
 
@@ -55,7 +56,7 @@ class TextToSpeech(Protocol):
     def synthesize(self, text: str, voice: str | None = None, speed: float | None = None) -> Speech: ...
 
 
-def check_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
+def check_text(text: str, max_chars: int = _DEFAULTS.max_text_chars) -> str:
     """The text stripped, or ``ValueError`` when it is empty or longer than ``max_chars``
     (a bound on the CPU and memory one request can take)."""
     if not isinstance(text, str):
@@ -113,7 +114,7 @@ class EspeakTts:
     MIN_WPM, MAX_WPM = 80, 450
 
     def __init__(self, voice: str = "en-us", binary: str = "espeak-ng", timeout_s: float = 20.0,
-                 max_chars: int = MAX_TEXT_CHARS) -> None:
+                 max_chars: int = _DEFAULTS.max_text_chars) -> None:
         path = shutil.which(binary)
         if path is None:
             raise SpeechError(f"{binary} is not installed: run scripts/install-speech.sh "
@@ -163,7 +164,8 @@ class HttpTts:
     name = "tts-http"
 
     def __init__(self, base_url: str, model: str = "kokoro", voice: str = "af_heart",
-                 api_key: str | None = None, timeout_s: float = 30.0, max_chars: int = MAX_TEXT_CHARS) -> None:
+                 api_key: str | None = None, timeout_s: float = _DEFAULTS.http_timeout_s,
+                 max_chars: int = _DEFAULTS.max_text_chars) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"tts_url must be an http(s) URL, got {base_url!r}")
         self.url = join_url(base_url, "/v1/audio/speech")

@@ -7,7 +7,10 @@ import wave
 
 import pytest
 
-from actors.speech.tts import MAX_TEXT_CHARS, EspeakTts, TextToSpeech
+from actors.speech.settings import SpeechSettings
+from actors.speech.tts import EspeakTts, TextToSpeech
+
+MAX_TEXT_CHARS = SpeechSettings().max_text_chars
 
 
 @pytest.fixture(scope="module")
