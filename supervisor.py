@@ -67,6 +67,7 @@ from _supervision.specs import (
     SupervisorSpec,
     WorkerSpec,
 )
+from _supervision.watch import context_of
 
 __all__ = [
     "Address",
@@ -89,4 +90,5 @@ __all__ = [
     "SystemClock",
     "UnknownChild",
     "WorkerSpec",
+    "context_of",
 ]

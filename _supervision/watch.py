@@ -29,7 +29,7 @@ from _supervision.specs import KILLED, NORMAL, ExitReason
 if TYPE_CHECKING:  # for annotations only: core imports this module
     from _supervision.core import ChildContext
 
-__all__ = ["ChildExited", "Watch", "WatchedActor", "actor_of", "drain", "post", "watched"]
+__all__ = ["ChildExited", "Watch", "WatchedActor", "actor_of", "context_of", "drain", "post", "watched"]
 
 
 A = TypeVar("A", bound=ThreadingActor)
@@ -58,6 +58,12 @@ class Watch:
 
 class _Wake:
     """Wakes a killed actor blocked on its inbox so that its thread can exit."""
+
+
+def context_of(actor: object) -> ChildContext | None:
+    """The actor's place in its tree, or None for an actor started on its own (a test may start
+    one that way): callers branch on the answer instead of probing attributes."""
+    return actor.supervision if isinstance(actor, WatchedActor) else None
 
 
 class WatchedActor(ThreadingActor):

@@ -38,9 +38,8 @@ from actors.messages import (
 from actors.schema import SettingError, Settings, setting
 from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
-from gpu.engine import LayoutEngine
-from gpu.params import SimParams
-from supervisor import ChildContext
+from gpu import LayoutEngine, SimParams
+from supervisor import ChildContext, context_of
 
 __all__ = [
     "POSITION_DEADBAND",
@@ -98,7 +97,7 @@ class LayoutActor(TickingActor):
         self.settings = settings or LayoutSettings()
         self._engine: LayoutEngine | None = None
         self._graphs: dict[NodeKind, Graph] = {}
-        self._subscribers: Subscribers[PositionFrame] = Subscribers("gpu_layout", getattr(self, "supervision", None))
+        self._subscribers: Subscribers[PositionFrame] = Subscribers("gpu_layout", context_of(self))
         self._seq = 0
         self._sent_pos: np.ndarray | None = None
         self._sent_vel: np.ndarray | None = None

@@ -21,19 +21,16 @@ __all__ = [
     "KNOWLEDGE_FLAG",
     "MAX_EDGE_WEIGHT",
     "MAX_NODE_ID",
-    "ONTOLOGY_MASK",
     "Graph",
     "GraphEdge",
     "GraphNode",
     "NodeKind",
-    "split_wire_id",
     "wire_id",
 ]
 
 
 AGENT_FLAG = 0x80000000
 KNOWLEDGE_FLAG = 0x40000000
-ONTOLOGY_MASK = 0x1C000000
 ID_MASK = 0x3FFFFFFF
 MAX_NODE_ID = 1 << 30  # exclusive
 # A spring's strength factor. Heavier springs would only hit the force clamp, and past float32's
@@ -52,15 +49,6 @@ class NodeKind(enum.StrEnum):
 
 def wire_id(kind: NodeKind, node_id: int) -> int:
     return kind.flag | node_id
-
-
-def split_wire_id(value: int) -> tuple[NodeKind | None, int]:
-    """The kind (None when neither flag is set) and the plain id of a wire id."""
-    if value & AGENT_FLAG:
-        return NodeKind.AGENT, value & ID_MASK
-    if value & KNOWLEDGE_FLAG:
-        return NodeKind.KNOWLEDGE, value & ID_MASK
-    return None, value & ID_MASK
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})

@@ -21,7 +21,7 @@ from actors.messages import ActorStatus, StatusQuery
 from actors.schema import Settings, seconds
 from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
-from supervisor import ChildContext, SupervisionError
+from supervisor import ChildContext, SupervisionError, context_of
 
 __all__ = [
     "LAG_DEGRADED_MS",
@@ -79,7 +79,7 @@ class HealthActor(TickingActor):
         self.settings = settings or HealthSettings()
         self._loop = LoopReport(0.0)
         self._snapshot: HealthSnapshot | None = None
-        self._subscribers: Subscribers[HealthSnapshot] = Subscribers("health", getattr(self, "supervision", None))
+        self._subscribers: Subscribers[HealthSnapshot] = Subscribers("health", context_of(self))
 
     def on_start(self) -> None:
         self.start_ticking(self.settings.interval_s)

@@ -22,7 +22,6 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
 from dataclasses import MISSING, dataclass
 from typing import Any, Literal, get_args, get_origin
 
@@ -37,7 +36,6 @@ __all__ = [
     "keys",
     "seconds",
     "setting",
-    "table_of",
 ]
 
 
@@ -169,8 +167,11 @@ def _check(tp: Any, rule: Rule, value: Any, *, from_text: bool) -> Any:
         if value not in options:
             raise ValueError(f"expected one of {', '.join(map(str, options))}; got {value!r}")
         return value
+    if isinstance(value, str) and not from_text and tp in (bool, int, float):
+        # TOML has its own numbers and booleans; port = "80" is a typo worth a word
+        raise ValueError(f"expected {_WHAT[tp]}, got the string {value!r} (write it without quotes)")
     if origin is tuple:
-        return _strings(value)
+        return _strings(value, from_text=from_text)
     if tp is bool:
         return _bool(value)
     if tp is int:
@@ -227,8 +228,11 @@ def _bounded(value: Any, rule: Rule, what: str) -> Any:
     return value
 
 
-def _strings(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
+_WHAT = {bool: "true or false", int: "an integer", float: "a number"}
+
+
+def _strings(value: Any, *, from_text: bool) -> tuple[str, ...]:
+    if isinstance(value, str) and from_text:
         return tuple(v.strip() for v in value.split(",") if v.strip())
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return tuple(value)
@@ -247,7 +251,3 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
-def table_of(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SettingError(where, "must be a table")
-    return value

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 
-from hive.config import ConfigError, load_config, replace_server
+from hive.config import ConfigError, check_environment, load_config, replace_server
 from hive.logs import configure_logging
 from hive.tokens import TOKEN_VARIABLES, resolve_tokens
 
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             args.config,
             overrides={"server": {"host": args.host, "port": args.port}},
         )
+        check_environment(os.environ, also_known=(*TOKEN_VARIABLES, "HIVE_LOG_FORMAT", "HIVE_LOG_LEVEL"))
         from hive.tree import build_root
 
         build_root(config)  # validates the actors' own settings before anything starts

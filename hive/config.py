@@ -16,9 +16,10 @@ comma-separated).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -29,6 +30,7 @@ from actors.hive_mind.settings import HiveMindSettings
 from actors.mcp.settings import McpSettings
 from actors.schema import Key, SettingError, Settings, coerce, keys, seconds, setting
 from actors.speech.settings import SpeechSettings
+from supervisor import Backoff
 from transport.settings import ServerSettings
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "SupervisorSettings",
+    "check_environment",
+    "environment_variables",
     "load_config",
     "replace_server",
     "sections",
@@ -70,7 +74,7 @@ class ChildPolicy(Settings):
     restart: Literal["permanent", "transient", "temporary"] = "permanent"
     max_restarts: int | None = setting(None, lo=0)
     within_seconds: float = seconds(60.0, above=0)
-    backoff_min: float | None = seconds(None)
+    backoff_min: float | None = seconds(None)  # both unset: restart at once; one set: the other 1 s / 60 s
     backoff_max: float | None = seconds(None)
 
     def __post_init__(self) -> None:
@@ -78,6 +82,15 @@ class ChildPolicy(Settings):
         lo, hi = self.backoff_min, self.backoff_max
         if lo is not None and hi is not None and lo > hi:
             raise SettingError("backoff_min", "must not exceed backoff_max")
+
+    def backoff(self) -> Backoff | None:
+        """The pause before each restart, doubling from ``backoff_min`` to ``backoff_max``
+        (10 % jitter); None when neither is set."""
+        if self.backoff_min is None and self.backoff_max is None:
+            return None
+        lo = self.backoff_min if self.backoff_min is not None else 1.0
+        hi = self.backoff_max if self.backoff_max is not None else max(lo, 60.0)
+        return Backoff(min_s=lo, max_s=hi, multiplier=2.0, jitter=0.1)
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,7 @@ class Config:
 
 def sections() -> dict[str, type]:
     """Every section's name and schema, sub-tables included (``actors.gpu_layout.params``):
-    what the documentation must cover, and what ``--check-config`` prints."""
+    what the documentation must cover (``tests/test_documented_settings.py`` checks it)."""
     out: dict[str, type] = {"server": ServerSettings, "supervisor": SupervisorSettings}
     for name, cls in ACTOR_SETTINGS.items():
         out[f"actors.{name}"] = cls
@@ -128,6 +141,27 @@ def sections() -> dict[str, type]:
             if key.table is not None:
                 out[f"actors.{name}.{key.name}"] = key.table
     return out
+
+
+def environment_variables() -> set[str]:
+    """Every ``HIVE_*`` variable the configuration reads (tables included)."""
+    names: set[str] = set()
+    for section, cls in sections().items():
+        prefix = "HIVE_" + section.replace(".", "_").upper()
+        extra = keys(ChildPolicy) if section.count(".") == 1 else []
+        names.update(f"{prefix}_{key.name.upper()}" for key in [*keys(cls), *extra] if key.table is None)
+    return names
+
+
+def check_environment(env: Mapping[str, str], also_known: Iterable[str] = ()) -> None:
+    """Refuse a ``HIVE_*`` variable nothing reads: a misspelt override would otherwise be
+    ignored without a word, and the daemon run on a value its operator did not choose."""
+    known = environment_variables() | set(also_known)
+    for variable in sorted(env):
+        if variable.startswith("HIVE_") and variable not in known:
+            close = difflib.get_close_matches(variable, known, n=1)
+            hint = f" (did you mean ${close[0]}?)" if close else " (docs/configuration.md lists them)"
+            raise ConfigError(f"${variable}: no setting reads this variable{hint}")
 
 
 def load_config(

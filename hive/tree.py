@@ -17,8 +17,8 @@ from actors.health import HealthActor
 from actors.hive_mind.actor import HiveMindActor
 from actors.mcp.actor import McpActor
 from actors.speech.actor import SpeechActor
-from hive.config import ChildPolicy, Config
-from supervisor import Backoff, SupervisorSpec, WorkerSpec
+from hive.config import Config
+from supervisor import SupervisorSpec, WorkerSpec
 
 __all__ = ["ACTOR_CLASSES", "START_TIMEOUT_S", "build_root", "wired"]
 
@@ -30,14 +30,6 @@ ACTOR_CLASSES: dict[str, type] = {
 # The first start on a fresh checkout compiles the layout kernels (seconds to a minute), and
 # speech loads its decoders; the others start in well under a second.
 START_TIMEOUT_S = {"gpu_layout": 300.0, "speech": 120.0}
-
-
-def _backoff(policy: ChildPolicy) -> Backoff | None:
-    if policy.backoff_min is None and policy.backoff_max is None:
-        return None
-    lo = policy.backoff_min if policy.backoff_min is not None else 1.0
-    hi = policy.backoff_max if policy.backoff_max is not None else max(lo, 60.0)
-    return Backoff(min_s=lo, max_s=hi, multiplier=2.0, jitter=0.1)
 
 
 def wired(config: Config) -> dict[str, Any]:
@@ -70,7 +62,7 @@ def build_root(config: Config) -> SupervisorSpec:
         children.append(WorkerSpec(
             name, ACTOR_CLASSES[name], args=(settings,), restart=policy.restart,
             max_restarts=policy.max_restarts, within_seconds=policy.within_seconds,
-            backoff=_backoff(policy), start_timeout=START_TIMEOUT_S.get(name, 30.0)))
+            backoff=policy.backoff(), start_timeout=START_TIMEOUT_S.get(name, 30.0)))
     sup = config.supervisor
     return SupervisorSpec(
         "root", tuple(children), strategy=sup.strategy, max_restarts=sup.max_restarts,

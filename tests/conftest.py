@@ -261,3 +261,26 @@ fi
 exec {node} {cli} "$@"
 """)
     return ["bash", str(script)], log
+
+
+async def get_json(d: Daemon, path: str, **kw: Any) -> tuple[int, Any]:
+    async with d.session.get(f"{d.url}{path}", **kw) as r:
+        assert r.content_type == "application/json", path
+        return r.status, await r.json()
+
+
+async def raw_http(d: Daemon, request: bytes, read: bool = True) -> bytes:
+    """Bytes no well-behaved client library would send, on a socket of our own."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", d.server.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10) if read else b""
+    finally:
+        writer.close()
+
+
+def status_and_json(response: bytes) -> tuple[int, Any]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"application/json" in head, head
+    return int(head.split(b" ", 2)[1]), json.loads(body)

@@ -121,6 +121,19 @@ def test_no_import_cycle_between_files() -> None:
     assert cycles(graph(project_modules())) == []
 
 
+def private_reaches(edges: dict[str, set[str]]) -> list[str]:
+    """Imports of ``_supervision`` from anywhere but ``supervisor.py`` and the package itself:
+    the private package stays behind its one public face, as pykka's do."""
+    return sorted(f"{a} imports {b}" for a, targets in edges.items() for b in targets
+                  if b.split(".")[0] == "_supervision" and a != "supervisor"
+                  and a.split(".")[0] != "_supervision")
+
+
+def test_only_the_facade_imports_the_private_supervision_package() -> None:
+    assert private_reaches(graph(project_modules())) == []
+    assert private_reaches({"actors.a": {"_supervision.core"}}) == ["actors.a imports _supervision.core"]
+
+
 @pytest.mark.parametrize(("edges", "expected_cycles", "expected_upward"), [
     ({"actors.a": {"actors.b"}, "actors.b": {"actors.a"}}, [["actors.a", "actors.b"]], []),
     ({"actors.a": {"transport.x"}, "transport.x": set()}, [], ["actors.a"]),

@@ -34,6 +34,8 @@ class ServerSettings(Settings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.host.strip():
+            raise SettingError("host", "must name an address (127.0.0.1 is loopback, 0.0.0.0 every IPv4 address)")
         for origin in self.allowed_origins:
             if not is_origin(origin):
                 raise SettingError("allowed_origins", f"{origin[:80]!r} is not an origin "

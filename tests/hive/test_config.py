@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hive.config import ACTOR_SETTINGS, ConfigError, load_config
+from hive.config import ACTOR_SETTINGS, ConfigError, check_environment, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -68,6 +68,12 @@ repel_k = 250.0
     ("not toml at all [", r"not valid TOML"),
     ("[server]\nshutdown_timeout_s = 1e308\n", r"shutdown_timeout_s: expected a number <= 86400"),
     ("[actors.health]\ninterval_s = 1e308\n", r"\[actors.health\] interval_s: expected a number <= 86400"),
+    # TOML has numbers, booleans and lists: a quoted one is a typo, not a value to guess at
+    ("[server]\nport = '9000'\n", r"port: expected an integer, got the string '9000' \(write it without quotes\)"),
+    ("[actors.speech]\nenabled = 'false'\n", r"enabled: expected true or false, got the string"),
+    ("[actors.gpu_layout]\ntick_hz = '30'\n", r"tick_hz: expected a number, got the string"),
+    ("[server]\nallowed_origins = 'http://a'\n", r"allowed_origins: expected a list of strings"),
+    ("[server]\nhost = ''\n", r"\[server\] host: must name an address"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -84,6 +90,17 @@ def test_physics_parameters_from_the_environment() -> None:
 def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"port \(from \$HIVE_SERVER_PORT\)"):
         load_config(env={"HIVE_SERVER_PORT": "http"})
+
+
+def test_a_variable_nothing_reads_is_refused_with_the_closest_name() -> None:
+    check_environment({"HIVE_SERVER_PORT": "1", "HIVE_ACTORS_HEALTH_RESTART": "permanent",
+                       "HIVE_ACTORS_GPU_LAYOUT_PARAMS_DT": "0.01", "HIVE_X": "1", "PATH": "/bin"},
+                      also_known=("HIVE_X",))
+    with pytest.raises(ConfigError, match=r"\$HIVE_SERVER_PROT: no setting reads this variable "
+                                          r"\(did you mean \$HIVE_SERVER_PORT\?\)"):
+        check_environment({"HIVE_SERVER_PROT": "9000"})
+    with pytest.raises(ConfigError, match=r"\$HIVE_ACTORS_GPU_LAYOUT_PARAMS: no setting"):
+        check_environment({"HIVE_ACTORS_GPU_LAYOUT_PARAMS": "1"})  # a table, not a value
 
 
 def test_missing_unreadable_or_binary_file(tmp_path: Path) -> None:

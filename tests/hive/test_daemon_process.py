@@ -95,6 +95,14 @@ def test_config_error_exits_2_naming_the_key(tmp_path: Path, procs: list) -> Non
     assert "Traceback" not in out
 
 
+def test_a_misspelt_environment_variable_exits_2(tmp_path: Path, procs: list) -> None:
+    proc = spawn(cwd=tmp_path, env={"HIVE_SERVER_PROT": "9000"})
+    procs.append(proc)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "$HIVE_SERVER_PROT: no setting reads this variable (did you mean $HIVE_SERVER_PORT?)" in out
+
+
 def test_an_actor_that_cannot_start_exits_1_with_one_line(tmp_path: Path, procs: list) -> None:
     """A setting only the actor itself can check (here: CUDA asked for on a machine without a
     GPU) fails the tree's start: one clear line, no traceback, the tree stopped."""

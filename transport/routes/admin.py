@@ -18,7 +18,7 @@ ACTIONS = ("restart", "stop", "start", "kill")
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/actors", tree)
     app.router.add_get("/admin/actors/{path:.+}", node)
-    app.router.add_post("/admin/actors/{path:.+}/{action:restart|stop|start|kill}", control)
+    app.router.add_post(f"/admin/actors/{{path:.+}}/{{action:{'|'.join(ACTIONS)}}}", control)
 
 
 def _authorized(request: web.Request) -> bool:
