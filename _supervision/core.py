@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -102,6 +102,33 @@ class ChildContext:
     path: str
     incarnation: int
     tree: SupervisionTree
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
+    _closing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def on_exit(self, close: Callable[[], None]) -> None:
+        """Run ``close`` once this incarnation has ended, however it ended.
+
+        A kill runs neither ``on_stop`` nor ``on_failure`` (OTP's brutal kill), yet what the
+        incarnation owns (child processes, threads, open files) must be gone before the next
+        one starts: register its release here. Closers run last first, on the dying actor's
+        thread as it exits, or on the supervisor's if that thread is stuck past the shutdown
+        timeout; each runs once, and a failing one is logged and does not stop the others.
+        """
+        with self._closing:
+            self._closers.append(close)
+
+    def close(self) -> None:
+        """Run the registered closers (the supervision machinery calls this)."""
+        while True:
+            with self._closing:
+                if not self._closers:
+                    return
+                close = self._closers.pop()
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - one failed release must not keep the rest
+                log.warning("child.close_failed", child=self.path, incarnation=self.incarnation,
+                            closer=getattr(close, "__qualname__", repr(close)), error=repr(exc))
 
     def address(self, path: str) -> Address:
         return self.tree.address(path)
@@ -503,6 +530,8 @@ class Supervisor(WatchedActor):
             except pykka.Timeout:
                 self._log.warning("child.kill", child=slot.path, reason="shutdown timeout")
                 _kill_subtree(slot, actor)
+        # on_stop has run; the thread's last act is the closers (a final save, say): wait for it
+        _await_end(slot, actor)
         drain(ref, actor)
         self._set(slot, ChildState.STOPPED)
         self._log.info("child.stopped", child=slot.path, reason="shutdown")
@@ -556,10 +585,19 @@ class Supervisor(WatchedActor):
             if slot.ref is None or actor is None:
                 raise ChildUnavailable(slot.path, str(slot.state))
             _kill_subtree(slot, actor)
+            _await_end(slot, actor)
             self._handle_exit(slot, KILLED)
         else:
             raise ValueError(f"unknown control operation {request.op!r}")
         return self._tree._describe_slot(slot)
+
+
+def _busy(actor: Any) -> dict[str, Any] | None:
+    """The message the actor is handling and for how long, when it is handling one."""
+    busy = actor._hive_watch.busy if isinstance(actor, WatchedActor) else None
+    if busy is None:
+        return None
+    return {"message": busy[0], "for_s": round(time.monotonic() - busy[1], 3)}
 
 
 def _mailbox_depth(ref: pykka.ActorRef[Any] | None) -> int:
@@ -577,6 +615,17 @@ def _kill_subtree(slot: _Slot, actor: Any) -> None:
         child.actor = None
         child.urn = None
     actor._hive_kill()
+
+
+def _await_end(slot: _Slot, actor: Any) -> None:
+    """After a stop or a kill: let the incarnation's thread finish and release what it owned (its
+    closers) before anything restarts it; a thread stuck past the shutdown timeout has its
+    closers run from here (closing its processes is what usually unsticks it)."""
+    watch = actor._hive_watch
+    if not watch.ended.wait(slot.spec.shutdown_timeout):
+        log.warning("child.stuck", child=slot.path, incarnation=watch.context.incarnation,
+                    hint="its thread is still busy after the kill; its closers run now")
+        watch.context.close()
 
 
 def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
@@ -764,6 +813,7 @@ class SupervisionTree:
                 else 0.0
             ),
             "mailbox": _mailbox_depth(ref),
+            "busy": _busy(slot.actor),
             "last_failure": slot.last_failure,
         }
         if isinstance(slot.spec, SupervisorSpec):

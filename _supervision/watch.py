@@ -13,6 +13,7 @@ import contextlib
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -43,9 +44,10 @@ class ChildExited:
 
 
 class Watch:
-    """Links one incarnation to its supervisor: a start barrier and an exit notification."""
+    """Links one incarnation to its supervisor: a start barrier, an end barrier (closers run)
+    and an exit notification."""
 
-    __slots__ = ("context", "name", "notify", "started")
+    __slots__ = ("busy", "context", "ended", "name", "notify", "started")
 
     def __init__(
         self, name: str, context: ChildContext, notify: Callable[[ChildExited], None]
@@ -54,6 +56,10 @@ class Watch:
         self.context = context
         self.notify = notify
         self.started = threading.Event()
+        self.ended = threading.Event()  # the thread has finished and the closers have run
+        # the message being handled and since when (monotonic): a slow answer from a busy
+        # actor is told apart from one that is stuck or gone
+        self.busy: tuple[str, float] | None = None
 
 
 class _Wake:
@@ -92,6 +98,8 @@ class WatchedActor(ThreadingActor):
         finally:
             self._hive_watch.started.set()
             reason = self._hive_exit_reason()
+            self._hive_watch.context.close()
+            self._hive_watch.ended.set()
             self._hive_watch.notify(ChildExited(self._hive_watch.name, self.actor_urn, reason))
 
     def _hive_exit_reason(self) -> ExitReason:
@@ -107,6 +115,7 @@ class WatchedActor(ThreadingActor):
             if self._hive_killed:
                 _fail_envelope(envelope, self)
                 break
+            self._hive_watch.busy = (type(envelope.message).__name__, time.monotonic())
             try:
                 response = self._handle_receive(envelope.message)
                 if envelope.reply_to is not None:
@@ -125,6 +134,8 @@ class WatchedActor(ThreadingActor):
                     envelope.reply_to.set_exception((ChildCrashed, crash, None))
                 self._handle_failure(*exc_info)
                 self._hive_on_failure(*exc_info)
+            finally:
+                self._hive_watch.busy = None
 
     def _hive_on_failure(self, exc_type: type[BaseException] | None,
                          exc_value: BaseException | None, tb: TracebackType | None) -> None:

@@ -11,6 +11,7 @@ After a restart the actor comes back with the last graphs and positions it kept 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ import numpy as np
 import structlog
 
 from actors.graph import Graph, NodeKind, wire_id
+from actors.layout_store import LayoutSaver, LayoutStore
 from actors.messages import (
     ActorStatus,
     GetGraph,
@@ -35,7 +37,7 @@ from actors.messages import (
     UnpinNodes,
     UpdateGraph,
 )
-from actors.schema import SettingError, Settings, setting
+from actors.schema import SettingError, Settings, internal, seconds, setting
 from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
 from gpu import LayoutEngine, SimParams
@@ -66,7 +68,9 @@ class LayoutSettings(Settings):
     min_tick_hz: float = setting(5.0, above=0, hi=1000)  # once the layout has settled
     steps_per_tick: int = setting(1, lo=1, hi=100)
     settle_energy: float = setting(1e-3, lo=0)  # kinetic energy per node: settled below it
+    save_interval_s: float = seconds(30.0, lo=1.0)  # positions written this often (and at the end)
     params: SimParams = setting(default_factory=SimParams)
+    state_dir: str = internal("")  # graph and positions saved here; the daemon sets it
 
     def __post_init__(self) -> None:
         if isinstance(self.params, Mapping):  # a table of fields: SimParams names a bad one
@@ -106,6 +110,8 @@ class LayoutActor(TickingActor):
         self._step_ms = 0.0
         self._settled = False
         self._frames = 0
+        self._saver: LayoutSaver | None = None
+        self._start: tuple[np.ndarray, np.ndarray] | None = None  # saved positions, by wire id
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -116,15 +122,47 @@ class LayoutActor(TickingActor):
         # what survives a restart: the graphs (kept when they change) and the last frame's
         # positions (kept at each publish: one reference, the frame is immutable)
         graphs: Mapping[NodeKind, Graph] | None = self.supervision.kept()
+        restored = "memory" if graphs is not None else None
         if graphs is not None:
             self._graphs = dict(graphs)
             self._load_graphs()
             frame: PositionFrame | None = self.supervision.kept(name="frame")
             if frame is not None:
                 self._restore(frame)
+        if self.settings.state_dir:
+            store = LayoutStore(self.settings.state_dir)
+            if graphs is None:  # the process's first incarnation: what the last process left
+                restored = self._load_saved(store)
+            self._saver = LayoutSaver(store, self.settings.save_interval_s)
+            self.supervision.on_exit(self._save_last)  # also after a kill, which runs no on_stop
         self.start_ticking(1.0 / self.settings.tick_hz)
         log.info("layout.started", backend=self._engine.backend_name,
-                 nodes=self._engine.node_count, restored=graphs is not None)
+                 nodes=self._engine.node_count, restored=restored)
+
+    def _load_saved(self, store: LayoutStore) -> str | None:
+        saved = store.load()
+        self._start = (saved.wire_ids, saved.positions) if len(saved.wire_ids) else None
+        if saved.graph is None:
+            return None
+        self._graphs[NodeKind.KNOWLEDGE] = saved.graph
+        self._load_graphs()
+        engine = self._engine_or_raise()
+        for wid, pos in saved.pins.items():
+            with contextlib.suppress(KeyError):  # a pinned agent that is not back yet
+                engine.pin(wid, pos)
+        log.info("layout.restored", folder=str(store.folder), nodes=saved.graph.node_count,
+                 edges=saved.graph.edge_count, positions=len(saved.wire_ids), pins=len(saved.pins))
+        return "disk"
+
+    def _save_last(self) -> None:
+        """The incarnation's last positions, after whatever was still being written."""
+        saver, engine = self._saver, self._engine
+        if saver is None:
+            return
+        final = None
+        if engine is not None and engine.node_count:
+            final = (engine.node_ids.copy(), engine.positions().copy(), engine.pins)
+        saver.close(final)
 
     # -- messages --------------------------------------------------------------------------
 
@@ -132,7 +170,7 @@ class LayoutActor(TickingActor):
         if isinstance(message, SetGraph):
             return self._set_graph(message.graph)
         if isinstance(message, UpdateGraph):
-            current = self._graphs.get(message.kind, Graph(message.kind))
+            current = self._graphs.get(message.kind) or Graph.empty(message.kind)
             return self._set_graph(current.updated(message.add_nodes, message.remove_nodes,
                                                    message.add_edges, message.remove_edges))
         if isinstance(message, PinNodes):
@@ -181,25 +219,25 @@ class LayoutActor(TickingActor):
                 self._graphs[graph.kind] = previous
             raise
         self.supervision.keep(MappingProxyType(dict(self._graphs)))
+        if self._saver is not None and graph.kind is NodeKind.KNOWLEDGE:
+            self._saver.graph(graph)
         self._wake()
         if self._engine_or_raise().node_count:
             self._publish()  # new nodes are shown now, not at the next tick (up to 200 ms away)
-        return {"nodes": len(graph.nodes), "edges": len(graph.edges)}
+        return {"nodes": graph.node_count, "edges": graph.edge_count}
 
     def _load_graphs(self) -> None:
-        ids: list[int] = []
-        src: list[int] = []
-        dst: list[int] = []
-        weights: list[float] = []
-        for kind, graph in self._graphs.items():
-            ids.extend(wire_id(kind, n.id) for n in graph.nodes)
-            for edge in graph.edges:
-                src.append(wire_id(kind, edge.source))
-                dst.append(wire_id(kind, edge.target))
-                weights.append(edge.weight)
+        graphs = list(self._graphs.items())
+        flags = [np.int64(kind.flag) for kind, _ in graphs]
+
+        def column(name: str, dtype: Any, flagged: bool = True) -> np.ndarray:
+            parts = [getattr(g, name) | f if flagged else getattr(g, name)
+                     for f, (_, g) in zip(flags, graphs, strict=True)]
+            return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
         self._engine_or_raise().set_graph(
-            np.asarray(ids, dtype=np.int64), np.asarray(src, dtype=np.int64),
-            np.asarray(dst, dtype=np.int64), np.asarray(weights, dtype=np.float32))
+            column("ids", np.int64), column("sources", np.int64), column("targets", np.int64),
+            column("weights", np.float32, flagged=False), start=self._start)
         self._ids_changed = True
 
     def _pin(self, message: PinNodes) -> int:
@@ -257,6 +295,8 @@ class LayoutActor(TickingActor):
             n = 2
         self._step(n)
         self._publish()
+        if self._saver is not None and self._saver.positions_due():
+            self._saver.positions(engine.node_ids, engine.positions(), engine.pins)
         settled = self._energy / max(1, engine.node_count) < self.settings.settle_energy
         if settled != self._settled:
             self._settled = settled
@@ -318,6 +358,7 @@ class LayoutActor(TickingActor):
                 "kinetic_energy": self._energy,
                 "settled": self._settled,
                 "frames_published": self._frames,
+                "saved": self._saver.describe() if self._saver is not None else None,
                 "subscribers": len(self._subscribers),
             }),
         )

@@ -2,26 +2,29 @@
 
 It reads the tree's ``describe()``, asks every other running actor for its
 :class:`ActorStatus`, folds in what the front end reports about the event loop and requests,
-and derives ``system_status``: ``healthy``, ``degraded`` (something is down, restarting, slow,
+and derives ``system_status``: ``healthy``, ``degraded`` (something is down, restarting, stuck,
 or a peer's breaker is open) or ``critical`` (the root failed, or every other actor is down).
 Subscribers hear about a new snapshot whenever its status-bearing part changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import pykka
 import structlog
 
 from actors.messages import ActorStatus, StatusQuery
 from actors.schema import Settings, seconds
 from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
-from supervisor import ChildContext, SupervisionError, context_of
+from supervisor import AskTimeout, ChildContext, SupervisionError, context_of
 
 __all__ = [
     "LAG_DEGRADED_MS",
@@ -63,12 +66,21 @@ class HealthSnapshot:
     body: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Collected:
+    """A background collection's result (None, None when it failed)."""
+
+    root: Mapping[str, Any] | None
+    components: dict[str, dict[str, Any]] | None
+
+
 @dataclass(frozen=True)
 class HealthSettings(Settings):
     """``[actors.health]``."""
 
     interval_s: float = seconds(2.0, lo=0.05)  # how often the snapshot is refreshed
     status_timeout_s: float = seconds(1.0, lo=0.05)  # how long each actor has to answer
+    stuck_after_s: float = seconds(120.0, lo=1.0)  # busy with one message longer: degraded
 
 
 class HealthActor(TickingActor):
@@ -79,15 +91,35 @@ class HealthActor(TickingActor):
         self.settings = settings or HealthSettings()
         self._loop = LoopReport(0.0)
         self._snapshot: HealthSnapshot | None = None
+        self._collecting = False
         self._subscribers: Subscribers[HealthSnapshot] = Subscribers("health", context_of(self))
 
     def on_start(self) -> None:
+        self._collector = ThreadPoolExecutor(1, thread_name_prefix="health-collect")
+        self.supervision.on_exit(lambda: self._collector.shutdown(wait=False, cancel_futures=True))
         self.start_ticking(self.settings.interval_s)
 
     def on_tick(self) -> None:
-        self._refresh()
+        # Statuses are collected on a thread of our own: an actor slow to answer (busy with a
+        # big graph) holds up the next snapshot, never a reader of the current one.
+        if not self._collecting:
+            self._collecting = True
+            self._collector.submit(self._collect_in_background)
+
+    def _collect_in_background(self) -> None:
+        collected: _Collected | None = None
+        try:
+            collected = _Collected(*self._collect())
+        finally:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.actor_ref.tell(collected or _Collected(None, None))
 
     def on_message(self, message: Any) -> Any:
+        if isinstance(message, _Collected):
+            self._collecting = False
+            if message.root is not None and message.components is not None:
+                self._build(message.root, message.components)
+            return None
         if isinstance(message, LoopReport):
             self._loop = message
             return None
@@ -104,12 +136,18 @@ class HealthActor(TickingActor):
     # -- the snapshot ----------------------------------------------------------------------
 
     def _refresh(self) -> None:
-        tree = self.supervision.tree
-        root = tree.describe()
+        self._build(*self._collect())
+
+    def _collect(self) -> tuple[Mapping[str, Any], dict[str, dict[str, Any]]]:
+        """The tree and each actor's status (blocking: thread-safe, run off the actor's thread)."""
+        root = self.supervision.tree.describe()
         me = self.supervision.path
         components: dict[str, dict[str, Any]] = {}
         for child in root["children"]:
             components[child["name"]] = self._component(child, me)
+        return root, components
+
+    def _build(self, root: Mapping[str, Any], components: dict[str, dict[str, Any]]) -> None:
         status = _system_status(root, components, self._loop.lag_ms)
         previous = self._snapshot
         body = {
@@ -151,6 +189,19 @@ class HealthActor(TickingActor):
         try:
             reply = self.supervision.address(node["path"]).ask(
                 StatusQuery(), timeout=self.settings.status_timeout_s)
+        except AskTimeout as exc:
+            # Slow to answer because it is working (a million-node graph loading) is not a
+            # fault, and reporting it as one made the status flap; stuck that long is.
+            busy = self.supervision.tree.describe(node["path"]).get("busy")
+            if busy is not None and busy["for_s"] < self.settings.stuck_after_s:
+                entry.update(health="busy", reason=f"handling {busy['message']} for {busy['for_s']:.1f} s",
+                             busy=busy)
+            elif busy is not None:
+                entry.update(health="degraded", busy=busy,
+                             reason=f"stuck on {busy['message']} for {busy['for_s']:.0f} s")
+            else:
+                entry.update(health="degraded", reason=f"no status: {exc}")
+            return entry
         except SupervisionError as exc:
             entry.update(health="degraded", reason=f"no status: {exc}")
             return entry

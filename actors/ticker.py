@@ -14,6 +14,7 @@ from typing import Any
 import pykka
 
 from actors.messages import Tick
+from supervisor import context_of
 
 __all__ = ["Ticker", "TickingActor"]
 
@@ -32,7 +33,10 @@ class Ticker:
         return self
 
     def stop(self) -> None:
+        """Stop ticking; from another thread, also wait (briefly) for the ticker to end."""
         self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(1.0)
 
     def consumed(self) -> None:
         """Call from the actor's tick handler: the next tick may be sent."""
@@ -62,12 +66,15 @@ class TickingActor(pykka.ThreadingActor):
     :meth:`start_ticking` was called (in ``on_start``). Subclasses handle their other messages in
     :meth:`on_message`. The ticker stops with the actor, however it ends: ``on_failure`` runs
     ``on_stop`` too, so a subclass's cleanup in ``on_stop`` (calling ``super().on_stop()``) also
-    runs after a crash."""
+    runs after a crash; after a kill (no callbacks), the supervisor's closers stop it."""
 
     _ticker: Ticker | None = None
 
     def start_ticking(self, interval_s: float) -> None:
         self._ticker = Ticker(self.actor_ref, interval_s, f"{type(self).__name__}-ticker").start()
+        context = context_of(self)
+        if context is not None:  # supervised: the ticker stops after a kill too
+            context.on_exit(self._ticker.stop)
 
     @property
     def tick_interval_s(self) -> float:

@@ -1,4 +1,7 @@
-"""CPU backend: Numba ``@njit(parallel=True, fastmath=True, cache=True)`` kernels.
+"""CPU backend: Numba ``@njit(parallel=True, fastmath=True, cache=True, nogil=True)`` kernels.
+
+``nogil``: a step over a million nodes takes seconds; without it the GIL was held that long
+and the daemon's event loop (health, WebSockets) stood still behind the layout.
 
 Layout is float32 structure-of-arrays with float32 accumulators: on the 2-core dev machine
 that ran the all-pairs sum at 3.4-4.3 G pairs/s against 0.25 G pairs/s for an (N, 3) float64
@@ -63,7 +66,7 @@ ROW_PAD = 16
 BUILD_CHUNKS = 4
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def forces_exact(n, x, y, z, off, nbr, w, fx, fy, fz, k, md, cut2, spring_k, rest, grav):
     """All-pairs softened inverse-square repulsion k*d/(r^2+md^2)^1.5 (pairs beyond sqrt(cut2)
     skipped), springs and centre gravity, into fx/fy/fz. This softening needs one reciprocal
@@ -96,7 +99,7 @@ def forces_exact(n, x, y, z, off, nbr, w, fx, fy, fz, k, md, cut2, spring_k, res
         fz[i] = az + sz - grav * zi
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def coincident_sums(i, xi, yi, zi, sx, sy, sz, perm, cell_start, cx, cy, cz, gdx, gdy, gdz, md, mag):
     """Push from the nodes of the 27 cells around (cx, cy, cz) closer than ``md`` to node ``i``
     (rare, so a plain branchy loop over the sorted rows)."""
@@ -121,7 +124,7 @@ def coincident_sums(i, xi, yi, zi, sx, sy, sz, perm, cell_start, cx, cy, cz, gdx
     return ax, ay, az
 
 
-@njit(fastmath=True, cache=True, inline="always")
+@njit(fastmath=True, cache=True, inline="always", nogil=True)
 def _block_sums(xi, yi, zi, px, py, pz, m, m_pad, k, soft2, cut2):
     """``physics.pair_sums`` over ``p[0:m]``, run over ``m_pad`` (a multiple of ROW_PAD) lanes
     with lanes ``t >= m`` masked to zero: the trip count is a whole number of vectors, so no
@@ -148,7 +151,7 @@ def _block_sums(xi, yi, zi, px, py, pz, m, m_pad, k, soft2, cut2):
     return ax, ay, az, close
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def forces_grid(
     n, fx, fy, fz, k, md, cut2, sx, sy, sz, perm, cell_start, gdx, gdy, gdz,
     ffx, ffy, ffz, far, buf, cols,
@@ -271,7 +274,7 @@ def forces_grid(
                 fz[i] = az
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def springs_gravity(n, x, y, z, off, nbr, w, fx, fy, fz, spring_k, rest, grav):
     """Add springs and centre gravity to fx/fy/fz, in node order: the CSR rows are read
     sequentially and only the neighbours' positions are gathered (inside the sorted-order
@@ -283,7 +286,7 @@ def springs_gravity(n, x, y, z, off, nbr, w, fx, fy, fz, spring_k, rest, grav):
         fz[i] += pz - grav * z[i]
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def far_field_cells(
     cell_start, inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq, qx, qy, qz, mass, comx, comy, comz,
     k, md, ffx, ffy, ffz,
@@ -311,7 +314,7 @@ def far_field_cells(
             ffz[c] = gz
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def integrate(
     n, x, y, z, vx, vy, vz, fx, fy, fz, pinned, ramp, max_force, dt, damp, vmax, bounds
 ):
@@ -324,7 +327,7 @@ def integrate(
     return ke
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def run_steps(
     n_steps, it0, n, x, y, z, vx, vy, vz, fx, fy, fz, pinned, off, nbr, w, p, use_grid,
     max_cells, res, cell_start, hist, keys, bbox, sx, sy, sz, perm, mass, comx, comy, comz,

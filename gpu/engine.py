@@ -182,12 +182,14 @@ class LayoutEngine:
         src: np.ndarray,
         dst: np.ndarray,
         weights: np.ndarray | None = None,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Replace the graph, keeping the state of ids already present.
 
-        Surviving ids keep position, velocity and pin; new ids start at a position seeded by
-        the id; ids not listed are dropped. Resets ``iteration`` (warm-up starts again so new
-        nodes settle gently). Self-loops are ignored; parallel edges add up.
+        Surviving ids keep position, velocity and pin; new ids start at ``start``'s position
+        when it lists them (``(ids, (k, 3) positions)``: a layout restored from disk), else at
+        a position seeded by the id; ids not listed are dropped. Resets ``iteration`` (warm-up
+        starts again so new nodes settle gently). Self-loops are ignored; parallel edges add up.
         """
         ids = np.asarray(node_ids)
         if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
@@ -229,6 +231,17 @@ class LayoutEngine:
         # Carry over the state of surviving ids.
         pos_new = spawn_positions(ids, self._params.spawn_radius * max(1.0, float(n)) ** (1 / 3))
         vel_new = np.zeros((n, 3), dtype=np.float32)
+        if start is not None and n and len(start[0]):
+            known_ids = np.asarray(start[0], dtype=np.int64)
+            known_pos = np.asarray(start[1], dtype=np.float32).reshape(-1, 3)
+            finite = np.all(np.isfinite(known_pos), axis=1)  # a damaged file moves nothing
+            known_ids, known_pos = known_ids[finite], known_pos[finite]
+            if known_ids.size:
+                k_order = np.argsort(known_ids, kind="stable")
+                k_sorted = known_ids[k_order]
+                at = np.minimum(np.searchsorted(k_sorted, ids), k_sorted.size - 1)
+                hit = k_sorted[at] == ids
+                pos_new[hit] = known_pos[k_order[at[hit]]]
         if self._ids.size and n:
             old_pos, old_vel = self._backend.state()
             old_order = np.argsort(self._ids, kind="stable")
@@ -267,6 +280,11 @@ class LayoutEngine:
             return self._index[int(node_id)]
         except KeyError:
             raise KeyError(f"unknown node id {node_id}") from None
+
+    @property
+    def pins(self) -> dict[int, tuple[float, float, float]]:
+        """The pinned ids and where they are held (a copy)."""
+        return dict(self._pins)
 
     def pin(self, node_id: int, position: tuple[float, float, float]) -> None:
         """Hold ``node_id`` at ``position`` (velocity 0) until ``unpin``."""

@@ -24,7 +24,7 @@ _cell_of = njit(fastmath=True, cache=True)(physics.cell_of)
 _grid_shape = njit(cache=True)(physics.grid_shape)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def build_grid(
     n, x, y, z, cell_size, max_cells, res,
     cell_start, hist, keys, bbox, sx, sy, sz, perm, mass, comx, comy, comz, qx, qy, qz,

@@ -18,7 +18,8 @@ import structlog
 from aiohttp import web
 
 from actors.messages import Subscribe
-from hive.config import Config
+from hive.config import Config, replace_server
+from hive.open_files import RESERVED_FDS, raise_open_files_limit
 from hive.state_lock import StateLocked, lock_state
 from hive.tree import build_root, wired
 from supervisor import ExitReason, SupervisionError, SupervisionTree
@@ -27,7 +28,8 @@ from transport.fanout import FrameHub
 from transport.metrics import Metrics
 from transport.relay_policy import RelayPolicy, risky_tools
 from transport.security import AccessPolicy, exposure_problem, is_loopback_host
-from transport.services import Services
+from transport.services import SERVICES, Services
+from transport.site import CappedSite
 
 __all__ = ["EXIT_OK", "EXIT_ROOT_FAILED", "assemble", "serve"]
 
@@ -52,6 +54,7 @@ async def serve(config: Config) -> int:
         log.warning("daemon.names_without_token", hosts=list(config.server.allowed_hosts),
                     hint="requests for these names (a reverse proxy?) change things without a "
                          "token: set an API token")
+    config, max_connections = _fit_open_files(config)
     try:
         lock = lock_state(config.server.state_dir)
     except (StateLocked, OSError) as exc:
@@ -59,12 +62,30 @@ async def serve(config: Config) -> int:
         print(f"hive-supervisor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return await _run(config, loop)
+        return await _run(config, loop, max_connections)
     finally:
         os.close(lock)
 
 
-async def _run(config: Config, loop: asyncio.AbstractEventLoop) -> int:
+def _fit_open_files(config: Config) -> tuple[Config, int]:
+    """Raise the open-file limit, and keep ``max_clients`` within what it leaves (said at start);
+    also the most connections the listening socket takes (half the reserve stays free)."""
+    limits = raise_open_files_limit()
+    wanted = config.server.max_clients
+    clients = limits.client_limit(wanted)
+    log.info("daemon.open_files", soft=limits.soft, hard=limits.hard, raised_from=limits.raised_from,
+             max_clients=clients, reserved=RESERVED_FDS)
+    if clients < wanted:
+        log.warning("daemon.clients_limited", max_clients=clients, configured=wanted,
+                    open_files=limits.soft,
+                    hint=f"the open-file limit leaves room for {clients} WebSocket clients after "
+                         f"{RESERVED_FDS} kept for the daemon; the rest are refused (1013). Raise "
+                         f"the hard limit (LimitNOFILE= in systemd, ulimit -Hn) for more")
+        config = replace_server(config, max_clients=clients)
+    return config, max(clients, limits.soft - RESERVED_FDS // 2)
+
+
+async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections: int) -> int:
     tree = SupervisionTree(build_root(config))
     stop = asyncio.Event()
     exit_code = EXIT_OK
@@ -88,7 +109,9 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop) -> int:
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=config.server.shutdown_timeout_s / 2)
     await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port)
+    metrics = app[SERVICES].metrics
+    site = CappedSite(runner, config.server.host, config.server.port, max_connections=max_connections,
+                      on_reset=metrics.connections_reset.inc)
     try:
         await site.start()
     except OSError as exc:

@@ -41,7 +41,8 @@ def wired(config: Config) -> dict[str, Any]:
     mcp = actors.mcp.settings
     hive = actors.hive_mind.settings
     settings: dict[str, Any] = {
-        "gpu_layout": actors.gpu_layout.settings,
+        "gpu_layout": dataclasses.replace(
+            actors.gpu_layout.settings, state_dir=str((state / "layout").resolve())),
         "mcp": dataclasses.replace(mcp, state_dir=mcp.state_dir or str(state / "mcp")),
         "hive_mind": dataclasses.replace(
             hive, mcp=hive.mcp if on["mcp"] else "", records_dir=str((state / "swarms").resolve()),

@@ -8,8 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import shutil
+import signal
 import struct
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -173,6 +178,8 @@ def decode_by_spec(data: bytes) -> list[tuple[int, tuple[float, ...], tuple[floa
 
 
 async def receive_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5) -> dict[str, Any]:
+    """The next text message of type ``kind``; others are skipped, but an ``error`` message
+    fails at once (unless it is what the test waits for) instead of a timeout later."""
     deadline = time.monotonic() + timeout
     while True:
         msg = await receive(ws, max(0.01, deadline - time.monotonic()))
@@ -180,6 +187,7 @@ async def receive_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: 
             data = json.loads(msg.data)
             if data["type"] == kind:
                 return data
+            assert data["type"] != "error", data
         elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
             raise AssertionError(f"closed while waiting for {kind}: {msg}")
 
@@ -284,3 +292,119 @@ def status_and_json(response: bytes) -> tuple[int, Any]:
     head, _, body = response.partition(b"\r\n\r\n")
     assert b"application/json" in head, head
     return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+# -- the daemon as a real subprocess ------------------------------------------------------------
+
+PROCESS_TOKEN = "process-test-token"
+
+
+def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None,
+          admin_token: str | None = PROCESS_TOKEN, open_files: int | None = None) -> subprocess.Popen[str]:
+    """The daemon on its embedded defaults (every actor, real claude-flow), its runtime state
+    in ``cwd``; ``admin_token=None`` lets it make its own; ``open_files`` sets both its soft
+    and hard limit on open files (as a service manager would)."""
+    environment = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
+    environment.pop("HIVE_ADMIN_TOKEN", None)
+    environment.pop("HIVE_API_TOKEN", None)
+    if admin_token is not None:
+        environment["HIVE_ADMIN_TOKEN"] = admin_token
+    environment.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "hive", "--port", "0", "--log-format", "json", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+        preexec_fn=None if open_files is None else (
+            lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))),
+    )
+
+
+def read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60,
+               seen: list[str] | None = None) -> dict[str, Any]:
+    """The first log record named ``event``; every line read is appended to ``seen``."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = [] if seen is None else seen
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("event") == event:
+            return record
+    raise AssertionError(f"no {event} in output:\n{''.join(seen)}")
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+
+class DaemonProcess:
+    """A started daemon subprocess whose output is read on a thread as it comes (a pipe nobody
+    reads fills up and then blocks the daemon's logging), every JSON record kept in order."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.records: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, name="daemon-output", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            with self._changed:
+                self.lines.append(line)
+                if isinstance(record, dict):
+                    self.records.append(record)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_event(self, event: str, timeout: float = 120, after: int = 0) -> dict[str, Any]:
+        """The first record named ``event`` from index ``after`` on."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for record in self.records[after:]:
+                    if record.get("event") == event:
+                        return record
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    tail = "".join(self.lines[-40:])
+                    raise AssertionError(f"no {event} from the daemon; its last lines:\n{tail}")
+                self._changed.wait(min(left, 0.5))
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        with self._changed:
+            return [r for r in self.records if r.get("event") == event]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(10)
+        return self.proc.returncode

@@ -447,6 +447,53 @@ def test_kill_restart_stop_start_through_the_api(trees: list, events: Any) -> No
         tree.kill("root")
 
 
+class Owner(pykka.ThreadingActor):
+    """Owns a resource per incarnation, released through ``on_exit``; may get stuck on request."""
+
+    def __init__(self, log: queue.Queue[tuple[str, int]], release: threading.Event | None = None) -> None:
+        super().__init__()
+        self.log = log
+        self.release = release
+
+    def on_start(self) -> None:
+        n = self.supervision.incarnation
+        self.log.put(("start", n))
+        self.supervision.on_exit(lambda: self.log.put(("closed", n)))
+        self.supervision.on_exit(lambda: 1 / 0)  # a failing closer: logged, the others still run
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "stuck" and self.release is not None:
+            self.release.wait(30)
+        return None
+
+
+def test_a_killed_incarnation_is_released_before_the_next_starts(trees: list) -> None:
+    """A kill runs neither on_stop nor on_failure, yet the closers run, before the restart."""
+    log: queue.Queue[tuple[str, int]] = queue.Queue()
+    tree = start(trees, SupervisorSpec("root", (WorkerSpec("w", Owner, args=(log,)),), max_restarts=10))
+    tree.kill("root/w")
+    tree.address("root/w").ask("ping")
+    tree.restart("root/w")  # a graceful restart releases too
+    assert [log.get(timeout=5) for _ in range(5)] == [
+        ("start", 1), ("closed", 1), ("start", 2), ("closed", 2), ("start", 3)]
+
+
+def test_a_stuck_incarnation_has_its_closers_run_by_the_supervisor(trees: list) -> None:
+    log: queue.Queue[tuple[str, int]] = queue.Queue()
+    release = threading.Event()
+    spec = WorkerSpec("w", Owner, args=(log, release), shutdown_timeout=0.3)
+    tree = start(trees, SupervisorSpec("root", (spec,), max_restarts=10))
+    tree.address("root/w").tell("stuck")
+    time.sleep(0.1)
+    tree.kill("root/w")  # the thread is busy: the supervisor waits 0.3 s, then releases for it
+    try:
+        assert [log.get(timeout=5) for _ in range(3)] == [("start", 1), ("closed", 1), ("start", 2)]
+    finally:
+        release.set()
+    time.sleep(0.2)
+    assert log.empty()  # once each: the old thread, unstuck, finds nothing left to close
+
+
 def test_describe_has_every_key(trees: list) -> None:
     sub = SupervisorSpec("sub", (worker("x"),), strategy="rest_for_one")
     tree = start(trees, SupervisorSpec("root", (worker("w"), sub)))

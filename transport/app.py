@@ -1,5 +1,6 @@
-"""The aiohttp application: middleware (JSON errors outermost, then the security rules), every
-route module, the event-loop monitor, and WebSockets closed with 1001 at shutdown.
+"""The aiohttp application: middleware (JSON errors outermost, then the security rules, then the
+body rules), every route module, the event-loop monitor, and WebSockets closed with 1001 at
+shutdown.
 
 Everything a handler needs is in :class:`transport.services.Services`; handlers keep no state
 beyond their own connection.
@@ -14,9 +15,11 @@ import time
 from aiohttp import WSCloseCode, web
 
 from actors.health import LoopReport
+from transport.body_rules import body_rules_middleware
 from transport.http_errors import errors_middleware, json_error
 from transport.routes import (
     admin,
+    api_docs,
     console,
     graph,
     health,
@@ -32,7 +35,7 @@ from transport.services import SERVICES, Services
 __all__ = ["LOOP_MONITOR", "ROUTE_MODULES", "build_app"]
 
 
-ROUTE_MODULES = (console, positions, health, graph, metrics, admin, mcp_relay, swarms, speech)
+ROUTE_MODULES = (console, api_docs, positions, health, graph, metrics, admin, mcp_relay, swarms, speech)
 LOOP_MONITOR: web.AppKey[asyncio.Task[None]] = web.AppKey("loop_monitor", asyncio.Task)
 
 
@@ -42,7 +45,8 @@ def build_app(services: Services) -> web.Application:
         lambda status, message, _reason: json_error(status, message),
         lambda reason: services.metrics.http_refused.labels(reason=reason).inc())
     app = web.Application(
-        middlewares=[errors_middleware, guard], client_max_size=services.server.max_body_bytes
+        middlewares=[errors_middleware, guard, body_rules_middleware],
+        client_max_size=services.server.max_body_bytes
     )
     app[SERVICES] = services
     for module in ROUTE_MODULES:

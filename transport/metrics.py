@@ -61,6 +61,9 @@ class Metrics:
         self.http_refused = Counter(
             "hive_http_refused", "Requests refused by the Host, Origin, token or JSON rules",
             ["reason"], registry=r)
+        self.connections_reset = Counter(
+            "hive_connections_reset", "Connections reset on accept: past the open-file budget",
+            registry=r)
         self.requests = Counter("hive_http_requests", "HTTP requests by status class",
                                 ["status"], registry=r)
         self.request_seconds = Histogram("hive_http_request_seconds", "HTTP request latency",

@@ -197,6 +197,7 @@ class HiveMindActor(TickingActor):
         self._keys: dict[str, str] = {}
         self._removing: set[str] = set()
         self._generation = 0  # of scans begun
+        self._applied_generation = 0  # of the newest scan applied
         self._touched: dict[str, int] = {}  # session -> the scan generation a job last wrote in
         self._scanned_once = False
         self._recovered = False
@@ -498,7 +499,11 @@ class HiveMindActor(TickingActor):
 
     def _apply(self, scan: Scan, generation: int) -> None:
         """Take what a scan read, except for the sessions a job reported on after the scan
-        began: what the job said is newer (and those are read again next time)."""
+        began: what the job said is newer (and those are read again next time). A scan older
+        than one already applied is dropped whole: everything it read was read again since."""
+        if generation < self._applied_generation:
+            return
+        self._applied_generation = generation
         self._last_scan = scan
         self._scanned_once = True
         stale = {sid for sid, seen in self._touched.items() if seen >= generation}

@@ -90,6 +90,7 @@ class McpActor(TickingActor):
             every = s.maintain_every_calls if s.transport == "stdio" else None
             self._pool = McpPool(connector, s.pool_size, breaker, s.backoff,
                                  s.handshake_timeout_s, every)
+            self.supervision.on_exit(self._pool.close)  # also after a kill (no on_stop then)
             live = self._pool.ensure()
             log.info("mcp.started", transport=s.transport, live=live, size=s.pool_size)
         self.start_ticking(self.settings.poll_interval_s)

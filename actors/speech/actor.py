@@ -89,6 +89,7 @@ class SpeechActor(pykka.ThreadingActor):
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="speech")
         # commands wait on other actors (seconds, at worst minutes): never on the decoders' threads
         self._commands = ThreadPoolExecutor(2, thread_name_prefix="speech-command")
+        self.supervision.on_exit(self._release)  # also after a kill, which runs no on_stop
         log.info("speech.started", stt=getattr(self._stt, "name", None),
                  tts=getattr(self._tts, "name", None))
 
@@ -103,12 +104,20 @@ class SpeechActor(pykka.ThreadingActor):
         return self._tts
 
     def on_stop(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """Streams, pools and engines go with the incarnation (each is large: a decoder holds
+        its model), however the incarnation ended."""
         for stream in self._streams.values():
             stream.engine.close()
         self._streams.clear()
         for pool in (self._pool, self._commands):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
+        if self._stt is not None:
+            self._stt.close()
+        self._stt = self._tts = None
 
     def on_failure(self, *_exc: Any) -> None:
         self.on_stop()

@@ -148,6 +148,10 @@ class FallbackStt:
                                    _reason(self.primary.name, exc, self._guard.retry.attempts))
         return BufferedStream(self.transcribe, sample_rate)
 
+    def close(self) -> None:
+        self.primary.close()
+        self.fallback.close()
+
     def describe(self) -> dict[str, Any]:
         return {"provider": self.primary.name, "fallback": self.fallback.name, **self._guard.describe()}
 

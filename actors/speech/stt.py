@@ -78,6 +78,7 @@ class SpeechToText(Protocol):
 
     def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcript: ...
     def open_stream(self, sample_rate: int) -> SttStream: ...
+    def close(self) -> None: ...
 
 
 def _check_length(n_bytes: int, sample_rate: int, limit_s: float) -> None:
@@ -168,6 +169,7 @@ class _DecoderPool:
         self._settings = settings
         self._lock = threading.Lock()
         self._idle: list[Any] = []
+        self._closed = False
         self._slots = threading.BoundedSemaphore(settings.max_decoders)
         self.created = 0
         self.in_use = 0
@@ -198,9 +200,16 @@ class _DecoderPool:
             self.created += 1
         return decoder
 
+    def close(self) -> None:
+        """Drop the idle decoders (each holds its model in C memory, which Python's collector
+        does not count) and keep none returned later."""
+        with self._lock:
+            self._idle.clear()
+            self._closed = True
+
     def release(self, decoder: Any, healthy: bool = True) -> None:
         with self._lock:
-            if healthy and len(self._idle) < self._settings.pool_size:
+            if healthy and not self._closed and len(self._idle) < self._settings.pool_size:
                 self._idle.append(decoder)
         self._give_slot()
 
@@ -297,7 +306,10 @@ class PocketSphinxStt:
                 "decoders": {band: pool.describe() for band, pool in self._pools.items()}}
 
     def close(self) -> None:
-        """Remove the grammar files (decoders already made keep working)."""
+        """Drop the idle decoders and remove the grammar files (streams still open keep their
+        decoders until they end)."""
+        for pool in self._pools.values():
+            pool.close()
         self._files.cleanup()
 
 
@@ -433,6 +445,9 @@ class HttpWhisperStt:
     def open_stream(self, sample_rate: int) -> BufferedStream:
         return BufferedStream(self.transcribe, sample_rate, self.max_utterance_s)
 
+    def close(self) -> None:
+        """Nothing held between calls."""
+
     def describe(self) -> dict[str, Any]:
         return {"provider": self.name, "url": self.url, "model": self.model}
 
@@ -495,6 +510,11 @@ class FasterWhisperStt:
 
     def open_stream(self, sample_rate: int) -> BufferedStream:
         return BufferedStream(self.transcribe, sample_rate, self.max_utterance_s)
+
+    def close(self) -> None:
+        """Let go of the model (hundreds of MB) once no transcription holds it."""
+        with self._lock:
+            self._model = None
 
     def describe(self) -> dict[str, Any]:
         return {"provider": self.name, "model_dir": self.model_dir}

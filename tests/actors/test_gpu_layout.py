@@ -66,12 +66,12 @@ def test_graph_updates_keep_known_positions(tree: SupervisionTree) -> None:
 def test_a_graph_the_engine_refuses_keeps_the_last_good_one(tree: SupervisionTree) -> None:
     layout = tree.address("root/layout")
     layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 4)))
-    # Graph() skips Graph.build's checks: the engine itself refuses the unknown endpoint
-    broken = Graph(NodeKind.KNOWLEDGE, (GraphNode(1), GraphNode(2)), (GraphEdge(1, 99),))
+    # unvalidated columns: the engine itself refuses the unknown endpoint
+    broken = Graph.from_columns(NodeKind.KNOWLEDGE, [1, 2], ["", ""], [1], [99], [1.0], validate=False)
     with pytest.raises(ValueError, match="unknown node id"):
         layout.ask(SetGraph(broken))
     with pytest.raises(ValueError):  # a first graph of another kind is refused the same way
-        layout.ask(SetGraph(Graph(NodeKind.AGENT, (GraphNode(1),), (GraphEdge(1, 7),))))
+        layout.ask(SetGraph(Graph.from_columns(NodeKind.AGENT, [1], [""], [1], [7], [1.0], validate=False)))
     view = layout.ask(GetGraph())
     assert [n["id"] for n in view["knowledge"]["nodes"]] == [0, 1, 2, 3]
     assert "agent" not in view or not view["agent"]["nodes"]

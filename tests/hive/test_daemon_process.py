@@ -8,68 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.conftest import cli_wrapper, receive, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "process-test-token"
-
-
-def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None,
-          admin_token: str | None = TOKEN) -> subprocess.Popen[str]:
-    """The daemon on its embedded defaults (every actor, real claude-flow), its runtime state
-    in ``cwd``; ``admin_token=None`` lets it make its own."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    environment.pop("HIVE_ADMIN_TOKEN", None)
-    environment.pop("HIVE_API_TOKEN", None)
-    if admin_token is not None:
-        environment["HIVE_ADMIN_TOKEN"] = admin_token
-    environment.update(env or {})
-    return subprocess.Popen(
-        [sys.executable, "-m", "hive", "--port", "0", "--log-format", "json", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
-    )
-
-
-def read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60,
-               seen: list[str] | None = None) -> dict[str, Any]:
-    """The first log record named ``event``; every line read is appended to ``seen``."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = [] if seen is None else seen
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("event") == event:
-            return record
-    raise AssertionError(f"no {event} in output:\n{''.join(seen)}")
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+from tests.conftest import PROCESS_TOKEN, REPO, cli_wrapper, read_until, receive, spawn, wait_for
 
 
 def test_help_explains_the_options() -> None:
-    out = subprocess.run([sys.executable, "-m", "hive", "--help"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "hive", "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0
     for flag in ("--config", "--host", "--port", "--admin-token-file", "--api-token-file",
@@ -78,7 +25,7 @@ def test_help_explains_the_options() -> None:
 
 
 def test_bad_log_settings_in_the_environment_exit_2() -> None:
-    out = subprocess.run([sys.executable, "-m", "hive"], cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "hive"], cwd=REPO, capture_output=True, text=True,
                          timeout=60, env={**os.environ, "HIVE_LOG_LEVEL": "verbose"})
     assert out.returncode == 2 and "$HIVE_LOG_LEVEL='verbose'" in out.stderr
     assert "Traceback" not in out.stderr
@@ -148,7 +95,7 @@ async def test_root_intensity_exceeded_exits_non_zero(tmp_path: Path, procs: lis
     loop = asyncio.get_running_loop()
     ready = await loop.run_in_executor(None, read_until, proc, "daemon.ready")
     url = f"http://127.0.0.1:{ready['port']}/admin/actors/root/gpu_layout/kill"
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {PROCESS_TOKEN}"}
     async with aiohttp.ClientSession() as session:
         async with session.post(url, headers=headers) as r:
             assert r.status == 200  # the first crash is restarted

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from actors.mcp.servers import StdioConnector
 from actors.mcp.settings import McpSettings
 from actors.messages import StatusQuery
 from supervisor import Backoff, SupervisionTree, SupervisorSpec, WorkerSpec
+from tests.conftest import wait_for
 
 # A stdio peer that does the handshake, then answers tools/call according to its mode.
 PEER = textwrap.dedent('''
@@ -88,10 +88,7 @@ def test_a_silent_server_times_out_polls_and_opens_the_breaker(tmp_path: Path) -
     tree.start()
     try:
         mcp = tree.address("root/mcp")
-        deadline = time.monotonic() + 10
-        while mcp.ask(StatusQuery()).detail["breaker"]["state"] != "open":
-            assert time.monotonic() < deadline, "the breaker never opened on a silent server"
-            time.sleep(0.05)
+        wait_for(lambda: mcp.ask(StatusQuery()).detail["breaker"]["state"] == "open", timeout=10)
         detail = mcp.ask(StatusQuery()).detail
         assert detail["members"][0]["in_flight"] == 0  # abandoned calls were cancelled
         assert detail["failures"] >= 2

@@ -19,7 +19,7 @@ import pytest
 
 from actors.messages import StatusQuery
 from actors.speech.audio import decode_wav, resample
-from tests.conftest import REPO, Daemon, receive, start_daemon
+from tests.conftest import REPO, Daemon, receive, receive_json, start_daemon
 
 
 @pytest.fixture(scope="session")
@@ -57,27 +57,16 @@ max_text_chars = 300
     await d.stop()
 
 
-async def next_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = await receive(ws, max(0.01, deadline - time.monotonic()))
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        data = json.loads(msg.data)
-        if data["type"] == kind:
-            return data
-        assert data["type"] != "error" or kind == "error", data
-
-
 async def stream_utterance(ws: aiohttp.ClientWebSocketResponse, pcm: bytes, rate: int) -> list[dict[str, Any]]:
     await ws.send_json({"type": "stt", "action": "start", "sampleRate": rate})
-    await next_json(ws, "stt_started")
+    await receive_json(ws, "stt_started", 30)
     chunk = rate // 10 * 2  # 100 ms
     for offset in range(0, len(pcm), chunk):
         await ws.send_bytes(pcm[offset:offset + chunk])
     await ws.send_json({"type": "stt", "action": "stop"})
     seen = []
     while True:
-        data = await next_json(ws, "transcription")
+        data = await receive_json(ws, "transcription", 30)
         seen.append(data)
         if data["data"]["isFinal"]:
             return seen
@@ -87,13 +76,13 @@ async def test_spoken_command_is_transcribed_and_carried_out(
         speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
     d = speech_daemon
     async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
-        assert (await next_json(ws, "connected"))["type"] == "connected"
+        assert (await receive_json(ws, "connected", 30))["type"] == "connected"
         pcm = speak(espeak, "spawn a coder agent", 44_100, tmp_path)
         transcripts = await stream_utterance(ws, pcm, 44_100)
         assert transcripts[-1]["data"]["text"] == "spawn a coder agent"
         assert transcripts[-1]["data"]["isFinal"] is True
-        await next_json(ws, "stt_stopped")
-        reply = await next_json(ws, "voice_response")
+        await receive_json(ws, "stt_stopped", 30)
+        reply = await receive_json(ws, "voice_response", 30)
         assert reply["data"]["command"] == "spawn_agent" and reply["data"]["ok"] is True
         assert "coder" in reply["data"]["text"]
     # the command reached the real MCP server: the agent is in the telemetry
@@ -119,28 +108,28 @@ async def swarms_active(d: Daemon, count: int) -> None:
 async def test_every_command_by_voice_and_text(speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
     d = speech_daemon
     async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
-        await next_json(ws, "connected")
+        await receive_json(ws, "connected", 30)
         pcm = speak(espeak, "start a swarm", 16_000, tmp_path)
         transcripts = await stream_utterance(ws, pcm, 16_000)
         assert transcripts[-1]["data"]["text"] == "start a swarm"
-        reply = await next_json(ws, "voice_response", timeout=60)
+        reply = await receive_json(ws, "voice_response", timeout=60)
         assert reply["data"]["command"] == "start_swarm" and reply["data"]["ok"] is True
         assert reply["data"]["text"].startswith("Starting a swarm, ")
         await ws.send_json({"type": "voice_command", "text": "Show swarm status"})
-        reply = await next_json(ws, "voice_response", timeout=60)
+        reply = await receive_json(ws, "voice_response", timeout=60)
         assert reply["data"]["ok"] and reply["data"]["text"].startswith("1 swarm active")
         await ws.send_json({"type": "voice_command", "text": "list agents"})
-        reply = await next_json(ws, "voice_response", timeout=60)
+        reply = await receive_json(ws, "voice_response", timeout=60)
         assert reply["data"]["command"] == "list_agents" and reply["data"]["ok"]
         await swarms_active(d, 1)
         await ws.send_json({"type": "voice_command", "text": "stop all swarms", "speak": True})
-        reply = await next_json(ws, "voice_response", timeout=60)
+        reply = await receive_json(ws, "voice_response", timeout=60)
         assert reply["data"]["text"] == "Stopping 1 swarm."
-        header = await next_json(ws, "tts_audio")
+        header = await receive_json(ws, "tts_audio", 30)
         audio = await receive(ws, 30)
         assert audio.type == aiohttp.WSMsgType.BINARY and len(audio.data) == header["bytes"]
         await ws.send_json({"type": "voice_command", "text": "make me a sandwich"})
-        reply = await next_json(ws, "voice_response")
+        reply = await receive_json(ws, "voice_response", 30)
         assert reply["data"]["command"] is None and reply["data"]["ok"] is False
 
 
@@ -151,14 +140,14 @@ async def test_a_spoken_stop_needs_confirmation(speech_daemon: Daemon, espeak: s
     await swarms_active(d, 1)
     pcm = speak(espeak, "stop all swarms", 16_000, tmp_path)
     async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
-        await next_json(ws, "connected")
+        await receive_json(ws, "connected", 30)
         assert (await stream_utterance(ws, pcm, 16_000))[-1]["data"]["text"] == "stop all swarms"
-        first = await next_json(ws, "voice_response")
+        first = await receive_json(ws, "voice_response", 30)
         assert first["data"]["ok"] is False and first["data"]["confirm"] is True
         async with d.session.get(f"{d.url}/api/swarms?refresh=true") as r:
             assert [s["status"] for s in (await r.json())["swarms"]] == ["active"]
         await stream_utterance(ws, pcm, 16_000)  # heard again: now it runs
-        second = await next_json(ws, "voice_response", timeout=60)
+        second = await receive_json(ws, "voice_response", timeout=60)
         assert second["data"] == {"command": "stop_swarms", "ok": True, "text": "Stopping 1 swarm."}
 
 
@@ -166,10 +155,10 @@ async def test_tts_returns_wavs_that_grow_with_the_text(speech_daemon: Daemon) -
     d = speech_daemon
     lengths = []
     async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
-        await next_json(ws, "connected")
+        await receive_json(ws, "connected", 30)
         for text in ("Hello.", "Hello, the swarm is healthy and every agent is working."):
             await ws.send_json({"type": "tts", "text": text})
-            header = await next_json(ws, "tts_audio")
+            header = await receive_json(ws, "tts_audio", 30)
             msg = await receive(ws, 30)
             assert msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) == header["bytes"]
             with wave.open(io.BytesIO(msg.data)) as w:
@@ -183,45 +172,45 @@ async def test_bad_input_gets_errors_and_the_stream_stays_usable(
         speech_daemon: Daemon, espeak: str, tmp_path: Path) -> None:
     d = speech_daemon
     async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
-        await next_json(ws, "connected")
+        await receive_json(ws, "connected", 30)
         await ws.send_bytes(b"\x00\x00")
-        assert "before" in (await next_json(ws, "error"))["message"]
+        assert "before" in (await receive_json(ws, "error", 30))["message"]
         for bad in ({"type": "stt", "action": "start", "sampleRate": 4000},
                     {"type": "stt", "action": "start", "sampleRate": "fast"}):
             await ws.send_json(bad)
-            assert "sampleRate" in (await next_json(ws, "error"))["message"]
+            assert "sampleRate" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "stt", "action": "dance"})
-        assert "action" in (await next_json(ws, "error"))["message"]
+        assert "action" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "stt", "action": "start", "sampleRate": 16000})
-        await next_json(ws, "stt_started")
+        await receive_json(ws, "stt_started", 30)
         await ws.send_bytes(b"\x01\x02\x03")
-        assert "odd byte count" in (await next_json(ws, "error"))["message"]
+        assert "odd byte count" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_bytes(b"\x00" * 70_000)
-        assert "over the 65536-byte limit" in (await next_json(ws, "error"))["message"]
+        assert "over the 65536-byte limit" in (await receive_json(ws, "error", 30))["message"]
         for _ in range(5):  # 5 x 1.6 s = 8 s: the next chunk passes the utterance limit
             await ws.send_bytes(b"\x00" * 51_200)
         await ws.send_bytes(b"\x00" * 51_200)
-        assert "longer than 8 s" in (await next_json(ws, "error"))["message"]
+        assert "longer than 8 s" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "stt", "action": "stop"})
-        assert (await next_json(ws, "transcription"))["data"]["isFinal"] is True
+        assert (await receive_json(ws, "transcription", 30))["data"]["isFinal"] is True
         await ws.send_json({"type": "stt", "action": "stop"})
-        assert "without a start" in (await next_json(ws, "error"))["message"]
+        assert "without a start" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "tts", "text": "   "})
-        assert "non-empty" in (await next_json(ws, "error"))["message"]
+        assert "non-empty" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "tts", "text": "x" * 301})
-        assert "over the 300 limit" in (await next_json(ws, "error"))["message"]
+        assert "over the 300 limit" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "tts", "text": "hi", "speed": 99})
-        assert "speed" in (await next_json(ws, "error"))["message"]
+        assert "speed" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "voice_command"})
-        assert "non-empty" in (await next_json(ws, "error"))["message"]
+        assert "non-empty" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "voice_command", "text": "list agents " * 50})
-        assert "over the 300 limit" in (await next_json(ws, "error"))["message"]
+        assert "over the 300 limit" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_str("[" * 50_000 + "]" * 50_000)
-        assert "nested too deeply" in (await next_json(ws, "error"))["message"]
+        assert "nested too deeply" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_json({"type": "sing"})
-        assert "unknown message type" in (await next_json(ws, "error"))["message"]
+        assert "unknown message type" in (await receive_json(ws, "error", 30))["message"]
         await ws.send_str("{broken")
-        assert "malformed JSON" in (await next_json(ws, "error"))["message"]
+        assert "malformed JSON" in (await receive_json(ws, "error", 30))["message"]
         # still usable: a real utterance goes through
         pcm = speak(espeak, "list agents", 16_000, tmp_path)
         transcripts = await stream_utterance(ws, pcm, 16_000)
@@ -261,9 +250,9 @@ interval_s = 0.2
     d = await start_daemon(config)
     try:
         async with d.session.ws_connect(f"{d.ws_url}/ws/speech") as ws:
-            await next_json(ws, "connected")
+            await receive_json(ws, "connected", 30)
             await ws.send_json({"type": "tts", "text": "is anybody there"})
-            header = await next_json(ws, "tts_audio")
+            header = await receive_json(ws, "tts_audio", 30)
             assert header["provider"] == "espeak-ng" and "tts-http" in header["fallback"]
             assert (await receive(ws, 30)).type == aiohttp.WSMsgType.BINARY
         async with d.session.get(f"{d.url}/api/health?refresh=true") as r:
@@ -285,7 +274,7 @@ async def test_more_streams_than_decoders_fail_at_once_and_leak_nothing(speech_d
     clients = [await d.session.ws_connect(f"{d.ws_url}/ws/speech") for _ in range(17)]
     try:
         for ws in clients:
-            await next_json(ws, "connected")
+            await receive_json(ws, "connected", 30)
             await ws.send_json({"type": "stt", "action": "start", "sampleRate": 16000})
         answers = []
         for ws in clients:
@@ -294,7 +283,7 @@ async def test_more_streams_than_decoders_fail_at_once_and_leak_nothing(speech_d
         assert answers.count("stt_started") == 16
         assert [a for a in answers if a != "stt_started"] == ["pocketsphinx: all 16 decoders busy"]
         await clients[0].send_json({"type": "tts", "text": "still here"})
-        assert (await next_json(clients[0], "tts_audio"))["provider"] == "espeak-ng"
+        assert (await receive_json(clients[0], "tts_audio"))["provider"] == "espeak-ng"
     finally:
         for ws in clients:
             await ws.close()
