@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint venv clean help agents peers cuda-check ui
+.PHONY: run test bench lint venv clean help agents peers cuda-check ui chaos soak
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -39,6 +39,13 @@ run: $(STAMP)  ## start the daemon on embedded defaults (the console at http://1
 
 test: $(STAMP) peers ui  ## install what the tests need, then run them (CUDA kernels run in Numba's simulator)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+chaos: $(STAMP) peers  ## the chaos suite's long runs: 60 s of random kills under load, and more fuzzing
+	CHAOS_SECONDS=60 FUZZ_EXAMPLES=300 $(BIN)/python -m pytest -q -s tests/chaos tests/fuzz \
+		--deselect tests/chaos/test_soak.py $(PYTEST_ARGS)
+
+soak: $(STAMP) peers  ## 10 minutes of load on a real daemon: RSS, threads and fds at the end against minute one
+	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(BIN)/python -m pytest -q -s tests/chaos/test_soak.py
 
 bench: $(STAMP)  ## run every benchmark under bench/, printing ratios against in-run baselines
 	$(BIN)/python -m pip install -q -e '.[bench]'

@@ -151,6 +151,7 @@ class LayoutSaver:
         self.interval_s = interval_s
         self._clock = clock
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="layout-save")
+        self._pool.submit(lambda: None)  # its thread now, not at the first save: steady counts
         self._lock = threading.Lock()
         self._graph: Graph | None = None  # waiting to be written
         self._positions_busy = False

@@ -470,12 +470,22 @@ class HiveMindActor(TickingActor):
         self._jobs.scanning = True
         self._generation += 1
         manager, stamps, me, generation = self._manager, dict(self._stamps), self._me(), self._generation
+        breaker = self._breaker
 
         def scan() -> None:
+            """A read is the engine's probe too: the breaker opens while it fails and closes
+            (through half-open) once it answers again, with no spawn needed to find out."""
             try:
-                _tell(me, _Scanned(manager.scan(stamps), generation))
-            except Exception as exc:  # noqa: BLE001 - the engine went away: say so, keep going
+                result = manager.scan(stamps)
+            except BackendError as exc:  # the engine went away: say so, keep going
+                breaker.failure(exc)
                 _tell(me, _Scanned(None, generation, str(exc)[:300]))
+                return
+            except Exception as exc:  # noqa: BLE001 - a bad read, not the engine's absence
+                _tell(me, _Scanned(None, generation, str(exc)[:300]))
+                return
+            breaker.success()
+            _tell(me, _Scanned(result, generation))
 
         self._jobs.scanner.submit(scan)
 

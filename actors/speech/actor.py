@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import pykka
 import structlog
 
+from actors.memory import release_freed_memory
 from actors.messages import ActorStatus, Health, StatusQuery
 from actors.speech.commands import Command, parse_command
 from actors.speech.errors import SpeechError, UnknownStream
@@ -118,6 +119,7 @@ class SpeechActor(pykka.ThreadingActor):
         if self._stt is not None:
             self._stt.close()
         self._stt = self._tts = None
+        release_freed_memory()
 
     def on_failure(self, *_exc: Any) -> None:
         self.on_stop()

@@ -11,27 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.chaos.conftest import Holdings, holdings
-from tests.conftest import PROCESS_TOKEN, DaemonProcess, spawn
-
-ADMIN = {"Authorization": f"Bearer {PROCESS_TOKEN}"}
-
-
-@pytest.fixture
-async def process(claude_flow: list[str], tmp_path: Path) -> AsyncIterator[tuple[DaemonProcess, str]]:
-    daemon = DaemonProcess(spawn(cwd=tmp_path))
-    try:
-        ready = await asyncio.to_thread(daemon.wait_event, "daemon.ready", 180)
-        yield daemon, f"http://127.0.0.1:{ready['port']}"
-    finally:
-        await asyncio.to_thread(daemon.stop)
+from tests.chaos.conftest import ADMIN, Holdings, holdings
+from tests.conftest import DaemonProcess
 
 
 async def node(session: aiohttp.ClientSession, url: str, name: str) -> dict[str, Any]:
@@ -62,8 +48,8 @@ async def kill(session: aiohttp.ClientSession, url: str, name: str) -> int:
 
 
 async def test_killing_mcp_and_hive_mind_leaks_no_process_thread_or_file(
-        process: tuple[DaemonProcess, str]) -> None:
-    daemon, url = process
+        process_daemon: tuple[DaemonProcess, str]) -> None:
+    daemon, url = process_daemon
     async with aiohttp.ClientSession() as session:
         async def mcp_connected() -> bool:
             status = await node(session, url, "mcp")
@@ -71,12 +57,15 @@ async def test_killing_mcp_and_hive_mind_leaks_no_process_thread_or_file(
                 health = await r.json()
             return status["state"] == "running" and health["mcp_health"] == "connected"
 
+        await settled(daemon.pid, mcp_connected)
+        await kill(session, url, "mcp")  # once first: lazily made pools (the loop's executor) grow now
         before = await settled(daemon.pid, mcp_connected)
         servers = len(before.children)
         assert servers >= 4, before  # the pool's claude-flow servers
         for _ in range(4):
             await kill(session, url, "mcp")
             after = await settled(daemon.pid, mcp_connected)
+        print(f"mcp: before {before}; after four kills {after}")
         assert after.children.isdisjoint(before.children), "the old servers are gone"
         assert len(after.children) == servers, f"before: {before}; after four kills: {after}"
         assert after.fds <= before.fds + 2, f"before: {before}; after: {after}"
@@ -90,15 +79,16 @@ async def test_killing_mcp_and_hive_mind_leaks_no_process_thread_or_file(
             await kill(session, url, "hive_mind")
             await asyncio.sleep(2.0)
         after = await settled(daemon.pid, hive_mind_running)
+        print(f"hive_mind: before {before}; after four kills {after}")
         assert after.threads <= before.threads, f"before: {before}; after four kills: {after}"
         assert after.fds <= before.fds + 2 and after.children == before.children, after
     assert daemon.events("child.stuck") == []
 
 
-async def test_restarting_speech_does_not_grow_memory(process: tuple[DaemonProcess, str]) -> None:
+async def test_restarting_speech_does_not_grow_memory(process_daemon: tuple[DaemonProcess, str]) -> None:
     """Found by the probe: eight kills of ``speech`` took the daemon from 276 to 347 MB RSS
     (each incarnation's decoders and thread pools stayed behind)."""
-    daemon, url = process
+    daemon, url = process_daemon
     async with aiohttp.ClientSession() as session:
         async def speech_running() -> bool:
             return (await node(session, url, "speech"))["state"] == "running"
@@ -110,5 +100,6 @@ async def test_restarting_speech_does_not_grow_memory(process: tuple[DaemonProce
             await kill(session, url, "speech")
             await asyncio.sleep(2.0)
         after = await settled(daemon.pid, speech_running)
+    print(f"speech: before {before}; after eight kills {after}")
     assert after.rss_mb <= before.rss_mb + 15, f"before: {before}; after eight kills: {after}"
     assert after.threads <= before.threads and after.fds <= before.fds + 2, after

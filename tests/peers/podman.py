@@ -427,6 +427,38 @@ class PodmanService:
         if errors:
             raise PodmanError("; ".join(errors))
 
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL the service's namespace as a crash would (its containers die with it), keeping
+        the storage: ``start(state_dir)`` on the same folder brings the engine back, containers
+        stopped. For chaos tests: the engine gone mid-call."""
+        if self.proc is None:
+            raise PodmanError("service not started")
+        running = [c.id for c in self.client.containers.list()]
+        if self.ns_init_pid is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.ns_init_pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(2)
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self.proc = self.base_url = None
+        self.ns_init_pid = self.pidns = None
+        # The namespace's containers died with it, as at a host's reboot; podman learns of a
+        # reboot from its missing "alive" file (on a tmpfs elsewhere) and resets their states.
+        # runc keeps its own record of each container on the host (/run/runc), not in our folder.
+        if self.state_dir is not None:
+            (self.state_dir / "tmp" / "alive").unlink(missing_ok=True)
+        for container_id in running:
+            subprocess.run(["runc", "delete", "--force", container_id], capture_output=True,
+                           check=False, timeout=30)
+
     def log_tail(self, n: int = 4000) -> str:
         """The end of the service's own log (start-up errors land here)."""
         if self.state_dir is None:

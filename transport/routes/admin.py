@@ -9,7 +9,7 @@ from transport.http_errors import error_response, json_error
 from transport.security import tokens_match
 from transport.services import SERVICES
 
-__all__ = ["ACTIONS", "add_routes", "control", "node", "tree"]
+__all__ = ["ACTIONS", "add_routes", "control", "node", "not_an_action", "tree"]
 
 
 ACTIONS = ("restart", "stop", "start", "kill")
@@ -19,6 +19,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/actors", tree)
     app.router.add_get("/admin/actors/{path:.+}", node)
     app.router.add_post(f"/admin/actors/{{path:.+}}/{{action:{'|'.join(ACTIONS)}}}", control)
+    app.router.add_post("/admin/actors/{path:.+}", not_an_action)
 
 
 def _authorized(request: web.Request) -> bool:
@@ -59,3 +60,11 @@ async def control(request: web.Request) -> web.Response:
     except (ValueError, SupervisionError) as exc:  # the tree refuses it in its current state
         return json_error(409, f"{action} {path}: {exc}")
     return web.json_response({"action": action, "path": path, "node": result})
+
+
+async def not_an_action(request: web.Request) -> web.Response:
+    """A POST that names no action (found by fuzzing: it was a bare 405)."""
+    if not _authorized(request):
+        return _deny()
+    return json_error(400, f"POST {request.path}: end the path with one of {', '.join(ACTIONS)} "
+                           "(e.g. /admin/actors/root/gpu_layout/restart)")

@@ -162,3 +162,38 @@ def test_a_spawn_finished_before_a_restart_is_not_redone(engine: PodmanService, 
                                            "state.json") == state_before  # untouched
     finally:
         tree.stop(10)
+
+
+def test_engine_killed_mid_call_fails_clearly_opens_the_breaker_and_recovers(
+        engine: PodmanService, tmp_path: Path) -> None:
+    """The Docker engine (podman's service) SIGKILLed while a spawn's CLI runs inside the
+    container: the spawn fails with the reason, the breaker opens and refuses spawns with nothing
+    made, and once the engine and its container are back the breaker closes and spawns work."""
+    tree = make_tree(engine, tmp_path, retries=1, retry_delay_s=0.05,
+                     breaker=BreakerSettings(failure_threshold=2, recovery_timeout_s=1.0,
+                                             success_threshold=1))
+    try:
+        hive = tree.address("root/hive_mind")
+        execs = engine.exec_count()
+        accepted = hive.ask(SpawnSwarm(SpawnRequest("cut short")), timeout=10)
+        wait_for(lambda: engine.exec_count() > execs, 30, interval=0.01, what="the spawn's first exec")
+        engine.kill()
+        failed = settled(hive, accepted.session.id, ("failed",))
+        assert "docker" in failed.error.lower() and "Traceback" not in failed.error, failed.error
+        status = wait_for(lambda: (s := hive.ask(StatusQuery(), timeout=10)).detail["breaker"][
+            "state"] == "open" and s, 30, what="the breaker open")
+        assert status.health == "degraded"
+        with pytest.raises(BackendUnavailable, match=r"breaker is open.*nothing was made"):
+            hive.ask(SpawnSwarm(SpawnRequest("refused")), timeout=10)
+        assert [s.id for s in hive.ask(ListSwarms(), timeout=10).sessions] == [accepted.session.id]
+
+        engine.start(engine.state_dir)  # the same storage: the container is there, stopped
+        engine.client.containers.get(CONTAINER).start()
+        wait_for(lambda: hive.ask(StatusQuery(), timeout=10).detail["breaker"]["state"] == "closed",
+                 60, what="the breaker closed again")
+        session = settled(hive, hive.ask(SpawnSwarm(SpawnRequest("after")), timeout=10).session.id)
+        assert session.status == "active" and len(session.workers) >= 1
+        listed = {s.id: s.status for s in hive.ask(ListSwarms(), timeout=10).sessions}
+        assert listed == {accepted.session.id: "failed", session.id: "active"}
+    finally:
+        tree.stop(10)
