@@ -95,6 +95,52 @@ class _Slot:
             self.children = [_Slot(c, f"{path}/{c.name}") for c in spec.children]
 
 
+class _Closers:
+    """An incarnation's closers: taken once each, last first; ``close`` returns when none is
+    left and none is still running on another thread; one registered after that runs at once
+    (a stuck thread that wakes after the kill must not leave what it then opens behind)."""
+
+    def __init__(self, path: str, incarnation: int) -> None:
+        self._path, self._incarnation = path, incarnation
+        self._pending: list[Callable[[], None]] = []
+        self._running = 0
+        self._closed = False
+        self._idle = threading.Condition()
+
+    def add(self, close: Callable[[], None]) -> None:
+        with self._idle:
+            if not self._closed:
+                self._pending.append(close)
+                return
+        self._run(close)
+
+    def close(self, wait_s: float | None = None) -> bool:
+        """Run what is pending; then wait up to ``wait_s`` for closers other threads run. False
+        if one of those is still running then."""
+        while True:
+            with self._idle:
+                self._closed = True
+                if not self._pending:
+                    break
+                close = self._pending.pop()
+                self._running += 1
+            try:
+                self._run(close)
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, wait_s)
+
+    def _run(self, close: Callable[[], None]) -> None:
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 - one failed release must not keep the rest
+            log.warning("child.close_failed", child=self._path, incarnation=self._incarnation,
+                        closer=getattr(close, "__qualname__", repr(close)), error=repr(exc))
+
+
 @dataclass(frozen=True)
 class ChildContext:
     """What a supervised actor knows about its place in the tree (``self.supervision``)."""
@@ -102,8 +148,10 @@ class ChildContext:
     path: str
     incarnation: int
     tree: SupervisionTree
-    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
-    _closing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _closers: _Closers = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_closers", _Closers(self.path, self.incarnation))
 
     def on_exit(self, close: Callable[[], None]) -> None:
         """Run ``close`` once this incarnation has ended, however it ended.
@@ -113,22 +161,14 @@ class ChildContext:
         one starts: register its release here. Closers run last first, on the dying actor's
         thread as it exits, or on the supervisor's if that thread is stuck past the shutdown
         timeout; each runs once, and a failing one is logged and does not stop the others.
+        Registered after the incarnation has closed, ``close`` runs at once.
         """
-        with self._closing:
-            self._closers.append(close)
+        self._closers.add(close)
 
-    def close(self) -> None:
-        """Run the registered closers (the supervision machinery calls this)."""
-        while True:
-            with self._closing:
-                if not self._closers:
-                    return
-                close = self._closers.pop()
-            try:
-                close()
-            except Exception as exc:  # noqa: BLE001 - one failed release must not keep the rest
-                log.warning("child.close_failed", child=self.path, incarnation=self.incarnation,
-                            closer=getattr(close, "__qualname__", repr(close)), error=repr(exc))
+    def close(self, wait_s: float | None = None) -> bool:
+        """Run the registered closers and wait up to ``wait_s`` for any another thread is
+        running (the supervision machinery calls this); False if one still runs then."""
+        return self._closers.close(wait_s)
 
     def address(self, path: str) -> Address:
         return self.tree.address(path)
@@ -485,6 +525,7 @@ class Supervisor(WatchedActor):
         if not watch.started.wait(spec.start_timeout):
             if actor is not None:
                 actor._hive_kill()
+                _await_end(slot, actor)  # what the stuck start opened goes before a retry
             slot.urn = None
             took = f"on_start took over {spec.start_timeout} s"
             return ExitReason("crashed", "StartTimeout", took)
@@ -622,10 +663,13 @@ def _await_end(slot: _Slot, actor: Any) -> None:
     closers) before anything restarts it; a thread stuck past the shutdown timeout has its
     closers run from here (closing its processes is what usually unsticks it)."""
     watch = actor._hive_watch
-    if not watch.ended.wait(slot.spec.shutdown_timeout):
-        log.warning("child.stuck", child=slot.path, incarnation=watch.context.incarnation,
-                    hint="its thread is still busy after the kill; its closers run now")
-        watch.context.close()
+    if watch.ended.wait(slot.spec.shutdown_timeout):
+        return
+    log.warning("child.stuck", child=slot.path, incarnation=watch.context.incarnation,
+                hint="its thread is still busy after the kill; its closers run now")
+    if not watch.context.close(slot.spec.shutdown_timeout):
+        log.warning("child.close_slow", child=slot.path, incarnation=watch.context.incarnation,
+                    hint="a closer still runs on the old thread; the next incarnation starts")
 
 
 def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:

@@ -239,6 +239,10 @@ class LayoutActor(TickingActor):
             column("ids", np.int64), column("sources", np.int64), column("targets", np.int64),
             column("weights", np.float32, flagged=False), start=self._start)
         self._ids_changed = True
+        if self._start is not None:  # each saved position places its node once: a node deleted
+            ids, positions = self._start  # and added hours later starts afresh
+            waiting = ~np.isin(ids, self._engine_or_raise().node_ids)  # agents still to come back
+            self._start = (ids[waiting], positions[waiting]) if waiting.any() else None
 
     def _pin(self, message: PinNodes) -> int:
         engine = self._engine_or_raise()

@@ -121,7 +121,8 @@ class Graph:
                      targets: Any, weights: Any, attrs: tuple[Mapping[str, Any], ...] = (),
                      *, validate: bool = True) -> Graph:
         """Check (ids in range and unique, edges between known nodes, weights in range) and
-        freeze; ``validate=False`` only for tests of what checks downstream."""
+        freeze; ``validate=False`` for columns already checked (by the worker process that read
+        them, :mod:`transport.graph_input`) and for tests of what checks downstream."""
         graph = cls(NodeKind(kind), _frozen(ids, np.int64), tuple(labels), _frozen(sources, np.int64),
                     _frozen(targets, np.int64), _frozen(weights, np.float64), tuple(attrs))
         if validate:

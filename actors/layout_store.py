@@ -12,14 +12,17 @@ one, so a crash leaves the old file or the new one, never half of either:
 
 NumPy's ``.npz`` read with ``allow_pickle=False``: a file holds arrays and nothing that runs.
 A file that cannot be read (truncated, foreign, tampered) is reported, renamed to
-``<name>.corrupt-<unix time>`` and ignored; the daemon starts without it. Agents are not
-saved: they come back from telemetry.
+``<name>.corrupt-<unix time>`` and ignored; the daemon starts without it. Agents' positions are
+saved with the rest (an agent back from telemetry takes up where it was); their nodes and edges
+are not: telemetry brings them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import tempfile
 import threading
 import time
 import zipfile
@@ -76,12 +79,19 @@ class LayoutStore:
     def _write(self, name: str, **arrays: np.ndarray) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / name
-        partial = self.folder / f".{name}.{os.getpid()}.partial"
-        with open(partial, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]  # the stubs mistake a name for allow_pickle
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, final)
+        # a name of its own per write: two writers (a stuck incarnation's last save and the next
+        # one's first) never write into each other's file
+        fd, partial = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=self.folder)
+        try:
+            with open(fd, "wb") as f:
+                np.savez(f, **arrays)  # type: ignore[arg-type]  # the stubs mistake a name for allow_pickle
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
         directory = os.open(self.folder, os.O_RDONLY)
         try:
             os.fsync(directory)  # the rename itself survives a power cut
@@ -106,7 +116,8 @@ class LayoutStore:
                 if int(data["format"]) != FORMAT:
                     raise ValueError(f"format {int(data['format'])}, this daemon reads {FORMAT}")
                 return parse(data)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError,
+                MemoryError) as exc:  # MemoryError: a tampered header claiming huge arrays
             aside = path.with_name(f"{name}.corrupt-{int(time.time())}")
             try:
                 os.replace(path, aside)
@@ -199,7 +210,7 @@ class LayoutSaver:
         started = time.perf_counter()
         try:
             write()
-        except (OSError, ValueError) as exc:  # a full disk, a folder gone: said, never fatal
+        except Exception as exc:  # noqa: BLE001 - a full disk, a folder gone: said, never fatal
             self.failures += 1
             log.warning("layout.save_failed", what=what, folder=str(self.store.folder), error=str(exc)[:200])
             return

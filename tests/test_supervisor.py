@@ -16,6 +16,7 @@ import pytest
 from supervisor import (
     AskTimeout,
     Backoff,
+    ChildContext,
     ChildCrashed,
     ChildUnavailable,
     IntensityExceeded,
@@ -492,6 +493,41 @@ def test_a_stuck_incarnation_has_its_closers_run_by_the_supervisor(trees: list) 
         release.set()
     time.sleep(0.2)
     assert log.empty()  # once each: the old thread, unstuck, finds nothing left to close
+
+
+def test_closers_run_last_first_and_one_added_after_the_end_runs_at_once(trees: list) -> None:
+    """Found by review: a stuck thread that woke after its kill and opened something (an MCP
+    server finishing its start) registered a closer nobody would ever run."""
+    tree = start(trees, SupervisorSpec("root", (worker("w"),)))
+    context = ChildContext("root/w", 1, tree)
+    ran: list[str] = []
+    for name in ("pool", "decoder", "file"):
+        context.on_exit(lambda name=name: ran.append(name))
+    assert context.close(1.0) and ran == ["file", "decoder", "pool"]
+    context.on_exit(lambda: ran.append("late"))
+    assert ran[-1] == "late"
+
+
+def test_close_waits_for_a_closer_another_thread_is_running(trees: list) -> None:
+    """Found by review: the supervisor's close() found the list empty while the dying thread
+    was still inside its last save, and the next incarnation started beside it."""
+    tree = start(trees, SupervisorSpec("root", (worker("w"),)))
+    context = ChildContext("root/w", 1, tree)
+    inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_save() -> None:
+        inside.set()
+        release.wait(5)
+        done.set()
+
+    context.on_exit(slow_save)
+    dying = threading.Thread(target=context.close)
+    dying.start()
+    assert inside.wait(5)
+    assert not context.close(0.2)  # still running on the other thread: said so
+    threading.Timer(0.2, release.set).start()
+    assert context.close(5) and done.is_set()
+    dying.join(5)
 
 
 def test_describe_has_every_key(trees: list) -> None:

@@ -3,7 +3,7 @@
 Found under load: a 1,000,000-node body (64.7 MB) parsed on a thread held the GIL for the 18 s
 it took, so ``/api/health`` took 9 s and the layout missed its status deadline. Bodies above
 :data:`INLINE_BYTES` are parsed and checked in a worker process (its own GIL; one, started on
-first use and kept), which hands back a few arrays; small ones stay on a thread, where a
+first use, stopped when idle), which hands back a few arrays; small ones stay on a thread, where a
 process would cost more than it saves.
 """
 
@@ -20,11 +20,13 @@ import numpy as np
 from actors.graph import MAX_EDGE_WEIGHT, MAX_NODE_ID, Graph, NodeKind
 from transport.json_input import parse_json
 
-__all__ = ["INLINE_BYTES", "MAX_EDGES", "MAX_NODES", "BadGraph", "Columns", "GraphReader", "read_columns"]
+__all__ = ["IDLE_S", "INLINE_BYTES", "MAX_EDGES", "MAX_NODES", "BadGraph", "Columns", "GraphReader",
+           "read_columns", "read_graph"]
 
 MAX_NODES = 1_000_000
 MAX_EDGES = 5_000_000
 INLINE_BYTES = 1 << 20
+IDLE_S = 60.0  # the worker process stops after this long without a big body
 
 
 class BadGraph(ValueError):
@@ -49,8 +51,8 @@ class Columns:
             raise BadGraph(str(exc)) from None
 
 
-def read_columns(raw: bytes) -> Columns:
-    """Parse and check one body; every problem is a :class:`BadGraph` naming the item."""
+def _parse(raw: bytes) -> Columns:
+    """Parse one body and check each item; every problem is a :class:`BadGraph` naming it."""
     try:
         body = parse_json(raw)
     except ValueError as exc:
@@ -99,30 +101,67 @@ def read_columns(raw: bytes) -> Columns:
             raise BadGraph(f"edges[{i}].weight must be a number in [0, {MAX_EDGE_WEIGHT:g}]")
         assert isinstance(source, int) and isinstance(target, int)
         sources[i], targets[i], weights[i] = source, target, weight
-    columns = Columns(ids, labels, sources, targets, weights)
-    columns.graph()  # ids unique and every edge's ends known: checked here, off the daemon
+    return Columns(ids, labels, sources, targets, weights)
+
+
+def read_graph(raw: bytes) -> Graph:
+    """A body to a checked graph (the small bodies' path, on a thread)."""
+    return _parse(raw).graph()
+
+
+def read_columns(raw: bytes) -> Columns:
+    """A body to checked columns (the worker's path): the whole graph is checked here (ids
+    unique, every edge's ends known), off the daemon, and only the columns cross back."""
+    columns = _parse(raw)
+    columns.graph()
     return columns
 
 
 class GraphReader:
-    """Reads bodies on a thread (small) or in its worker process (large)."""
+    """Reads bodies on a thread (small) or in its worker process (large). The worker is started
+    on first use and stopped after :data:`IDLE_S` without a read: parsing a big body leaves it
+    holding its peak memory, which a long-running daemon should not keep for nothing."""
 
-    def __init__(self, inline_bytes: int = INLINE_BYTES) -> None:
+    def __init__(self, inline_bytes: int = INLINE_BYTES, idle_s: float = IDLE_S) -> None:
         self.inline_bytes = inline_bytes
+        self.idle_s = idle_s
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._in_flight = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     async def read(self, raw: bytes) -> Graph:
+        """The checked graph; :class:`BadGraph` for a body we do not take, ``BrokenExecutor``
+        when the worker died twice on this body (killed, or out of memory)."""
         loop = asyncio.get_running_loop()
         if len(raw) <= self.inline_bytes:
-            return (await loop.run_in_executor(None, read_columns, raw)).graph()
+            return await loop.run_in_executor(None, read_graph, raw)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        self._in_flight += 1
         try:
-            columns = await loop.run_in_executor(self._worker(), read_columns, raw)
-        except concurrent.futures.BrokenExecutor:  # the worker died (killed, out of memory)
-            self.close()
-            raise
+            columns = await self._in_worker(loop, raw)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._pool is not None:
+                self._idle_timer = loop.call_later(self.idle_s, self.close)
         # checked in the worker already; the columns are frozen here without a second pass
         return Graph.from_columns(NodeKind.KNOWLEDGE, columns.ids, columns.labels, columns.sources,
                                   columns.targets, columns.weights, validate=False)
+
+    async def _in_worker(self, loop: asyncio.AbstractEventLoop, raw: bytes) -> Columns:
+        for attempt in (1, 2):  # a worker that died before this body (killed while idle): once more
+            pool = self._worker()
+            try:
+                columns: Columns = await loop.run_in_executor(pool, read_columns, raw)
+                return columns
+            except concurrent.futures.BrokenExecutor:
+                if self._pool is pool:  # not a fresh one another request already started
+                    self._pool = None
+                    pool.shutdown(wait=False, cancel_futures=True)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _worker(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
@@ -132,6 +171,9 @@ class GraphReader:
         return self._pool
 
     def close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -40,7 +40,7 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.circuit_breaker import BreakerOpen, CircuitBreaker
+from actors.circuit_breaker import BreakerOpen, BreakerState, CircuitBreaker
 from actors.claude_flow import AGENT_TYPES, default_claude_flow
 from actors.hive_mind.backend import DockerRunner, LocalRunner, Runner, Scan, SessionManager
 from actors.hive_mind.errors import (
@@ -95,8 +95,9 @@ class _JobDone:
 @dataclass(frozen=True, slots=True)
 class _Scanned:
     scan: Scan | None
-    generation: int
+    generation: int  # counted by the incarnation that began the scan
     error: str = ""
+    reader: int = 0  # that incarnation: a scan an earlier one began reports here too
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,7 @@ class HiveMindActor(TickingActor):
         self._jobs = kept if kept is not None and not kept.cancelled.is_set() else _Jobs(
             s.command_workers)
         self.supervision.keep(self._jobs, name="jobs")
-        self._jobs.scanning = False  # a scan of the last incarnation reports nowhere now
+        self._jobs.scanning = False  # a scan of the last incarnation is ignored when it reports
         if self._manager is not None:
             try:  # the first read before anything else: recovery needs to see the folders
                 self._apply(self._manager.scan({}), self._generation)
@@ -470,26 +471,27 @@ class HiveMindActor(TickingActor):
         self._jobs.scanning = True
         self._generation += 1
         manager, stamps, me, generation = self._manager, dict(self._stamps), self._me(), self._generation
-        breaker = self._breaker
+        breaker, reader = self._breaker, self.supervision.incarnation
 
         def scan() -> None:
-            """A read is the engine's probe too: the breaker opens while it fails and closes
-            (through half-open) once it answers again, with no spawn needed to find out."""
+            """A read is the engine's probe too: once the breaker (opened by spawns and stops
+            that failed) half-opens, a read that works closes it, with no spawn needed to find
+            out that the engine is back. A failed read is shown as such, not counted: the
+            breaker counts what the user asked for."""
             try:
                 result = manager.scan(stamps)
-            except BackendError as exc:  # the engine went away: say so, keep going
-                breaker.failure(exc)
-                _tell(me, _Scanned(None, generation, str(exc)[:300]))
+            except Exception as exc:  # noqa: BLE001 - the engine went away: say so, keep going
+                _tell(me, _Scanned(None, generation, str(exc)[:300], reader))
                 return
-            except Exception as exc:  # noqa: BLE001 - a bad read, not the engine's absence
-                _tell(me, _Scanned(None, generation, str(exc)[:300]))
-                return
-            breaker.success()
-            _tell(me, _Scanned(result, generation))
+            if breaker.state is BreakerState.HALF_OPEN:  # the engine answers again
+                breaker.success()
+            _tell(me, _Scanned(result, generation, reader=reader))
 
         self._jobs.scanner.submit(scan)
 
     def _scanned(self, message: _Scanned) -> None:
+        if message.reader != self.supervision.incarnation:  # begun by an earlier incarnation: its
+            return  # generations are not ours, and this one's scan is still to come
         assert self._jobs is not None
         self._jobs.scanning = False
         waiters, self._jobs.scan_waiters = self._jobs.scan_waiters, []

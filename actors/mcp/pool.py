@@ -95,6 +95,8 @@ class McpPool:
         self._clock = clock
         self.stats = PoolStats()
         self._stats_lock = threading.Lock()
+        self._closed = False  # by its incarnation's end: connects that finish later close at once
+        self._closing = threading.Lock()
 
     # -- membership ------------------------------------------------------------------------
 
@@ -115,7 +117,13 @@ class McpPool:
             if now < member.next_attempt_at:
                 continue
             try:
-                member.conn = self.connector.connect(member.index, self.handshake_timeout)
+                conn = self.connector.connect(member.index, self.handshake_timeout)
+                with self._closing:
+                    if not self._closed:
+                        member.conn = conn
+                if member.conn is not conn:  # closed while it connected (killed mid-start)
+                    conn.close()
+                    return 0
             except Exception as exc:  # noqa: BLE001 - any start-up failure: retry later
                 member.last_error = f"{type(exc).__name__}: {exc}"
                 self.breaker.failure(exc)
@@ -251,10 +259,13 @@ class McpPool:
         return None
 
     def close(self) -> None:
-        for member in self.members:
-            if member.conn is not None:
-                member.conn.close()
+        with self._closing:
+            self._closed = True
+            conns = [m.conn for m in self.members if m.conn is not None]
+            for member in self.members:
                 member.conn = None
+        for conn in conns:
+            conn.close()
         self.connector.close()
 
     def describe(self) -> dict[str, Any]:

@@ -3,14 +3,16 @@ cannot be read set aside without stopping anything."""
 
 from __future__ import annotations
 
+import errno
 import io
-import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from actors import layout_store
 from actors.graph import Graph, NodeKind
 from actors.layout_store import LayoutSaver, LayoutStore
 
@@ -68,12 +70,19 @@ def test_a_file_that_cannot_be_read_is_set_aside_and_the_rest_still_loads(tmp_pa
     assert zipfile.is_zipfile(tmp_path / aside[0]) or damage in ("truncated", "garbage")
 
 
-def test_a_write_that_fails_leaves_the_last_good_file_and_is_not_fatal(tmp_path: Path) -> None:
+def test_a_write_that_fails_leaves_the_last_good_file_and_is_not_fatal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = LayoutStore(tmp_path)
     store.save_graph(graph(10))
-    # a real failure at the write: the temporary file's name is taken by a folder
-    (tmp_path / f".graph.npz.{os.getpid()}.partial").mkdir()
+
+    def disk_full(file: Any, **_arrays: Any) -> None:  # simulated: half written, then ENOSPC
+        file.write(b"PK\x03\x04 half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(layout_store.np, "savez", disk_full)
     saver = LayoutSaver(store, interval_s=1.0)
     saver.graph(graph(20))
     saver.close(None)
+    monkeypatch.undo()
     assert saver.failures == 1 and store.load().graph == graph(10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.npz"]  # no partial file left

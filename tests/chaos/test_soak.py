@@ -30,6 +30,7 @@ SECONDS = float(os.environ.get("SOAK_SECONDS", "0"))
 FIRST_MINUTE = min(60.0, SECONDS / 3)
 CLIENTS = 20
 KILL_EVERY_S = 30.0
+SETTLE_S = 20.0  # no kill in the last seconds: the end is sampled with every actor back
 KILLABLE = ("gpu_layout", "mcp", "hive_mind", "speech", "health")
 
 
@@ -47,7 +48,7 @@ async def test_soak(process_daemon: tuple[DaemonProcess, str]) -> None:
         started = time.monotonic()
         next_kill = started + KILL_EVERY_S
         while (now := time.monotonic()) < started + SECONDS:
-            if now >= next_kill:
+            if now >= next_kill and now < started + SECONDS - SETTLE_S:
                 next_kill += KILL_EVERY_S
                 async with session.post(f"{url}/admin/actors/root/{rng.choice(KILLABLE)}/kill",
                                         headers=ADMIN) as r:
@@ -55,14 +56,15 @@ async def test_soak(process_daemon: tuple[DaemonProcess, str]) -> None:
             samples.append((now - started, holdings(process.pid)))
             print(f"{now - started:6.0f} s  {samples[-1][1]}", flush=True)
             await asyncio.sleep(10.0)
+        end = holdings(process.pid)  # under the same load as the first minute's sample
         stop.set()
         gaps = await asyncio.gather(*watchers)
         await mover
         answers = await spawner
-        end = await quiet_holdings(session, url, process.pid)
+        quiet = await quiet_holdings(session, url, process.pid)
     first = next((h for t, h in samples if t >= FIRST_MINUTE), samples[-1][1])
-    print(f"soak {SECONDS:.0f} s: after the first minute {first}; at the end {end}; worst frame gap "
-          f"{max(gaps) * 1e3:.0f} ms; spawns {dict(answers)}")
+    print(f"soak {SECONDS:.0f} s: after the first minute {first}; at the end {end}; clients gone "
+          f"{quiet}; worst frame gap {max(gaps) * 1e3:.0f} ms; spawns {dict(answers)}")
     assert end.rss_mb <= first.rss_mb * 1.05, (first, end)
     assert end.threads <= first.threads * 1.05 + 1 and end.fds <= first.fds * 1.05 + 1, (first, end)
     assert len(end.children) <= len(first.children), (first, end)

@@ -11,7 +11,7 @@ from aiohttp import web
 from actors.graph import NodeKind
 from actors.messages import GetGraph, SetGraph
 from transport.graph_input import BadGraph, GraphReader
-from transport.http_errors import DOMAIN_ERRORS, error_response, json_error
+from transport.http_errors import DOMAIN_ERRORS, RETRY_AFTER_S, error_response, json_error
 from transport.services import SERVICES
 
 __all__ = ["GRAPH_READER", "add_routes", "get_graph", "put_graph"]
@@ -37,7 +37,12 @@ async def put_graph(request: web.Request) -> web.Response:
     except BadGraph as exc:
         return json_error(400, str(exc))
     except BrokenExecutor:
-        return json_error(503, "the graph reader stopped while reading this body; try again")
+        response = json_error(503, "the graph reader stopped twice while reading this body (out "
+                                   "of memory?); try again, or send a smaller graph")
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+    except MemoryError:
+        return json_error(413, "the graph is too large to read in this daemon's memory")
     try:
         counts = await request.app[SERVICES].address("gpu_layout").ask_async(
             SetGraph(graph), timeout=60)

@@ -5,6 +5,8 @@ a crash would have left them."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -131,8 +133,32 @@ def test_a_scan_that_began_before_a_job_reported_does_not_undo_it(
                                          if s.status == "active"), None), 60)
         stale = Scan((dataclasses.replace(session, status="failed", workers=()),),
                      frozenset({session.id}), {session.id: (0,)})
-        hive.tell(_Scanned(stale, generation=0))  # read before the job said "active"
+        hive.tell(_Scanned(stale, generation=0, reader=hive.incarnation))  # read before the job said "active"
         after = hive.ask(GetSwarm(session.id), timeout=10)
         assert after.status == "active" and len(after.workers) == 2
+    finally:
+        tree.stop(10)
+
+
+def test_a_scan_an_earlier_incarnation_began_is_ignored(claude_flow: list[str], tmp_path: Path) -> None:
+    """Found by review: a scan begun before a kill reported to the next incarnation, whose
+    generations count from 0 again; its high number made every later scan look stale, and the
+    table stopped following the folders."""
+    cli, _ = cli_wrapper(tmp_path / "cli", claude_flow)
+    tree, hive = start(tmp_path, cli)
+    try:
+        accepted = hive.ask(SpawnSwarm(SpawnRequest("copied")), timeout=10)
+        session = wait_for(lambda: next((s for s in [hive.ask(GetSwarm(accepted.session.id),
+                                                               timeout=10)]
+                                         if s.status == "active"), None), 60)
+        tree.kill("root/hive_mind")
+        assert hive.wait_running(2, timeout=30)
+        hive.tell(_Scanned(Scan((), frozenset(), {}), generation=10**6,
+                           reader=hive.incarnation - 1))  # the killed one's, late
+        copy = str(uuid.uuid4())
+        shutil.copytree(tmp_path / "sessions" / session.id, tmp_path / "sessions" / copy)
+        listed = wait_for(lambda: {s.id: s.status for s in hive.ask(ListSwarms(), timeout=10).sessions
+                                   if s.id == copy}, 30, what="the copied folder listed")
+        assert listed == {copy: "active"}
     finally:
         tree.stop(10)
