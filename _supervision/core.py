@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pykka
@@ -319,8 +319,9 @@ class _RestartDue:
 
 @dataclass(frozen=True, slots=True)
 class _Control:
-    op: str  # "restart" | "stop" | "start" | "kill"
+    op: str  # "restart" | "stop" | "start" | "kill" | "respec"
     name: str
+    spec: ChildSpec | None = None  # "respec": the spec the child starts from from now on
 
 
 class Supervisor(WatchedActor):
@@ -628,6 +629,10 @@ class Supervisor(WatchedActor):
             _kill_subtree(slot, actor)
             _await_end(slot, actor)
             self._handle_exit(slot, KILLED)
+        elif request.op == "respec" and request.spec is not None:
+            if request.spec.name != slot.name or type(request.spec) is not type(slot.spec):
+                raise ValueError(f"{slot.path}: a new spec keeps the child's name and kind")
+            slot.spec = request.spec
         else:
             raise ValueError(f"unknown control operation {request.op!r}")
         return self._tree._describe_slot(slot)
@@ -806,6 +811,14 @@ class SupervisionTree:
 
     def restart(self, path: str) -> dict[str, Any]:
         return self.control("restart", path)
+
+    def replace_spec(self, path: str, spec: ChildSpec, timeout: float | None = 60.0) -> dict[str, Any]:
+        """Start the child at ``path`` from ``spec`` from its next start on (a worker's new
+        settings, a reloaded restart policy); the running incarnation is left alone: follow
+        with :meth:`restart` to apply it now. OTP's change of a child spec, same name and kind."""
+        parent, request = self._control_request("respec", path)
+        result: dict[str, Any] = parent.ask(replace(request, spec=spec), timeout=timeout)
+        return result
 
     def stop_child(self, path: str) -> dict[str, Any]:
         return self.control("stop", path)

@@ -21,8 +21,10 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["CommandTimeout", "Completed", "ProcessGroups", "run_command"]
+__all__ = ["CommandTimeout", "Completed", "ProcessGroups", "kill_group", "run_command",
+           "stop_group", "with_parent_death_signal"]
 
 
 class CommandTimeout(TimeoutError):
@@ -36,7 +38,7 @@ class Completed:
     stderr: str
 
 
-def _with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
     """``argv`` wrapped so that the kernel SIGKILLs it when the thread that started it dies
     (``setpriv --pdeathsig``, util-linux: an exec, no Python between fork and exec)."""
     return [SETPRIV, "--pdeathsig", "KILL", "--", *argv] if SETPRIV else list(argv)
@@ -78,19 +80,34 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def stop_group(process: subprocess.Popen[Any], grace_s: float = 2.0) -> None:
+    """Stop a child started with ``start_new_session`` and everything it started: SIGTERM to
+    its whole group, SIGKILL to the group after ``grace_s``; then reap the child."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace_s)
+    kill_group(process.pid)  # what it left behind in its group goes too, even after it exited
+    process.wait()
+
+
 def run_command(argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
-                timeout: float, groups: ProcessGroups | None = None) -> Completed:
-    """Run ``argv`` to completion in a new process group; :class:`CommandTimeout` (the group
-    killed) past ``timeout``. ``FileNotFoundError`` when the program does not exist."""
+                timeout: float, groups: ProcessGroups | None = None,
+                stdin: bytes | None = None) -> Completed:
+    """Run ``argv`` to completion in a new process group (``stdin`` written to it);
+    :class:`CommandTimeout` (the group killed) past ``timeout``. ``FileNotFoundError`` when
+    the program does not exist."""
     if shutil.which(argv[0], path=env.get("PATH")) is None:
         raise FileNotFoundError(f"no program {argv[0]!r}")
     process = subprocess.Popen(  # an argv list, never a shell
-        _with_parent_death_signal(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+        with_parent_death_signal(argv), cwd=cwd, env=dict(env),
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     if groups is not None:
         groups.add(process.pid)
     try:
-        out, err = process.communicate(timeout=timeout)
+        out, err = process.communicate(input=stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(process.pid)
         process.communicate()

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import json
 import os
 import sys
+from typing import Any
 
-from hive.config import ConfigError, check_environment, load_config, replace_server
-from hive.logs import configure_logging
-from hive.tokens import TOKEN_VARIABLES, resolve_tokens
+from hive.version import version
 
-__all__ = ["DESCRIPTION", "EPILOG", "LOG_FORMATS", "LOG_LEVELS", "main", "parse_args"]
+# Only the standard library above (and hive.version, which imports nothing else): `supervisor`
+# must be checked before anything imports it.
+
+__all__ = ["DESCRIPTION", "EPILOG", "LOG_FORMATS", "LOG_LEVELS", "main", "parse_args",
+           "supervisor_clash"]
 
 
 DESCRIPTION = """\
@@ -28,9 +33,12 @@ HIVE_ACTORS_GPU_LAYOUT_TICK_HZ=30), then these flags."""
 EPILOG = """\
 config file sections: [server] host, port, admin_token, api_token, allowed_origins,
 allowed_hosts, relay_tools, state_dir, max_ws_message_bytes, max_body_bytes, max_clients,
-ping_interval_s, idle_timeout_s, shutdown_timeout_s;
+ping_interval_s, idle_timeout_s, shutdown_timeout_s; [log] level, format, access;
 [supervisor] strategy, max_restarts, within_seconds; [actors.<name>] restart, max_restarts,
 within_seconds, backoff_min, backoff_max, enabled and the actor's own keys (see README).
+
+signals: SIGTERM and SIGINT shut down cleanly; SIGHUP re-reads the --config file and applies
+what can change live (one log line says what it applied and what needs a restart).
 
 exit status: 0 after a clean shutdown (SIGTERM or Ctrl-C), 1 when the root supervisor gave up
 (restart intensity exceeded), 2 for a configuration error, a port that cannot be bound, or a
@@ -41,13 +49,41 @@ LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
+def supervisor_clash() -> str | None:
+    """Why ``import supervisor`` would not find this daemon's ``supervisor.py``, or None.
+
+    The PyPI package ``supervisor`` (supervisord, which the agents' own container runs) has a
+    top-level package of the same name, and a package wins over a module on the same path:
+    installed side by side, every import of ours finds supervisord's and fails obscurely."""
+    spec = importlib.util.find_spec("supervisor")
+    origin = spec.origin if spec is not None else None
+    if origin is not None and origin.endswith("supervisor.py"):
+        try:
+            with open(origin, encoding="utf-8") as source:
+                if "SupervisionTree" in source.read():
+                    return None
+        except OSError:
+            pass
+    where = origin or "nowhere"
+    return (f"the module `supervisor` found at {where} is not this daemon's: supervisord (the "
+            "PyPI package `supervisor`) is probably installed in the same Python environment. "
+            "Install hive-supervisor as an application, in an environment of its own: "
+            "`python3 -m venv ~/.local/hive && ~/.local/hive/bin/pip install hive-supervisor`, "
+            "`pipx install hive-supervisor` or `uv tool install hive-supervisor` (README, Install)")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="hive-supervisor", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"hive-supervisor {version()}")
     parser.add_argument("--config", metavar="FILE",
                         help="TOML configuration file (default: none, built-in defaults)")
+    parser.add_argument("--check-config", metavar="FILE", nargs="?", const="", default=None,
+                        help="validate FILE (or --config, or the defaults) with the environment "
+                             "and flags as a start would, print the effective settings as JSON "
+                             "(secrets masked) and exit: 0 when valid, 2 otherwise")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int,
                         help="TCP port to listen on (default 8080; 0 picks a free port)")
@@ -63,39 +99,87 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         metavar="TOKEN", help=argparse.SUPPRESS)
     parser.add_argument("--log-format", choices=LOG_FORMATS, default=None,
                         help="console on a terminal, JSON lines otherwise (default auto; "
-                             "$HIVE_LOG_FORMAT)")
+                             "[log] format, $HIVE_LOG_FORMAT)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default=None,
-                        help="minimum level of events logged (default info; $HIVE_LOG_LEVEL)")
+                        help="least severe event logged (default info; [log] level, "
+                             "$HIVE_LOG_LEVEL)")
+    parser.add_argument("--access-log", action="store_true", default=None,
+                        help="one line per HTTP request ([log] access, $HIVE_LOG_ACCESS)")
     args = parser.parse_args(argv)
     if args.token_on_command_line is not None:
         parser.error("a token on the command line shows in `ps` to every user of this machine: "
                      "use --admin-token-file / --api-token-file FILE, or $HIVE_ADMIN_TOKEN / "
                      "$HIVE_API_TOKEN")
-    for flag, variable, choices in (("log_format", "HIVE_LOG_FORMAT", LOG_FORMATS),
-                                    ("log_level", "HIVE_LOG_LEVEL", LOG_LEVELS)):
-        if getattr(args, flag) is None:
-            value = os.environ.get(variable, choices[0] if flag == "log_format" else "info")
-            if value not in choices:
-                parser.error(f"${variable}={value!r}: choose one of {', '.join(choices)}")
-            setattr(args, flag, value)
     return args
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    return {"server": {"host": args.host, "port": args.port},
+            "log": {"level": args.log_level, "format": args.log_format, "access": args.access_log}}
+
+
+def _early_logging(args: argparse.Namespace) -> None:
+    """Logging before the configuration is read (its errors are logged too): flags, then the
+    environment, then the defaults; a bad value here is reported by the configuration."""
+    from hive.logs import configure_logging
+
+    fmt = args.log_format or os.environ.get("HIVE_LOG_FORMAT", "auto")
+    level = args.log_level or os.environ.get("HIVE_LOG_LEVEL", "info")
+    configure_logging(fmt if fmt in LOG_FORMATS else "auto",  # type: ignore[arg-type]
+                      level if level in LOG_LEVELS else "info")
+
+
+def _check_config(args: argparse.Namespace, config: Any, path: str | None) -> int:
+    """``--check-config``: what a start would run on, secrets masked; 2 for what a start refuses."""
+    from hive.config import effective
+    from transport.security import exposure_problem
+
+    shown = effective(config)
+    api_token = config.server.api_token
+    for key, variable, flag in (("api_token", "HIVE_API_TOKEN", args.api_token_file),
+                                ("admin_token", "HIVE_ADMIN_TOKEN", args.admin_token_file)):
+        if flag:
+            shown["server"][key] = f"(from {flag})"
+        elif os.environ.get(variable) or os.environ.get(f"HIVE_SERVER_{key.upper()}"):
+            shown["server"][key] = f"(from ${variable})"
+        if key == "api_token" and shown["server"][key] != "(not set)":
+            api_token = api_token or "set"
+    print(json.dumps({"config_file": path or None, **shown}, indent=2))
+    problem = exposure_problem(config.server.host, api_token)
+    if problem is not None:
+        print(f"hive-supervisor: {problem}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    clash = supervisor_clash()
+    if clash is not None:
+        print(f"hive-supervisor: {clash}", file=sys.stderr)
+        return 2
     args = parse_args(argv)
-    configure_logging(args.log_format, args.log_level)
+    _early_logging(args)
     import structlog
 
-    log = structlog.get_logger("hive")
-    try:
-        config = load_config(
-            args.config,
-            overrides={"server": {"host": args.host, "port": args.port}},
-        )
-        check_environment(os.environ, also_known=(*TOKEN_VARIABLES, "HIVE_LOG_FORMAT", "HIVE_LOG_LEVEL"))
-        from hive.tree import build_root
+    from hive.config import ConfigError, check_environment, load_config, replace_server
+    from hive.logs import configure_logging
+    from hive.tokens import TOKEN_VARIABLES, resolve_tokens
+    from hive.tree import build_root
 
+    log = structlog.get_logger("hive")
+    path = args.config if args.check_config in (None, "") else args.check_config
+
+    def load() -> Any:
+        """The configuration as a start reads it; SIGHUP reads it again through this."""
+        config = load_config(path, overrides=_overrides(args))
         build_root(config)  # validates the actors' own settings before anything starts
+        return config
+
+    try:
+        check_environment(os.environ, also_known=TOKEN_VARIABLES)
+        config = load()
+        if args.check_config is not None:
+            return _check_config(args, config, path)
         tokens = resolve_tokens(
             api_file=args.api_token_file, admin_file=args.admin_token_file, env=os.environ,
             config_api=config.server.api_token, config_admin=config.server.admin_token,
@@ -104,17 +188,19 @@ def main(argv: list[str] | None = None) -> int:
         log.error("config.invalid", error=str(exc))
         print(f"hive-supervisor: configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(config.log.format, config.log.level)
     for variable in TOKEN_VARIABLES:  # resolved: children (MCP servers, CLI runs) get none
         os.environ.pop(variable, None)
     if tokens.admin_file is not None:
         log.info("admin.token_file", file=str(tokens.admin_file.resolve()),
                  hint="the admin token is in this file (mode 0600); --admin-token-file or "
                       "$HIVE_ADMIN_TOKEN choose another")
+    loaded = config
     config = replace_server(config, api_token=tokens.api, admin_token=tokens.admin)
     from hive.daemon import serve
 
     try:
-        return asyncio.run(serve(config))
+        return asyncio.run(serve(config, reload=load if path else None, loaded=loaded))
     except KeyboardInterrupt:
         return 0
 

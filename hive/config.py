@@ -5,6 +5,7 @@ the key (and the variable, when it came from one).
 Nothing here declares a key. Each section's schema is a settings dataclass owned by the code it
 configures (:mod:`actors.schema` explains the pattern): ``[server]`` is
 :class:`transport.settings.ServerSettings`, ``[supervisor]`` is :class:`SupervisorSettings`,
+``[log]`` is :class:`hive.logs.LogSettings`,
 and ``[actors.<name>]`` is that actor's settings class plus the :class:`ChildPolicy` keys every
 actor takes. This module only reads values and hands them to those classes.
 
@@ -20,7 +21,7 @@ import difflib
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
@@ -30,6 +31,7 @@ from actors.hive_mind.settings import HiveMindSettings
 from actors.mcp.settings import McpSettings
 from actors.schema import Key, SettingError, Settings, coerce, keys, seconds, setting
 from actors.speech.settings import SpeechSettings
+from hive.logs import LogSettings
 from supervisor import Backoff
 from transport.settings import ServerSettings
 
@@ -42,6 +44,7 @@ __all__ = [
     "ConfigError",
     "SupervisorSettings",
     "check_environment",
+    "effective",
     "environment_variables",
     "load_config",
     "replace_server",
@@ -129,12 +132,14 @@ class Config:
     server: ServerSettings
     supervisor: SupervisorSettings
     actors: ActorsConfig
+    log: LogSettings = field(default_factory=LogSettings)
 
 
 def sections() -> dict[str, type]:
     """Every section's name and schema, sub-tables included (``actors.gpu_layout.params``):
     what the documentation must cover (``tests/test_documented_settings.py`` checks it)."""
-    out: dict[str, type] = {"server": ServerSettings, "supervisor": SupervisorSettings}
+    out: dict[str, type] = {"server": ServerSettings, "supervisor": SupervisorSettings,
+                            "log": LogSettings}
     for name, cls in ACTOR_SETTINGS.items():
         out[f"actors.{name}"] = cls
         for key in keys(cls):
@@ -173,13 +178,15 @@ def load_config(
     env = os.environ if env is None else env
     data = _read(path) if path is not None else {}
     for key in data:
-        if key not in ("server", "supervisor", "actors"):
-            raise ConfigError(f"[{key}]: unknown section (known: server, supervisor, actors)")
+        if key not in ("server", "supervisor", "actors", "log"):
+            raise ConfigError(f"[{key}]: unknown section (known: server, supervisor, actors, log)")
     flags = overrides or {}
     server = _build(ServerSettings, "server", _table(data, "server", "server"), "HIVE_SERVER", env,
                     flags.get("server", {}))
     supervisor = _build(SupervisorSettings, "supervisor", _table(data, "supervisor", "supervisor"),
                         "HIVE_SUPERVISOR", env, flags.get("supervisor", {}))
+    log_settings = _build(LogSettings, "log", _table(data, "log", "log"), "HIVE_LOG", env,
+                          flags.get("log", {}))
     actors_data = _table(data, "actors", "actors")
     for name in actors_data:
         if name not in ACTOR_SETTINGS:
@@ -195,7 +202,7 @@ def load_config(
         policy = _build(ChildPolicy, where, common, prefix, env)
         settings = _build(cls, where, own, prefix, env, known_too=policy_keys)
         built[name] = ActorSection(policy, settings)
-    return Config(server, supervisor, ActorsConfig(**built))
+    return Config(server, supervisor, ActorsConfig(**built), log_settings)
 
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -264,6 +271,29 @@ def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"[{where}] must be a table")
     return value
+
+
+def effective(config: Config) -> dict[str, Any]:
+    """Every section's values as TOML would hold them, secrets masked (``--check-config``)."""
+    out: dict[str, Any] = {"server": _plain(config.server), "log": _plain(config.log),
+                           "supervisor": _plain(config.supervisor), "actors": {}}
+    for name in ACTOR_SETTINGS:
+        section = config.actors.section(name)
+        out["actors"][name] = {**_plain(section.policy), **_plain(section.settings)}
+    return out
+
+
+def _plain(settings: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys(type(settings)):
+        value = getattr(settings, key.name)
+        if key.table is not None:
+            out[key.name] = _plain(value)
+        elif key.rule.secret:
+            out[key.name] = "(set)" if value else "(not set)"
+        else:
+            out[key.name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def replace_server(config: Config, **changes: Any) -> Config:

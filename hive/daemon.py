@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -20,9 +23,13 @@ from aiohttp import web
 from actors.messages import Subscribe
 from hive.config import Config, replace_server
 from hive.open_files import RESERVED_FDS, raise_open_files_limit
+from hive.reload import Reloader
 from hive.state_lock import StateLocked, lock_state
+from hive.systemd import Notifier
 from hive.tree import build_root, wired
+from hive.version import version
 from supervisor import ExitReason, SupervisionError, SupervisionTree
+from transport.access_log import AccessLog
 from transport.app import build_app
 from transport.fanout import FrameHub
 from transport.metrics import Metrics
@@ -41,9 +48,11 @@ EXIT_ROOT_FAILED = 1
 EXIT_CONFIG = 2
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, reload: Callable[[], Config] | None = None,
+                loaded: Config | None = None) -> int:
     """Run until SIGTERM/SIGINT or the root gives up. ``config.server`` carries both tokens
-    (resolved by :mod:`hive.tokens`)."""
+    (resolved by :mod:`hive.tokens`); ``reload`` reads the configuration again on SIGHUP, and
+    ``loaded`` is the configuration it read at start (tokens as the sources gave them)."""
     loop = asyncio.get_running_loop()
     problem = exposure_problem(config.server.host, config.server.api_token)
     if problem is not None:
@@ -54,7 +63,7 @@ async def serve(config: Config) -> int:
         log.warning("daemon.names_without_token", hosts=list(config.server.allowed_hosts),
                     hint="requests for these names (a reverse proxy?) change things without a "
                          "token: set an API token")
-    config, max_connections = _fit_open_files(config)
+    config, max_connections, client_limit = _fit_open_files(config)
     try:
         lock = lock_state(config.server.state_dir)
     except (StateLocked, OSError) as exc:
@@ -62,14 +71,19 @@ async def serve(config: Config) -> int:
         print(f"hive-supervisor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return await _run(config, loop, max_connections)
+        reloader = None
+        if reload is not None:
+            reloader = lambda services: Reloader(  # noqa: E731 - made once services exist
+                reload, loaded or config, services, client_limit)
+        return await _run(config, loop, max_connections, reloader)
     finally:
         os.close(lock)
 
 
-def _fit_open_files(config: Config) -> tuple[Config, int]:
+def _fit_open_files(config: Config) -> tuple[Config, int, Callable[[int], int]]:
     """Raise the open-file limit, and keep ``max_clients`` within what it leaves (said at start);
-    also the most connections the listening socket takes (half the reserve stays free)."""
+    also the most connections the listening socket takes (half the reserve stays free), and the
+    rule that fits a ``max_clients`` a reload asks for."""
     limits = raise_open_files_limit()
     wanted = config.server.max_clients
     clients = limits.client_limit(wanted)
@@ -82,10 +96,12 @@ def _fit_open_files(config: Config) -> tuple[Config, int]:
                          f"{RESERVED_FDS} kept for the daemon; the rest are refused (1013). Raise "
                          f"the hard limit (LimitNOFILE= in systemd, ulimit -Hn) for more")
         config = replace_server(config, max_clients=clients)
-    return config, max(clients, limits.soft - RESERVED_FDS // 2)
+    return config, max(clients, limits.soft - RESERVED_FDS // 2), limits.client_limit
 
 
-async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections: int) -> int:
+async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections: int,
+               reloader: Callable[[Services], Reloader] | None) -> int:
+    notifier = Notifier()
     tree = SupervisionTree(build_root(config))
     stop = asyncio.Event()
     exit_code = EXIT_OK
@@ -106,7 +122,9 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
             await loop.run_in_executor(None, tree.stop, config.server.shutdown_timeout_s)
         return EXIT_ROOT_FAILED
     app = assemble(tree, config, loop)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+    AccessLog.enabled_now = config.log.access
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLog,
+                           access_log=logging.getLogger("transport.access"),
                            shutdown_timeout=config.server.shutdown_timeout_s / 2)
     await runner.setup()
     metrics = app[SERVICES].metrics
@@ -124,6 +142,9 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
         return EXIT_CONFIG
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    services = app[SERVICES]
+    reload = _reload_handler(loop, reloader(services) if reloader else None, notifier)
+    loop.add_signal_handler(signal.SIGHUP, reload)
     port = _bound_port(runner, config.server.port)
     risky = risky_tools(config.server.relay_tools)
     if risky:
@@ -134,13 +155,19 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
                     hint="reachable beyond this machine: changes need the API token; put TLS "
                          "in front (docs/security.md)")
     log.info("daemon.ready", url=f"http://{config.server.host}:{port}", port=port,
-             actors=tree.paths(), startup_s=round(time.monotonic() - started, 3))
+             actors=tree.paths(), startup_s=round(time.monotonic() - started, 3),
+             systemd=notifier.enabled)
+    notifier.ready(f"serving on {config.server.host}:{port}")
+    notifier.start_watchdog(lambda: tree.failure is None)
     await stop.wait()
     if exit_code == EXIT_ROOT_FAILED:
         log.error("daemon.root_failed", reason=tree.failure.message if tree.failure else None)
     log.info("daemon.stopping")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
+    services.stopping = True
+    notifier.stopping()
+    await notifier.stop_watchdog()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a second one waits its turn
+        loop.add_signal_handler(sig, log.info, "daemon.already_stopping")
     await site.stop()  # stop accepting
     with contextlib.suppress(Exception):
         await asyncio.wait_for(runner.cleanup(), config.server.shutdown_timeout_s / 2)
@@ -149,11 +176,39 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
     return exit_code
 
 
+def _reload_handler(loop: asyncio.AbstractEventLoop, reloader: Reloader | None,
+                    notifier: Notifier) -> Callable[[], None]:
+    """SIGHUP: one reload at a time, on a worker thread (restarting an actor takes a while);
+    a SIGHUP during one runs another after it, with the file as it is then."""
+    running: list[asyncio.Future[Any]] = []
+
+    def reload() -> None:
+        if reloader is None:
+            log.info("config.reload_skipped", reason="started without --config: no file to read",
+                     hint="start with --config FILE to change settings with SIGHUP")
+            return
+        previous = running[-1] if running else None
+
+        async def one() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            notifier.reloading("reloading the configuration")
+            try:
+                await loop.run_in_executor(None, reloader.reload)
+            finally:
+                notifier.ready("configuration reloaded")
+
+        task = asyncio.ensure_future(one())
+        running[:] = [task]
+
+    return reload
+
+
 def assemble(
     tree: SupervisionTree, config: Config, loop: asyncio.AbstractEventLoop
 ) -> web.Application:
     """The web app over a started tree: services, the frame hub fed by the layout, routes."""
-    metrics = Metrics(tree)
+    metrics = Metrics(tree, version())
     hub = FrameHub(on_sent=metrics.frames, on_dropped=metrics.frames_dropped.inc)
     server = config.server
     access = AccessPolicy(server.api_token, server.host, server.allowed_origins,

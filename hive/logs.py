@@ -12,16 +12,57 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, MutableMapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-__all__ = ["LogFormat", "RepeatLimiter", "configure_logging", "demote_bad_http"]
+from actors.schema import Settings
+
+__all__ = ["LogFormat", "LogLevel", "LogSettings", "RepeatLimiter", "configure_logging",
+           "demote_bad_http", "set_level"]
 
 
 LogFormat = Literal["auto", "console", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class LogSettings(Settings):
+    """``[log]``: ``$HIVE_LOG_LEVEL``, ``--log-level`` and the others override it as any key."""
+
+    level: LogLevel = "info"  # a SIGHUP applies a new one at once
+    format: LogFormat = "auto"  # console on a terminal, JSON lines otherwise; fixed at start
+    access: bool = False  # one line per HTTP request (no query string: it may hold a token)
+
+
+# Our events pass one threshold, which a reload changes in place; the loggers modules cached
+# on first use keep working (a level baked into each of them would not change).
+_threshold = [logging.INFO]
+_METHOD_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "msg": logging.INFO,
+                  "warning": logging.WARNING, "warn": logging.WARNING, "error": logging.ERROR,
+                  "exception": logging.ERROR, "critical": logging.CRITICAL}
+
+
+def _by_level(_logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if _METHOD_LEVELS.get(method, logging.INFO) < _threshold[0]:
+        raise structlog.DropEvent
+    return event
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    """A PrintLogger that knows the name it was asked for (``structlog.get_logger("hive")``),
+    so that every line says which module wrote it (``logger``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(sys.stderr)
+        self.name = name
+
+
+def _named_logger(*args: Any) -> _NamedPrintLogger:
+    return _NamedPrintLogger(str(args[0]) if args else "hive")
 
 
 def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
@@ -33,29 +74,35 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    numeric = logging.getLevelName(level.upper())
     limiter = RepeatLimiter()
     structlog.configure(
-        processors=[limiter.processor, *shared, structlog.processors.format_exc_info, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        processors=[_by_level, limiter.processor, *shared, structlog.processors.format_exc_info,
+                    renderer],
+        logger_factory=_named_logger,
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processor=renderer,
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-        )
-    )
+        structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared))
     handler.addFilter(limiter.filter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(max(numeric, logging.INFO))
+    set_level(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.server").addFilter(demote_bad_http)
+
+
+def set_level(level: str) -> None:
+    """The minimum level logged from now on, ours and the libraries' (never below info for
+    those: their debug lines are for their own developers)."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    _threshold[0] = numeric
+    logging.getLogger().setLevel(max(numeric, logging.INFO))
 
 
 def demote_bad_http(record: logging.LogRecord) -> bool:

@@ -24,7 +24,7 @@ def lock_state(state_dir: str | os.PathLike[str]) -> int:
     """Take the state folder's lock; the open descriptor (keep it for the process's life), or
     :class:`StateLocked` naming the pid that has it."""
     folder = Path(state_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # only its owner reads swarm tasks
     path = folder / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -72,7 +72,7 @@ def _check(token: str, what: str) -> str:
 def _kept_admin_token(state_dir: Path) -> tuple[str, Path]:
     """The admin token kept in the state folder, made on first use with mode 0600."""
     path = state_dir / ADMIN_TOKEN_FILE
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.exists():
         if os.stat(path).st_mode & 0o077:
             os.chmod(path, 0o600)

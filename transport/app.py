@@ -26,6 +26,7 @@ from transport.routes import (
     mcp_relay,
     metrics,
     positions,
+    probes,
     speech,
     swarms,
 )
@@ -35,7 +36,8 @@ from transport.services import SERVICES, Services
 __all__ = ["LOOP_MONITOR", "ROUTE_MODULES", "build_app"]
 
 
-ROUTE_MODULES = (console, api_docs, positions, health, graph, metrics, admin, mcp_relay, swarms, speech)
+ROUTE_MODULES = (console, api_docs, probes, positions, health, graph, metrics, admin, mcp_relay, swarms,
+                 speech)
 LOOP_MONITOR: web.AppKey[asyncio.Task[None]] = web.AppKey("loop_monitor", asyncio.Task)
 
 
@@ -67,7 +69,7 @@ async def _monitor_loop(services: Services, period_s: float = 1.0) -> None:
         await asyncio.sleep(period_s)
         lag_ms = max(0.0, (time.perf_counter() - started - period_s) * 1000)
         m = services.metrics
-        m.loop_lag_ms.set(lag_ms)
+        m.loop_lag.set(lag_ms / 1e3)
         report = LoopReport(lag_ms, m.total, m.ok, m.failed, m.average_ms, len(services.websockets))
         if services.has("health"):
             with contextlib.suppress(Exception):

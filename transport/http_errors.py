@@ -21,11 +21,13 @@ from actors.hive_mind.errors import (
 )
 from actors.mcp.errors import McpError
 from supervisor import SupervisionError, UnknownChild
+from transport.access_log import route_of
 from transport.services import SERVICES
 
 __all__ = [
     "CLIENT_GONE",
     "DOMAIN_ERRORS",
+    "KNOWN_METHODS",
     "RETRY_AFTER_S",
     "STATUS_BY_ERROR",
     "error_response",
@@ -40,6 +42,8 @@ log = structlog.get_logger("transport.http")
 # nginx's "client closed request", so that it never shows up as one of our 500s.
 CLIENT_GONE = 499
 RETRY_AFTER_S = 5
+# A method label takes these values, else "other" (a client chooses the method: unbounded)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # First match wins: subclasses before their bases.
 STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (UnknownSession, 404),
@@ -111,4 +115,6 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return json_error(500, "internal error")
     finally:
         if not request.path.startswith(("/wss", "/ws/")):
-            services.metrics.observe_request(status, time.perf_counter() - started)
+            method = request.method if request.method in KNOWN_METHODS else "other"
+            services.metrics.observe_request(method, route_of(request), status,
+                                             time.perf_counter() - started)

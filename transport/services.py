@@ -38,6 +38,7 @@ class Services:
     relay_policy: RelayPolicy = field(default_factory=lambda: RelayPolicy.of(DEFAULT_RELAY_TOOLS))
     websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
     started_at: float = field(default_factory=time.monotonic)
+    stopping: bool = False  # set as shutdown begins: /readyz answers 503 from then on
 
     def address(self, name: str) -> Address:
         """The address of the root's child ``name``; :class:`ChildUnavailable` when this

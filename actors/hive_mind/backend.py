@@ -280,8 +280,11 @@ class DockerRunner:
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
-            import docker
-
+            try:  # the [docker] extra
+                import docker
+            except ImportError:
+                raise BackendError("the docker package is not installed: pip install "
+                                   "'hive-supervisor[docker]' (make run installs it)") from None
             try:
                 client = (docker.DockerClient(base_url=self.base_url, timeout=int(self.timeout))
                           if self.base_url else docker.from_env(timeout=int(self.timeout)))
@@ -291,10 +294,11 @@ class DockerRunner:
         return client
 
     def _container(self) -> Any:
+        client = self._client()
         import docker
 
         try:
-            return self._client().containers.get(self.container_name)
+            return client.containers.get(self.container_name)
         except docker.errors.NotFound:
             raise BackendError(f"container {self.container_name!r} not found") from None
         except BackendError:

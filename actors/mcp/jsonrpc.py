@@ -28,6 +28,7 @@ import structlog
 
 from actors.mcp.errors import CallTimeout, McpError, PeerGone, RpcError, ToolFailed
 from actors.mcp.settings import McpSettings
+from actors.processes import stop_group
 
 __all__ = [
     "CLIENT_INFO",
@@ -71,6 +72,8 @@ class ProcessChannel:
     ) -> None:
         self.argv = list(argv)
         self._stderr: IO[bytes] | None = open(stderr_path, "ab") if stderr_path else None  # noqa: SIM115
+        # its own process group, stopped as a whole; it exits when the daemon dies (its stdin
+        # closes), so no parent-death signal: that would fire when the connecting thread ends
         self.process = subprocess.Popen(
             self.argv, cwd=cwd, env={**os.environ, **(env or {})}, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=self._stderr or subprocess.DEVNULL, bufsize=0,
@@ -96,15 +99,9 @@ class ProcessChannel:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._stdin.close()  # a well-behaved stdio server exits when stdin closes
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_group(self.process)  # also whatever the server started (npx, node workers)
         with contextlib.suppress(OSError):
             self._stdout.close()
         if self._stderr is not None:

@@ -16,6 +16,8 @@ cost stays flat over weeks.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 import threading
 import time
@@ -67,11 +69,31 @@ class Member:
         return self.conn is not None and self.conn.alive
 
 
+# Upper bounds (seconds) of the answered calls' latency histogram (Prometheus' buckets).
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 @dataclass
 class PoolStats:
     calls: int = 0
     failures: int = 0
     latency_ms: list[float] = field(default_factory=list)
+    in_bucket: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+    seconds_sum: float = 0.0
+
+    def answered(self, seconds: float) -> None:
+        self.latency_ms.append(seconds * 1e3)
+        if len(self.latency_ms) > 10_000:
+            del self.latency_ms[:5_000]
+        self.in_bucket[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+        self.seconds_sum += seconds
+
+    def histogram(self) -> dict[str, Any]:
+        """Cumulative counts per upper bound, ``+Inf`` last, as Prometheus reads them."""
+        bounds: list[float | str] = [*LATENCY_BUCKETS_S, "+Inf"]
+        return {"buckets": [[le, n] for le, n in zip(bounds, itertools.accumulate(self.in_bucket),
+                                                     strict=True)],
+                "sum_s": round(self.seconds_sum, 6)}
 
 
 def is_peer_failure(exc: BaseException) -> bool:
@@ -220,10 +242,7 @@ class McpPool:
         with self._stats_lock:
             self.stats.calls += 1
             if exc is None:
-                latency = self.stats.latency_ms
-                latency.append((time.perf_counter() - started) * 1e3)
-                if len(latency) > 10_000:
-                    del latency[:5_000]
+                self.stats.answered(time.perf_counter() - started)
             elif is_peer_failure(exc):
                 self.stats.failures += 1
 
@@ -272,6 +291,7 @@ class McpPool:
         with self._stats_lock:
             latency = sorted(self.stats.latency_ms[-1000:])
             calls, failures = self.stats.calls, self.stats.failures
+            histogram = self.stats.histogram()
         return {
             "members": [
                 {"index": m.index, "live": m.live, "generation": m.generation,
@@ -284,6 +304,7 @@ class McpPool:
             "calls": calls,
             "failures": failures,
             "median_ms": round(latency[len(latency) // 2], 3) if latency else None,
+            "latency_histogram": histogram,
         }
 
 

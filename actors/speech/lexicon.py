@@ -12,8 +12,6 @@ import functools
 import os
 from collections.abc import Iterable
 
-import pocketsphinx
-
 from actors.speech.errors import SpeechError
 
 __all__ = ["EXTRA_PRONUNCIATIONS", "cmudict_path", "dictionary_text"]
@@ -26,6 +24,8 @@ EXTRA_PRONUNCIATIONS: dict[str, tuple[str, ...]] = {
 
 
 def cmudict_path() -> str:
+    import pocketsphinx  # the [speech] extra: imported where it is needed
+
     return os.path.join(pocketsphinx.get_model_path(), "en-us", "cmudict-en-us.dict")
 
 

@@ -240,7 +240,11 @@ class PocketSphinxStt:
     sample_rate = 16_000
 
     def __init__(self, settings: PocketSphinxSettings | None = None) -> None:
-        import pocketsphinx  # a hard dependency, imported here so that importing stt stays cheap
+        try:  # the [speech] extra, imported here so that importing stt stays cheap
+            import pocketsphinx
+        except ImportError:
+            raise SpeechError("pocketsphinx is not installed: pip install 'hive-supervisor[speech]' "
+                              "(make run installs it)") from None
 
         self._ps = pocketsphinx
         self.settings = settings or PocketSphinxSettings()

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from actors.processes import CommandTimeout, run_command
 from actors.speech import audio
 from actors.speech.errors import AudioError, ProviderError, SpeechError
 from actors.speech.http_client import join_url, post_json
@@ -136,16 +136,16 @@ class EspeakTts:
         with tempfile.TemporaryDirectory(prefix="hive-tts-") as tmp:
             out = os.path.join(tmp, "speech.wav")
             argv = [self.binary, "-v", chosen, "-s", str(wpm), "-w", out, "--stdin"]
-            try:
-                done = subprocess.run(argv, input=text.encode("utf-8"), capture_output=True,
-                                      timeout=self.timeout_s, check=False)
-            except subprocess.TimeoutExpired as exc:
+            try:  # in a process group of its own, killed as a whole on timeout
+                done = run_command(argv, cwd=None, env=os.environ, timeout=self.timeout_s,
+                                   stdin=text.encode("utf-8"))
+            except CommandTimeout as exc:
                 raise ProviderError(self.name, f"took longer than {self.timeout_s:g} s", transient=True) from exc
             except OSError as exc:
                 raise ProviderError(self.name, f"cannot run {self.binary}: {exc}", transient=False) from exc
-            if done.returncode != 0 or not os.path.exists(out):
-                detail = done.stderr.decode("utf-8", "replace").strip()[:300]
-                raise ProviderError(self.name, f"exit {done.returncode}: {detail or 'no output'}", transient=False)
+            if done.code != 0 or not os.path.exists(out):
+                detail = done.stderr.strip()[:300]
+                raise ProviderError(self.name, f"exit {done.code}: {detail or 'no output'}", transient=False)
             with open(out, "rb") as f:
                 raw = f.read()
         wav, rate = _normalised(self.name, raw)

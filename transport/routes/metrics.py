@@ -1,11 +1,11 @@
-"""``GET /metrics``: Prometheus text format."""
+"""``GET /metrics``: Prometheus text format (docs/operations.md lists every name)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from actors.messages import ActorStatus, StatusQuery
+from actors.health import GetHealth, HealthSnapshot
 from supervisor import SupervisionError
 from transport.services import SERVICES
 
@@ -17,13 +17,18 @@ def add_routes(app: web.Application) -> None:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """The actors' figures come from the health actor's last snapshot (every actor's status,
+    collected off the scrape's path); with the health actor down, the tree's own figures and
+    the front end's are still served."""
     services = request.app[SERVICES]
-    try:
-        status = await services.address("gpu_layout").ask_async(StatusQuery(), timeout=1)
-    except SupervisionError:
-        status = None
-    if isinstance(status, ActorStatus):
-        services.metrics.step_ms.set(float(status.detail.get("step_ms", 0.0)))
-        services.metrics.layout_nodes.set(float(status.detail.get("nodes", 0)))
+    components = {}
+    if services.has("health"):
+        try:
+            snap = await services.address("health").ask_async(GetHealth(False), timeout=2)
+            if isinstance(snap, HealthSnapshot):
+                components = dict(snap.body.get("components") or {})
+        except SupervisionError:
+            pass
+    services.metrics.components = components
     body = generate_latest(services.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
