@@ -630,8 +630,10 @@ class Supervisor(WatchedActor):
             _await_end(slot, actor)
             self._handle_exit(slot, KILLED)
         elif request.op == "respec" and request.spec is not None:
-            if request.spec.name != slot.name or type(request.spec) is not type(slot.spec):
-                raise ValueError(f"{slot.path}: a new spec keeps the child's name and kind")
+            if not isinstance(request.spec, WorkerSpec) or not isinstance(slot.spec, WorkerSpec) \
+                    or request.spec.name != slot.name:
+                raise ValueError(f"{slot.path}: only a worker's spec is replaced, under its name "
+                                 "(a supervisor's children are its own)")
             slot.spec = request.spec
         else:
             raise ValueError(f"unknown control operation {request.op!r}")
@@ -813,9 +815,9 @@ class SupervisionTree:
         return self.control("restart", path)
 
     def replace_spec(self, path: str, spec: ChildSpec, timeout: float | None = 60.0) -> dict[str, Any]:
-        """Start the child at ``path`` from ``spec`` from its next start on (a worker's new
-        settings, a reloaded restart policy); the running incarnation is left alone: follow
-        with :meth:`restart` to apply it now. OTP's change of a child spec, same name and kind."""
+        """Start the worker at ``path`` from ``spec`` from its next start on (new settings, a
+        reloaded restart policy); the running incarnation is left alone: follow with
+        :meth:`restart` to apply it now. OTP's change of a child spec: a worker, same name."""
         parent, request = self._control_request("respec", path)
         result: dict[str, Any] = parent.ask(replace(request, spec=spec), timeout=timeout)
         return result

@@ -55,16 +55,16 @@ def supervisor_clash() -> str | None:
     The PyPI package ``supervisor`` (supervisord, which the agents' own container runs) has a
     top-level package of the same name, and a package wins over a module on the same path:
     installed side by side, every import of ours finds supervisord's and fails obscurely."""
-    spec = importlib.util.find_spec("supervisor")
-    origin = spec.origin if spec is not None else None
-    if origin is not None and origin.endswith("supervisor.py"):
-        try:
-            with open(origin, encoding="utf-8") as source:
-                if "SupervisionTree" in source.read():
-                    return None
-        except OSError:
-            pass
-    where = origin or "nowhere"
+    try:
+        spec = importlib.util.find_spec("supervisor")
+    except (ImportError, ValueError):  # a broken install: as missing
+        spec = None
+    if spec is None:
+        return ("the module `supervisor` (this daemon's supervision trees) is missing: reinstall "
+                "hive-supervisor in its own environment (README, Install)")
+    if spec.submodule_search_locations is None:  # a module, as ours is (supervisord's: a package)
+        return None
+    where = spec.origin or "a package"
     return (f"the module `supervisor` found at {where} is not this daemon's: supervisord (the "
             "PyPI package `supervisor`) is probably installed in the same Python environment. "
             "Install hive-supervisor as an application, in an environment of its own: "
@@ -130,22 +130,33 @@ def _early_logging(args: argparse.Namespace) -> None:
 
 
 def _check_config(args: argparse.Namespace, config: Any, path: str | None) -> int:
-    """``--check-config``: what a start would run on, secrets masked; 2 for what a start refuses."""
-    from hive.config import effective
+    """``--check-config``: what a start would run on, secrets masked; 2 for what a start refuses
+    (the token files and values checked as a start checks them; nothing is written)."""
+    from hive.config import ConfigError, effective
+    from hive.tokens import resolve_tokens
     from transport.security import exposure_problem
 
+    try:
+        tokens = resolve_tokens(
+            api_file=args.api_token_file, admin_file=args.admin_token_file, env=os.environ,
+            config_api=config.server.api_token, config_admin=config.server.admin_token,
+            state_dir=config.server.state_dir, keep_admin=False)
+    except (ConfigError, ValueError) as exc:
+        print(f"hive-supervisor: configuration error: {exc}", file=sys.stderr)
+        return 2
     shown = effective(config)
-    api_token = config.server.api_token
     for key, variable, flag in (("api_token", "HIVE_API_TOKEN", args.api_token_file),
                                 ("admin_token", "HIVE_ADMIN_TOKEN", args.admin_token_file)):
         if flag:
             shown["server"][key] = f"(from {flag})"
-        elif os.environ.get(variable) or os.environ.get(f"HIVE_SERVER_{key.upper()}"):
+        elif os.environ.get(variable):
             shown["server"][key] = f"(from ${variable})"
-        if key == "api_token" and shown["server"][key] != "(not set)":
-            api_token = api_token or "set"
+        elif os.environ.get(f"HIVE_SERVER_{key.upper()}"):
+            shown["server"][key] = f"(from $HIVE_SERVER_{key.upper()})"
+    if not tokens.admin:
+        shown["server"]["admin_token"] = "(made at the first start, kept in <state_dir>/admin-token)"
     print(json.dumps({"config_file": path or None, **shown}, indent=2))
-    problem = exposure_problem(config.server.host, api_token)
+    problem = exposure_problem(config.server.host, tokens.api)
     if problem is not None:
         print(f"hive-supervisor: {problem}", file=sys.stderr)
         return 2
@@ -169,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     log = structlog.get_logger("hive")
     path = args.config if args.check_config in (None, "") else args.check_config
 
+    environment = dict(os.environ)  # as at start: the token variables are taken out below
+
     def load() -> Any:
         """The configuration as a start reads it; SIGHUP reads it again through this."""
-        config = load_config(path, overrides=_overrides(args))
+        config = load_config(path, env=environment, overrides=_overrides(args))
         build_root(config)  # validates the actors' own settings before anything starts
         return config
 

@@ -54,6 +54,9 @@ async def serve(config: Config, reload: Callable[[], Config] | None = None,
     (resolved by :mod:`hive.tokens`); ``reload`` reads the configuration again on SIGHUP, and
     ``loaded`` is the configuration it read at start (tokens as the sources gave them)."""
     loop = asyncio.get_running_loop()
+    # SIGHUP's default is to end the process: until the reload handler is in place (the layout
+    # may compile for a minute first), one is logged and otherwise ignored
+    loop.add_signal_handler(signal.SIGHUP, log.info, "config.reload_skipped_while_starting")
     problem = exposure_problem(config.server.host, config.server.api_token)
     if problem is not None:
         log.error("config.exposed_without_token", host=config.server.host)
@@ -74,7 +77,7 @@ async def serve(config: Config, reload: Callable[[], Config] | None = None,
         reloader = None
         if reload is not None:
             reloader = lambda services: Reloader(  # noqa: E731 - made once services exist
-                reload, loaded or config, services, client_limit)
+                reload, loaded or config, services, client_limit, _on_loop(loop))
         return await _run(config, loop, max_connections, reloader)
     finally:
         os.close(lock)
@@ -143,8 +146,8 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     services = app[SERVICES]
-    reload = _reload_handler(loop, reloader(services) if reloader else None, notifier)
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    reloads = _Reloads(reloader(services) if reloader else None, services, notifier)
+    loop.add_signal_handler(signal.SIGHUP, reloads)
     port = _bound_port(runner, config.server.port)
     risky = risky_tools(config.server.relay_tools)
     if risky:
@@ -168,40 +171,63 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
     await notifier.stop_watchdog()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a second one waits its turn
         loop.add_signal_handler(sig, log.info, "daemon.already_stopping")
+    timeout = services.server.shutdown_timeout_s  # a reload may have changed it
+    await reloads.settle(timeout / 2)  # an actor it restarts must not race the tree's stop
     await site.stop()  # stop accepting
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(runner.cleanup(), config.server.shutdown_timeout_s / 2)
-    await loop.run_in_executor(None, tree.stop, config.server.shutdown_timeout_s / 2)
+        await asyncio.wait_for(runner.cleanup(), timeout / 2)
+    await loop.run_in_executor(None, tree.stop, timeout / 2)
     log.info("daemon.stopped", exit_code=exit_code)
     return exit_code
 
 
-def _reload_handler(loop: asyncio.AbstractEventLoop, reloader: Reloader | None,
-                    notifier: Notifier) -> Callable[[], None]:
-    """SIGHUP: one reload at a time, on a worker thread (restarting an actor takes a while);
-    a SIGHUP during one runs another after it, with the file as it is then."""
-    running: list[asyncio.Future[Any]] = []
+class _Reloads:
+    """SIGHUP: one reload at a time, on a worker thread (restarting an actor takes a while); a
+    SIGHUP during one runs another after it, with the file as it is then. None once shutdown
+    has begun; shutdown waits for the one under way (bounded) before it stops the tree."""
 
-    def reload() -> None:
-        if reloader is None:
+    def __init__(self, reloader: Reloader | None, services: Services, notifier: Notifier) -> None:
+        self._reloader = reloader
+        self._services = services
+        self._notifier = notifier
+        self._last: asyncio.Future[Any] | None = None
+
+    def __call__(self) -> None:
+        if self._services.stopping:
+            log.info("config.reload_skipped", reason="shutting down")
+            return
+        if self._reloader is None:
             log.info("config.reload_skipped", reason="started without --config: no file to read",
                      hint="start with --config FILE to change settings with SIGHUP")
             return
-        previous = running[-1] if running else None
+        self._last = asyncio.ensure_future(self._one(self._last, self._reloader))
 
-        async def one() -> None:
-            if previous is not None:
-                await asyncio.wait([previous])
-            notifier.reloading("reloading the configuration")
-            try:
-                await loop.run_in_executor(None, reloader.reload)
-            finally:
-                notifier.ready("configuration reloaded")
+    async def _one(self, previous: asyncio.Future[Any] | None, reloader: Reloader) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        if self._services.stopping:
+            return
+        self._notifier.reloading("reloading the configuration")
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, reloader.reload)
+        finally:
+            if not self._services.stopping:
+                self._notifier.ready("configuration reloaded")
 
-        task = asyncio.ensure_future(one())
-        running[:] = [task]
+    async def settle(self, timeout: float) -> None:
+        if self._last is not None:
+            await asyncio.wait([self._last], timeout=timeout)
 
-    return reload
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], None]], None]:
+    """Run a function on the event loop from a worker thread, and wait for it."""
+    def run(fn: Callable[[], None]) -> None:
+        asyncio.run_coroutine_threadsafe(_call(fn), loop).result(30)
+    return run
+
+
+async def _call(fn: Callable[[], None]) -> None:
+    fn()
 
 
 def assemble(

@@ -82,7 +82,9 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
         processors=[_by_level, limiter.processor, *shared, structlog.processors.format_exc_info,
                     renderer],
         logger_factory=_named_logger,
-        cache_logger_on_first_use=True,
+        # configured twice (before the file is read, then from it): a logger cached by its
+        # first use would keep the first renderer
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

@@ -91,9 +91,10 @@ def _kept_admin_token(state_dir: Path) -> tuple[str, Path]:
 
 def resolve_tokens(
     *, api_file: str | None, admin_file: str | None, env: os._Environ[str] | dict[str, str],
-    config_api: str, config_admin: str, state_dir: str,
+    config_api: str, config_admin: str, state_dir: str, keep_admin: bool = True,
 ) -> Tokens:
-    """Both tokens, by the precedence in this module's docstring; ConfigError when bad."""
+    """Both tokens, by the precedence in this module's docstring; ConfigError when bad.
+    ``keep_admin=False`` (``--check-config``) writes nothing: no admin token is made."""
     api = (read_token_file(api_file, "API token") if api_file
            else env.get("HIVE_API_TOKEN") or config_api)
     if api:
@@ -103,7 +104,7 @@ def resolve_tokens(
     kept: Path | None = None
     if admin:
         _check(admin, "admin token")
-    else:
+    elif keep_admin:
         try:
             admin, kept = _kept_admin_token(Path(state_dir))
         except OSError as exc:

@@ -93,16 +93,20 @@ def _component_metrics(components: Mapping[str, Any]) -> Iterator[Metric]:
     yield swarms
 
     mcp = details.get("mcp", {})
-    calls = CounterMetricFamily("hive_mcp_calls", "MCP tool calls through the pool, by outcome "
-                                "(since the mcp actor started)", labels=["outcome"])
+    calls = CounterMetricFamily(
+        "hive_mcp_calls", "MCP tool calls through the pool, by outcome: ok, error (the tool or "
+        "the protocol said no), failed (the peer: gone or silent); since the mcp actor started",
+        labels=["outcome"])
     histogram = mcp.get("latency_histogram")
     if isinstance(histogram, Mapping):
-        failed = int(mcp.get("failures", 0))
-        calls.add_metric(["ok"], max(0, int(mcp.get("calls", 0)) - failed))
+        failed, errors = int(mcp.get("failures", 0)), int(mcp.get("errors", 0))
+        calls.add_metric(["ok"], max(0, int(mcp.get("calls", 0)) - failed - errors))
+        calls.add_metric(["error"], errors)
         calls.add_metric(["failed"], failed)
         yield calls
         yield HistogramMetricFamily(
-            "hive_mcp_call_duration_seconds", "Answered MCP calls' round trip",
+            "hive_mcp_call_duration_seconds", "Round trip of the calls answered with a result "
+            "(outcome ok)",
             buckets=[(str(le) if le != "+Inf" else "+Inf", count) for le, count in histogram["buckets"]],
             sum_value=histogram["sum_s"])
     else:

@@ -76,7 +76,8 @@ LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 @dataclass
 class PoolStats:
     calls: int = 0
-    failures: int = 0
+    failures: int = 0  # the peer failed (gone, silent): these count against its breaker
+    errors: int = 0  # a well-formed "no" (a tool's or the protocol's error)
     latency_ms: list[float] = field(default_factory=list)
     in_bucket: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     seconds_sum: float = 0.0
@@ -245,6 +246,8 @@ class McpPool:
                 self.stats.answered(time.perf_counter() - started)
             elif is_peer_failure(exc):
                 self.stats.failures += 1
+            else:
+                self.stats.errors += 1
 
     def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None,
                   key: int | None = None, member: Member | None = None) -> Future[Any]:
@@ -290,7 +293,7 @@ class McpPool:
     def describe(self) -> dict[str, Any]:
         with self._stats_lock:
             latency = sorted(self.stats.latency_ms[-1000:])
-            calls, failures = self.stats.calls, self.stats.failures
+            calls, failures, errors = self.stats.calls, self.stats.failures, self.stats.errors
             histogram = self.stats.histogram()
         return {
             "members": [
@@ -303,6 +306,7 @@ class McpPool:
             "breaker": self.breaker.describe(),
             "calls": calls,
             "failures": failures,
+            "errors": errors,
             "median_ms": round(latency[len(latency) // 2], 3) if latency else None,
             "latency_histogram": histogram,
         }

@@ -16,9 +16,14 @@ __all__ = ["EXAMPLES", "FuzzTarget"]
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))  # per operation; `make chaos`: 300
 
+# max_queued: `make chaos` posts hundreds of valid swarms, and a full queue answers 503 with
+# Retry-After by design (tests/transport/routes/test_swarms.py holds that); here every valid
+# request must be taken
 CONFIG = """
 [actors.mcp]
 pool_size = 1
+[actors.hive_mind]
+max_queued = 10000
 [actors.health]
 interval_s = 0.5
 """

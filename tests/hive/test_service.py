@@ -48,7 +48,7 @@ def test_check_config_prints_the_effective_settings_with_secrets_masked(tmp_path
     shown = json.loads(out.stdout)
     assert shown["config_file"] == str(config) and shown["server"]["port"] == 9123
     assert shown["server"]["api_token"] == "(set)" and "s3cret" not in out.stdout + out.stderr
-    assert shown["server"]["admin_token"] == "(not set)"
+    assert shown["server"]["admin_token"].startswith("(made at the first start")
     assert shown["actors"]["gpu_layout"]["params"]["repel_k"] == 250.0
     assert shown["actors"]["health"]["interval_s"] == 3.0 and shown["log"]["level"] == "debug"
     assert not (tmp_path / ".hive-state").exists()  # a check writes nothing
@@ -67,6 +67,20 @@ def test_check_config_exits_2_for_what_a_start_refuses(
     out = run_cli("--check-config", str(config), env=env)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_check_config_checks_the_tokens_as_a_start_does(tmp_path: Path) -> None:
+    """Found by review: a missing token file or a token a start refuses passed the check."""
+    out = run_cli("--check-config", "--api-token-file", str(tmp_path / "missing"))
+    assert out.returncode == 2 and "API token" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli("--check-config", env={"HIVE_API_TOKEN": "short"})
+    assert out.returncode == 2 and "API token" in out.stderr and "short" not in out.stderr
+    good = tmp_path / "api-token"
+    good.write_text("a" * 40 + "\n")
+    good.chmod(0o600)
+    out = run_cli("--check-config", "--api-token-file", str(good), cwd=tmp_path)
+    assert out.returncode == 0 and json.loads(out.stdout)["server"]["api_token"] == f"(from {good})"
+    assert not (tmp_path / ".hive-state").exists()  # no admin token made by a check
 
 
 def test_supervisord_in_the_same_environment_is_named_with_the_fix(tmp_path: Path) -> None:
