@@ -46,7 +46,7 @@ log = structlog.get_logger("hive.reload")
 
 LIVE_SERVER_KEYS = frozenset({"allowed_origins", "allowed_hosts", "relay_tools", "max_clients",
                               "max_ws_message_bytes", "ping_interval_s", "idle_timeout_s",
-                              "shutdown_timeout_s"})
+                              "shutdown_timeout_s", "mcp_session_ttl_s"})
 LIVE_LOG_KEYS = frozenset({"level", "access"})
 
 

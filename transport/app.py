@@ -23,6 +23,7 @@ from transport.routes import (
     console,
     graph,
     health,
+    mcp,
     mcp_relay,
     metrics,
     positions,
@@ -37,7 +38,7 @@ __all__ = ["LOOP_MONITOR", "ROUTE_MODULES", "build_app"]
 
 
 ROUTE_MODULES = (console, api_docs, probes, positions, health, graph, metrics, admin, mcp_relay, swarms,
-                 speech)
+                 speech, mcp)
 LOOP_MONITOR: web.AppKey[asyncio.Task[None]] = web.AppKey("loop_monitor", asyncio.Task)
 
 

@@ -134,6 +134,7 @@ class _BuildInfo(Collector):
 
 class Metrics:
     def __init__(self, tree: SupervisionTree, version: str = "unknown") -> None:
+        self.version = version  # the daemon's, for whoever asks (MCP's serverInfo)
         self.registry = CollectorRegistry()
         r = self.registry
         self.components: Mapping[str, Any] = {}  # the health snapshot's, set before each scrape

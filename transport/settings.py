@@ -31,6 +31,7 @@ class ServerSettings(Settings):
     ping_interval_s: float = seconds(5.0, lo=0.1)
     idle_timeout_s: float = seconds(30.0, lo=1.0)  # a silent WebSocket client is closed (1008)
     shutdown_timeout_s: float = seconds(5.0, lo=0.5)
+    mcp_session_ttl_s: float = seconds(1800.0, lo=1.0)  # an MCP session idle this long ends (/mcp)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -285,3 +286,21 @@ def test_the_unit_file_asks_for_what_the_daemon_does() -> None:
     assert settings["NoNewPrivileges"] == ["yes"] and settings["ProtectSystem"] == ["strict"]
     flags = [word for word in settings["ExecStart"][0].split() if word.startswith("--")]
     assert flags and all(flag in run_cli("--help").stdout for flag in flags), flags
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_systemd_itself_accepts_the_unit_and_rates_its_sandbox(tmp_path: Path) -> None:
+    """systemd's own checks on the unit (its ExecStart pointed at this installation)."""
+    unit = (Path(REPO) / "deploy" / "hive-supervisor.service").read_text()
+    here = Path(sys.executable).parent / "hive-supervisor"
+    assert here.exists()
+    copy = tmp_path / "hive-supervisor.service"
+    copy.write_text(unit.replace("/opt/hive-supervisor/bin/hive-supervisor", str(here)))
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(copy)],
+                            capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and not verify.stdout.strip() and not verify.stderr.strip(), \
+        verify.stdout + verify.stderr
+    security = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(copy)],
+                              capture_output=True, text=True, timeout=60)
+    level = float(security.stdout.rsplit("Overall exposure level", 1)[1].split(":", 1)[1].split()[0])
+    assert level < 3.0, security.stdout[-500:]  # 1.8 ("OK") when written; 10 is unprotected
