@@ -14,7 +14,6 @@ Printed: calls/s and the client's CPU per call, best of interleaved rounds. Targ
 from __future__ import annotations
 
 import asyncio
-import resource
 import shutil
 import sys
 import tempfile
@@ -22,15 +21,12 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.bench_mcp import _cpu  # this process's CPU seconds, as the pool bench measures it
+
 ROOT = Path(__file__).resolve().parents[1]
 CALLS = 300
 ROUNDS = 3
 SWARMS = 10
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def _ours(url: str, calls: int) -> tuple[float, float]:

@@ -20,7 +20,7 @@ import dataclasses
 import difflib
 import os
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -49,6 +49,7 @@ __all__ = [
     "load_config",
     "replace_server",
     "sections",
+    "settings_of",
 ]
 
 
@@ -273,26 +274,38 @@ def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     return value
 
 
-def effective(config: Config) -> dict[str, Any]:
-    """Every section's values as TOML would hold them, secrets masked (``--check-config``)."""
-    out: dict[str, Any] = {"server": _plain(config.server), "log": _plain(config.log),
-                           "supervisor": _plain(config.supervisor), "actors": {}}
+def settings_of(config: Config) -> Iterator[tuple[str, Key, Any]]:
+    """Every key of every section as (dotted name, key, value), sub-tables walked into:
+    ``("actors.gpu_layout.params.repel_k", key, 250.0)``. The one walk over a configuration."""
+    def walk(prefix: str, settings: Any) -> Iterator[tuple[str, Key, Any]]:
+        for key in keys(type(settings)):
+            value = getattr(settings, key.name)
+            if key.table is not None:
+                yield from walk(f"{prefix}.{key.name}", value)
+            else:
+                yield f"{prefix}.{key.name}", key, value
+
+    yield from walk("server", config.server)
+    yield from walk("log", config.log)
+    yield from walk("supervisor", config.supervisor)
     for name in ACTOR_SETTINGS:
         section = config.actors.section(name)
-        out["actors"][name] = {**_plain(section.policy), **_plain(section.settings)}
-    return out
+        yield from walk(f"actors.{name}", section.policy)
+        yield from walk(f"actors.{name}", section.settings)
 
 
-def _plain(settings: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in keys(type(settings)):
-        value = getattr(settings, key.name)
-        if key.table is not None:
-            out[key.name] = _plain(value)
-        elif key.rule.secret:
-            out[key.name] = "(set)" if value else "(not set)"
+def effective(config: Config) -> dict[str, Any]:
+    """Every section's values as TOML would hold them, secrets masked (``--check-config``)."""
+    out: dict[str, Any] = {"server": {}, "log": {}, "supervisor": {}, "actors": {}}
+    for name, key, value in settings_of(config):
+        *tables, leaf = name.split(".")
+        table = out
+        for part in tables:
+            table = table.setdefault(part, {})
+        if key.rule.secret:
+            table[leaf] = "(set)" if value else "(not set)"
         else:
-            out[key.name] = list(value) if isinstance(value, tuple) else value
+            table[leaf] = list(value) if isinstance(value, tuple) else value
     return out
 
 

@@ -25,13 +25,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from actors.messages import SetParams
 from actors.schema import keys
-from hive.config import ACTOR_SETTINGS, ChildPolicy, Config, ConfigError
+from hive.config import ACTOR_SETTINGS, ChildPolicy, Config, ConfigError, settings_of
 from hive.logs import set_level
 from hive.tree import START_TIMEOUT_S, build_root, wired
 from supervisor import SupervisionError, SupervisionTree
@@ -61,29 +60,9 @@ class ReloadResult:
 
 def changed_keys(old: Config, new: Config) -> list[str]:
     """Dotted names of every key whose value differs (``actors.mcp.pool_size``)."""
-    before, after = _flat(old), _flat(new)
+    before = {name: value for name, _, value in settings_of(old)}
+    after = {name: value for name, _, value in settings_of(new)}
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-
-
-def _flat(config: Config) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, settings: Any) -> None:
-        for key in keys(type(settings)):
-            value = getattr(settings, key.name)
-            if key.table is not None:
-                walk(f"{prefix}.{key.name}", value)
-            else:
-                out[f"{prefix}.{key.name}"] = value
-
-    walk("server", config.server)
-    walk("log", config.log)
-    walk("supervisor", config.supervisor)
-    for name in ACTOR_SETTINGS:
-        section = config.actors.section(name)
-        walk(f"actors.{name}", section.policy)
-        walk(f"actors.{name}", section.settings)
-    return out
 
 
 def _restart_only(key: str, started: Config, new: Config) -> bool:

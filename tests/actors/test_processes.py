@@ -14,13 +14,7 @@ from actors.mcp.jsonrpc import ProcessChannel
 from actors.processes import CommandTimeout, run_command
 from actors.speech.errors import ProviderError
 from actors.speech.tts import EspeakTts
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
+from tests.conftest import alive
 
 
 def gone_soon(pid: int, timeout: float = 5.0) -> bool:

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import PROCESS_TOKEN, REPO, cli_wrapper, read_until, receive, spawn, wait_for
+from tests.conftest import (
+    PROCESS_TOKEN,
+    REPO,
+    child_pids,
+    cli_wrapper,
+    read_until,
+    receive,
+    spawn,
+    wait_for,
+)
 
 
 def test_help_explains_the_options() -> None:
@@ -212,25 +221,6 @@ async def test_tokens_never_reach_the_log_or_the_process_list(
         assert api_token.encode() not in environ and b"HIVE_API_TOKEN" not in environ
     again.send_signal(signal.SIGTERM)
     assert await loop.run_in_executor(None, again.wait, 10) == 0
-
-
-def child_pids(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, parent in parents.items() if parent == current]
-        found += kids
-        frontier += kids
-    return found
 
 
 # -- issue 12: a spawn cut short by SIGKILL ---------------------------------------------------

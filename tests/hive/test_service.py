@@ -20,7 +20,16 @@ import aiohttp
 import pytest
 
 from hive.version import version
-from tests.conftest import PROCESS_TOKEN, REPO, DaemonProcess, server_pids, spawn, wait_for
+from tests.conftest import (
+    PROCESS_TOKEN,
+    REPO,
+    DaemonProcess,
+    alive,
+    child_pids,
+    server_pids,
+    spawn,
+    wait_for,
+)
 
 QUIET = {"HIVE_ACTORS_MCP_ENABLED": "false", "HIVE_ACTORS_HIVE_MIND_ENABLED": "false",
          "HIVE_ACTORS_SPEECH_ENABLED": "false"}
@@ -199,38 +208,12 @@ async def test_no_child_outlives_a_sigkill_of_the_daemon(tmp_path: Path, procs: 
     daemon = DaemonProcess(proc)
     daemon.wait_event("daemon.ready")
     wait_for(lambda: len(server_pids(tmp_path)) >= 2, 60, what="the MCP servers")
-    descendants = _descendants(proc.pid)
+    descendants = child_pids(proc.pid)
     assert descendants
     proc.kill()
     proc.wait()
-    wait_for(lambda: not [p for p in descendants if _alive(p)] and not server_pids(tmp_path), 10,
+    wait_for(lambda: not [p for p in descendants if alive(p)] and not server_pids(tmp_path), 10,
              what="no child left after the daemon's SIGKILL")
-
-
-def _descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(") ", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, parent in parents.items() if parent == current]
-        found += kids
-        frontier += kids
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 ABSENT = '''
@@ -288,7 +271,9 @@ def test_the_unit_file_asks_for_what_the_daemon_does() -> None:
     assert flags and all(flag in run_cli("--help").stdout for flag in flags), flags
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze (Debian's systemd package) is not installed; the unit's "
+                           "own checks in test_the_unit_file_asks_for_what_the_daemon_does still run")
 def test_systemd_itself_accepts_the_unit_and_rates_its_sandbox(tmp_path: Path) -> None:
     """systemd's own checks on the unit (its ExecStart pointed at this installation)."""
     unit = (Path(REPO) / "deploy" / "hive-supervisor.service").read_text()

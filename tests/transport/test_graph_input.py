@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.conftest import alive
 from transport.graph_input import BadGraph, GraphReader
 
 INLINE = 256
@@ -25,14 +26,6 @@ def body(nodes: int, edges: list[tuple[int, int]] | None = None, **extra: object
 def worker_pids(reader: GraphReader) -> list[int]:
     pool = reader._pool
     return list(pool._processes) if pool is not None and pool._processes else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 async def test_a_big_body_is_read_in_the_worker_and_checked_there() -> None:

@@ -21,23 +21,22 @@ from actors.mcp.errors import McpError
 from actors.mcp.messages import RelayRequest, RelayTicket
 from actors.mcp.settings import McpSettings
 from supervisor import SupervisionError
+from transport.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    RESOURCE_NOT_FOUND,
+    cancel_off_loop,
+)
 from transport.mcp.sessions import McpSession
 from transport.mcp.tools import RESOURCES, TOOLS, ToolContext, ToolError, check_arguments, read_resource
 from transport.services import Services
 
-__all__ = ["FORWARD_PREFIX", "INTERNAL_ERROR", "INVALID_PARAMS", "INVALID_REQUEST", "METHOD_NOT_FOUND",
-           "PARSE_ERROR",
-           "RESOURCE_NOT_FOUND", "VERSIONS", "Call", "RpcError", "dispatch", "negotiate"]
+__all__ = ["FORWARD_PREFIX", "VERSIONS", "Call", "RpcError", "capabilities", "dispatch", "negotiate"]
 
 log = structlog.get_logger("transport.mcp")
 
 VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")  # oldest to newest
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-RESOURCE_NOT_FOUND = -32002
 FORWARD_PREFIX = "claude_flow_"
 LIST_TIMEOUT_S = 5.0
 _OWN = {tool.name: tool for tool in TOOLS}
@@ -167,21 +166,14 @@ async def _relay(services: Services, method: str, params: dict[str, Any], key: i
     try:
         response: dict[str, Any] = await asyncio.wait_for(asyncio.wrap_future(ticket.future), timeout)
     except TimeoutError:
-        _cancel_off_loop(ticket, "no answer in time")
+        cancel_off_loop(ticket, "no answer in time")
         raise ToolError(f"the MCP pool did not answer in {timeout:g} s") from None
     except asyncio.CancelledError:  # the MCP client cancelled, or went away
-        _cancel_off_loop(ticket, "the MCP client cancelled")
+        cancel_off_loop(ticket, "the MCP client cancelled")
         raise
     except (McpError, SupervisionError) as exc:
         raise ToolError(f"the MCP server failed: {exc}") from None
     return response
-
-
-def _cancel_off_loop(ticket: RelayTicket, reason: str) -> None:
-    """Cancelling writes to the server's pipe, which a wedged server may not drain: never on
-    the event loop's thread. The server is told (notifications/cancelled) and the pool's
-    count of calls in flight follows."""
-    asyncio.get_running_loop().run_in_executor(None, ticket.cancel, reason)
 
 
 async def _forwarded_tools(services: Services) -> list[dict[str, Any]]:

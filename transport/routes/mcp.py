@@ -28,16 +28,14 @@ from aiohttp import web
 
 from transport.graph_input import INLINE_BYTES
 from transport.json_input import parse_json
-from transport.mcp.server import (
+from transport.jsonrpc import (
+    INTERNAL_ERROR,
     INVALID_REQUEST,
     PARSE_ERROR,
-    VERSIONS,
-    Call,
-    RpcError,
-    capabilities,
-    dispatch,
-    negotiate,
+    REQUEST_CANCELLED,
+    rpc_error,
 )
+from transport.mcp.server import VERSIONS, Call, RpcError, capabilities, dispatch, negotiate
 from transport.mcp.sessions import ENDED, McpSession, SessionStore
 from transport.mcp.tools import RESOURCES, read_resource, resource_signature
 from transport.security import tokens_match
@@ -65,8 +63,7 @@ def add_routes(app: web.Application) -> None:
 
 
 def _error(request_id: Any, code: int, message: str, status: int = 200) -> web.Response:
-    return web.json_response({"jsonrpc": "2.0", "id": request_id,
-                              "error": {"code": code, "message": message}}, status=status)
+    return web.json_response(rpc_error(request_id, code, message), status=status)
 
 
 def _http_error(status: int, message: str) -> web.Response:
@@ -182,24 +179,21 @@ async def _run(request: web.Request, services: Services, session: McpSession, re
                notify: Any) -> dict[str, Any]:
     """The JSON-RPC answer for one request, run as a task the session can cancel."""
     if request_id in session.in_flight:
-        return {"jsonrpc": "2.0", "id": request_id, "error": {
-            "code": INVALID_REQUEST, "message": "a request with this id is already in flight"}}
+        return rpc_error(request_id, INVALID_REQUEST, "a request with this id is already in flight")
     call = Call(services, session, method, params, _is_admin(request, services), notify)
     task = asyncio.ensure_future(dispatch(call))
     session.in_flight[request_id] = task
     try:
         return {"jsonrpc": "2.0", "id": request_id, "result": await task}
     except RpcError as exc:
-        return {"jsonrpc": "2.0", "id": request_id, "error": {"code": exc.code, "message": exc.message}}
+        return rpc_error(request_id, exc.code, exc.message)
     except asyncio.CancelledError:
         if request_id not in session.cancelled:
             raise  # the client went away, or the daemon stops: nobody to answer
-        return {"jsonrpc": "2.0", "id": request_id,
-                "error": {"code": -32800, "message": "request cancelled"}}
+        return rpc_error(request_id, REQUEST_CANCELLED, "request cancelled")
     except Exception as exc:
         log.error("mcp_server.failed", method=method, error=repr(exc), exc_info=True)
-        return {"jsonrpc": "2.0", "id": request_id,
-                "error": {"code": -32603, "message": f"internal error in {method}"}}
+        return rpc_error(request_id, INTERNAL_ERROR, f"internal error in {method}")
     finally:
         session.in_flight.pop(request_id, None)
         session.cancelled.discard(request_id)

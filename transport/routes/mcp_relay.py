@@ -29,14 +29,21 @@ from actors.mcp.messages import GetServerInfo, RelayRequest, RelayTicket
 from actors.mcp.settings import McpSettings
 from supervisor import SupervisionError
 from transport.json_input import parse_json
+from transport.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    SERVER_ERROR,
+    cancel_off_loop,
+    rpc_error,
+)
 from transport.relay_policy import POLICY_DENIED
 from transport.services import Services
 from transport.ws import CLOSE_POLICY, CLOSE_TOO_BIG, Connection, guarded, open_ws, release
 
-__all__ = ["MAX_BATCH", "UNAUTHORIZED", "add_routes", "mcp_relay_ws", "rpc_error", "validate"]
+__all__ = ["MAX_BATCH", "UNAUTHORIZED", "add_routes", "mcp_relay_ws", "validate"]
 
 
-PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR, SERVER_ERROR = -32700, -32600, -32603, -32000
 MAX_BATCH = 100
 UNAUTHORIZED = ("this daemon has an API token: connect with 'Authorization: Bearer <token>' or "
                 "?token=, or send {\"type\": \"auth\", \"token\": \"...\"} first")
@@ -46,13 +53,6 @@ log = structlog.get_logger("transport.mcp_relay")
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/ws/mcp-relay", mcp_relay_ws)
-
-
-def rpc_error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
 def validate(message: Any) -> str | None:
@@ -166,12 +166,6 @@ async def _initialize(conn: Connection, request_id: Any) -> None:
     await conn.send_json({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
-def _cancel_off_loop(ticket: RelayTicket, reason: str) -> None:
-    """Cancelling writes to the server's pipe, which a wedged server may not drain: never on
-    the event loop's thread."""
-    asyncio.get_running_loop().run_in_executor(None, ticket.cancel, reason)
-
-
 def _mcp(services: Services) -> Any:
     return services.address("mcp")
 
@@ -203,12 +197,12 @@ async def _forward(conn: Connection, key: int, message: dict[str, Any], notifica
     try:
         response = await asyncio.wait_for(asyncio.wrap_future(ticket.future), timeout)
     except TimeoutError:
-        _cancel_off_loop(ticket, "relay client timeout")
+        cancel_off_loop(ticket, "relay client timeout")
         response = rpc_error(request_id, SERVER_ERROR, f"no answer from the MCP server in {timeout} s")
     except McpError as exc:
         response = rpc_error(request_id, SERVER_ERROR, f"MCP server failed: {exc}")
     except asyncio.CancelledError:
-        _cancel_off_loop(ticket, "relay client went away")
+        cancel_off_loop(ticket, "relay client went away")
         raise
     if notification:
         return
