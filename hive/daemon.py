@@ -132,6 +132,7 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
     await runner.setup()
     metrics = app[SERVICES].metrics
     site = CappedSite(runner, config.server.host, config.server.port, max_connections=max_connections,
+                      header_timeout_s=config.server.header_timeout_s,
                       on_reset=metrics.connections_reset.inc)
     try:
         await site.start()

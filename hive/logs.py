@@ -120,12 +120,25 @@ def demote_bad_http(record: logging.LogRecord) -> bool:
     return True
 
 
-_SECRETS = re.compile(r"(?i)(token=|bearer\s+|authorization:\s*\S+\s+)[^&\s'\"\\]+")
+def _any_spelling(text: str) -> str:
+    """A pattern for ``text`` as a URL may spell it: each character as itself or
+    percent-encoded, once or more (``%74``, ``%2574``), in either case."""
+    def one(ch: str) -> str:
+        codes = sorted({f"{ord(ch.lower()):02x}", f"{ord(ch.upper()):02x}"})
+        return f"(?:{re.escape(ch)}|%(?:25)*(?:{'|'.join(codes)}))"
+    return "".join(one(ch) for ch in text)
+
+
+# A query key is the token once percent-decoded (yarl decodes ``%74oken`` to ``token``, and so
+# the daemon takes it, RFC 3986 2.3): every spelling of the key and of its ``=`` is matched.
+_SECRETS = re.compile(rf"(?i)({_any_spelling('token')}(?:=|%(?:25)*3d)|bearer\s+|"
+                      rf"authorization:\s*\S+\s+)[^&\s'\"\\]+")
 
 
 def redact(text: str) -> str:
     """``text`` with every token value replaced: aiohttp quotes the raw request line and
-    headers of a request it cannot parse, ``?token=`` and ``Authorization`` included."""
+    headers of a request it cannot parse, ``?token=`` (in any percent-encoded spelling of the
+    key, ``?%74oken=``, ``?tok%65n=``, ``?token%3D``) and ``Authorization`` included."""
     return _SECRETS.sub(lambda m: f"{m.group(1)}[redacted]", text)
 
 

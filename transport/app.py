@@ -33,6 +33,7 @@ from transport.routes import (
 )
 from transport.security import security_middleware
 from transport.services import SERVICES, Services
+from transport.site import KEEPALIVE_S, request_began_middleware
 
 __all__ = ["LOOP_MONITOR", "ROUTE_MODULES", "build_app"]
 
@@ -48,8 +49,10 @@ def build_app(services: Services) -> web.Application:
         lambda status, message, _reason: json_error(status, message),
         lambda reason: services.metrics.http_refused.labels(reason=reason).inc())
     app = web.Application(
-        middlewares=[errors_middleware, guard, body_rules_middleware],
-        client_max_size=services.server.max_body_bytes
+        middlewares=[request_began_middleware, errors_middleware, guard, body_rules_middleware],
+        client_max_size=services.server.max_body_bytes,
+        # bodies are decoded by read_body, off the loop and capped, not by aiohttp as they arrive
+        handler_args={"auto_decompress": False, "keepalive_timeout": KEEPALIVE_S},
     )
     app[SERVICES] = services
     for module in ROUTE_MODULES:

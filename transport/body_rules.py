@@ -2,8 +2,8 @@
 
 Found by an outside probe: a body over the size limit was read before it was refused (a client
 announcing 100 MB held the connection until it sent them), and an unknown ``Content-Encoding``
-was treated as none, so a compressed body reached the JSON parser as garbage. aiohttp decodes
-gzip, deflate, br and zstd (the last two with the Brotli and backports.zstd packages); anything
+was treated as none, so a compressed body reached the JSON parser as garbage. The daemon decodes
+gzip, deflate, br and zstd (:mod:`transport.body_decoding`, when a route reads the body); anything
 else is refused with 415, and a declared length over ``max_body_bytes`` with 413 at once.
 """
 

@@ -22,6 +22,7 @@ from actors.hive_mind.errors import (
 from actors.mcp.errors import McpError
 from supervisor import SupervisionError, UnknownChild
 from transport.access_log import route_of
+from transport.body_decoding import BodyError
 from transport.services import SERVICES
 
 __all__ = [
@@ -103,6 +104,9 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
     except asyncio.CancelledError:  # the client left (or the server is stopping)
         status = CLIENT_GONE
         raise
+    except BodyError as exc:  # decoded past the limit, or not valid for its encoding
+        status = exc.status
+        return json_error(exc.status, str(exc))
     except RequestPayloadError as exc:  # a body that cannot be read: bad Content-Encoding, ...
         status = 400
         return json_error(400, f"request body could not be read: {exc}")

@@ -6,19 +6,29 @@ or fetch URLs. The daemon itself needs a handful; a client of ``/ws/mcp-relay`` 
 those on :data:`DEFAULT_RELAY_TOOLS` unless the operator lists others in ``[server]
 relay_tools`` (see docs/security.md). Anything else is refused with a JSON-RPC error that names
 this policy, and ``tools/list`` shows only what is allowed.
+
+What a forwarded call carries is bounded too (:data:`ARGUMENT_LIMITS`). Found by the second
+probe round: claude-flow stores what its agent and task tools are given, so four
+``agent_spawn`` calls with a 4 MiB ``config`` grew one pool member's ``agents/store.json`` to
+16.8 MB, and that member's telemetry poll cost eight times the others' from then on. A call
+past a limit is refused with -32602 (invalid params), naming the limit, and never forwarded.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ARGUMENT_LIMITS",
     "DEFAULT_RELAY_TOOLS",
     "FORWARDED_METHODS",
     "POLICY_DENIED",
+    "STORING_TOOLS",
+    "ArgumentLimits",
     "RelayPolicy",
     "risky_tools",
 ]
@@ -47,6 +57,71 @@ _RISKY = re.compile(
 )
 
 
+# Tools whose arguments claude-flow keeps (agents/store.json, tasks/store.json, the swarm's
+# state): each top-level field of theirs is bounded on its own as well.
+STORING_TOOLS = frozenset({
+    "agent_spawn", "swarm_init", "task_create", "task_update", "task_assign", "task_complete",
+})
+
+
+@dataclass(frozen=True)
+class ArgumentLimits:
+    """Bounds on one forwarded ``tools/call``'s ``arguments`` (sizes as compact UTF-8 JSON)."""
+
+    call_bytes: int = 64 * 1024  # the whole arguments object, any tool
+    field_bytes: int = 16 * 1024  # one top-level field of a tool in STORING_TOOLS
+    string_chars: int = 8 * 1024  # any one string, at any depth
+    items: int = 256  # entries of any one array or object
+    depth: int = 8  # nesting of arrays and objects
+
+    def problem(self, tool: str, arguments: Any) -> str | None:
+        """Why ``arguments`` are refused for ``tool``, naming the limit; None when they pass."""
+        if arguments is None:
+            return None
+        try:
+            size = len(json.dumps(arguments, separators=(",", ":"), ensure_ascii=False).encode())
+        except (TypeError, ValueError, RecursionError):
+            return "arguments must be JSON"
+        if size > self.call_bytes:
+            return (f"{tool}'s arguments are {size} bytes of JSON; this daemon forwards at most "
+                    f"{self.call_bytes} per call (docs/security.md)")
+        found = self._walk(arguments, "arguments", 0)
+        if found is not None:
+            return f"{tool}: {found} (docs/security.md)"
+        if tool in STORING_TOOLS and isinstance(arguments, Mapping):
+            for key, value in arguments.items():
+                field = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+                if field > self.field_bytes:
+                    return (f"{tool}: arguments.{str(key)[:60]} is {field} bytes of JSON; a field "
+                            f"of a tool that stores what it is given may hold at most "
+                            f"{self.field_bytes} (docs/security.md)")
+        return None
+
+    def _walk(self, value: Any, where: str, depth: int) -> str | None:
+        if isinstance(value, str):
+            if len(value) > self.string_chars:
+                return f"{where} is a string of {len(value)} characters; the limit is {self.string_chars}"
+            return None
+        if not isinstance(value, list | dict):
+            return None
+        if depth >= self.depth:
+            return f"{where} is nested deeper than {self.depth} levels"
+        if len(value) > self.items:
+            return f"{where} has {len(value)} entries; the limit is {self.items}"
+        entries = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in entries:
+            if isinstance(key, str) and len(key) > self.string_chars:
+                return f"{where} has a key of {len(key)} characters; the limit is {self.string_chars}"
+            found = self._walk(item, f"{where}.{str(key)[:60]}" if isinstance(value, dict)
+                               else f"{where}[{key}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+
+
+ARGUMENT_LIMITS = ArgumentLimits()
+
+
 def risky_tools(names: Iterable[str]) -> list[str]:
     """The names on an allow-list that look like command execution, file or config writes."""
     return sorted(name for name in names if _RISKY.search(name))
@@ -55,6 +130,7 @@ def risky_tools(names: Iterable[str]) -> list[str]:
 @dataclass(frozen=True)
 class RelayPolicy:
     tools: frozenset[str]
+    limits: ArgumentLimits = ARGUMENT_LIMITS
 
     @classmethod
     def of(cls, names: Iterable[str]) -> RelayPolicy:
@@ -73,6 +149,12 @@ class RelayPolicy:
                 return (f"tool {name[:100]!r} is not on this relay's allow-list ([server] "
                         f"relay_tools); see docs/security.md")
         return None
+
+    def argument_problem(self, method: str, params: Any) -> str | None:
+        """Why a call's arguments are too big to forward (for -32602), or None."""
+        if method != "tools/call" or not isinstance(params, Mapping):
+            return None
+        return self.limits.problem(str(params.get("name"))[:100], params.get("arguments"))
 
     def filter_listing(self, result: Any) -> Any:
         """A ``tools/list`` result with only the allowed tools in it."""

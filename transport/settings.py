@@ -30,6 +30,7 @@ class ServerSettings(Settings):
     max_clients: int = setting(1000, lo=1)  # WebSocket clients, all routes together
     ping_interval_s: float = seconds(5.0, lo=0.1)
     idle_timeout_s: float = seconds(30.0, lo=1.0)  # a silent WebSocket client is closed (1008)
+    header_timeout_s: float = seconds(20.0, lo=0.5)  # a connection's first request headers, whole
     shutdown_timeout_s: float = seconds(5.0, lo=0.5)
     mcp_session_ttl_s: float = seconds(1800.0, lo=1.0)  # an MCP session idle this long ends (/mcp)
 

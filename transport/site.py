@@ -5,18 +5,45 @@ for a moment; connections past ``max_connections`` are reset as they are accepte
 crowd of clients can never take the descriptors the daemon itself needs (a swarm record, an MCP
 server's pipes, a log file). aiohttp has no such limit: this replaces ``TCPSite.start`` only to
 put a counting protocol factory in front of aiohttp's own (aiohttp is pinned below 4 for it).
+
+A connection must also finish its first request's headers within ``header_timeout_s`` (the
+second probe round: aiohttp waits forever for headers sent a byte a second, so enough such
+connections fill ``max_connections`` and every later client is reset). After a request,
+aiohttp's keep-alive timeout (:data:`KEEPALIVE_S`, set in ``transport/app.py``) closes a
+connection whose next request does not arrive whole.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["BACKLOG", "CappedSite"]
+__all__ = ["BACKLOG", "KEEPALIVE_S", "CappedSite", "request_began_middleware"]
 
 BACKLOG = 64
+KEEPALIVE_S = 75.0  # an idle kept-alive connection (or one whose next request dawdles) closes
+# connections whose first request's headers arrived (the rest are closed at their deadline)
+_BEGAN: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+
+
+@web.middleware
+async def request_began_middleware(request: web.Request,
+                                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                                   ) -> web.StreamResponse:
+    """The first thing a request passes: its headers are in, so its connection keeps going."""
+    if request.transport is not None:
+        _BEGAN.add(request.transport)
+    return await handler(request)
+
+
+def _headers_deadline(handler: RequestHandler) -> None:
+    transport = handler.transport
+    if transport is not None and transport not in _BEGAN and not transport.is_closing():
+        transport.close()
 
 
 class _Reset(asyncio.Protocol):
@@ -33,11 +60,12 @@ class _Reset(asyncio.Protocol):
 
 class CappedSite(web.TCPSite):
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, max_connections: int,
-                 on_reset: Callable[[], None] = lambda: None) -> None:
+                 header_timeout_s: float = 20.0, on_reset: Callable[[], None] = lambda: None) -> None:
         # asyncio accepts up to ``backlog`` connections in one go before any reaches the
         # factory: the burst must fit in the reserve too
         super().__init__(runner, host, port, backlog=BACKLOG)
         self.max_connections = max_connections
+        self.header_timeout_s = header_timeout_s
         self._on_reset = on_reset
 
     def _factory(self) -> asyncio.Protocol:
@@ -45,7 +73,9 @@ class CappedSite(web.TCPSite):
         assert server is not None
         if len(server.connections) >= self.max_connections:
             return _Reset(self._on_reset)
-        return server()
+        handler = server()
+        asyncio.get_running_loop().call_later(self.header_timeout_s, _headers_deadline, handler)
+        return handler
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner

@@ -101,8 +101,10 @@ async def open_ws(request: web.Request, route: str) -> Connection | web.StreamRe
     given = request_token(request)
     if given is not None and not services.access.authorized(request):
         return json_error(401, "wrong API token")
+    # aiohttp refuses a frame whose length is max_msg_size or more: one more byte, so that a
+    # message of exactly max_ws_message_bytes is taken, as the docs say (second probe round)
     ws = web.WebSocketResponse(
-        max_msg_size=services.server.max_ws_message_bytes, autoping=True, heartbeat=None
+        max_msg_size=services.server.max_ws_message_bytes + 1, autoping=True, heartbeat=None
     )
     if not ws.can_prepare(request).ok:
         return json_error(400, f"{route} is a WebSocket endpoint; send an Upgrade request")

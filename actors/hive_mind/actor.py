@@ -8,8 +8,14 @@ reported never overwrites what the job said.
 
 Spawns and stops are accepted at once (a record is written, the session is ``spawning`` or
 ``stopping``) and run on a bounded worker pool, off this actor's thread; each job writes its
-progress to the record and reports to the actor by message. A full queue refuses with
-:class:`QueueFull` and makes nothing. The pool outlives a *killed* incarnation (kept through
+progress to the record and reports to the actor by message. A full queue refuses a spawn with
+:class:`QueueFull` and makes nothing. Stops and removals run in a lane of their own (found by the
+second probe round: behind a full queue of spawns, 19 stops in 20 were refused with 503, exactly
+when an operator needed them), so a stop is never refused, nor kept waiting, for spawns.
+
+Finished swarms (completed, failed) are removed, record and folder, ``keep_finished_s`` after
+they finished and beyond the newest ``keep_finished`` (each logged once, ``swarm.expired``): a
+daemon that runs for months does not grow with its history. The pool outlives a *killed* incarnation (kept through
 ``ChildContext``): its jobs finish and report to the next one. An incarnation that stops (a
 restart, a crash, the daemon's shutdown) cancels its jobs instead: their commands are killed
 with their process groups, and it returns only once they have let go, leaving each record where
@@ -34,6 +40,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -69,13 +76,15 @@ from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
 from supervisor import Address, ChildContext, SupervisionError
 
-__all__ = ["LISTED_ACTIVE", "MAX_ATTEMPTS", "STOP_WAIT_S", "HiveMindActor"]
+__all__ = ["FINISHED", "LISTED_ACTIVE", "MAX_ATTEMPTS", "STOP_WAIT_S", "HiveMindActor"]
 
 log = structlog.get_logger("actors.hive_mind")
 
 MAX_ATTEMPTS = 3  # spawn jobs of one swarm begun and cut short by restarts before it is given up
 LISTED_ACTIVE = 50  # active sessions listed in the health detail (the rest are counted)
 STOP_WAIT_S = 3.0  # how long a stopping incarnation waits for its cancelled jobs to let go
+FINISHED = frozenset({"completed", "failed"})  # what retention removes
+STOP_LANE = frozenset({"stop", "remove", "clean"})  # kinds of job that never wait for spawns
 
 
 # -- what jobs tell the actor ------------------------------------------------------------------
@@ -115,6 +124,7 @@ class _Jobs:
 
     def __init__(self, workers: int) -> None:
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="hive-mind")
+        self.stop_lane = ThreadPoolExecutor(workers, thread_name_prefix="hive-mind-stop")
         self.scanner = ThreadPoolExecutor(1, thread_name_prefix="hive-mind-scan")
         self.cancelled = threading.Event()
         self.stop_requested: set[str] = set()  # stops asked for while a spawn was running
@@ -140,15 +150,18 @@ class _Jobs:
                     self._in_flight.pop(session_id, None)
                     self._running.discard(session_id)
 
-        self.executor.submit(run)
+        (self.stop_lane if kind in STOP_LANE else self.executor).submit(run)
 
     def kind(self, session_id: str) -> str | None:
         with self._lock:
             return self._in_flight.get(session_id)
 
-    def pending(self) -> int:
+    def pending(self, kind: str | None = None) -> int:
+        """Jobs queued or running (of ``kind`` alone, when given)."""
         with self._lock:
-            return len(self._in_flight)
+            if kind is None:
+                return len(self._in_flight)
+            return sum(1 for k in self._in_flight.values() if k == kind)
 
     def check(self, session_id: str) -> None:
         """Raise :class:`_Cancelled` when the job for ``session_id`` must let go."""
@@ -160,6 +173,7 @@ class _Jobs:
         and return without writing; wait (a little) until they have."""
         self.cancelled.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.stop_lane.shutdown(wait=False, cancel_futures=True)
         killed = runner.kill_all()
         deadline = time.monotonic() + STOP_WAIT_S
         while time.monotonic() < deadline:
@@ -334,10 +348,10 @@ class HiveMindActor(TickingActor):
             self._breaker.check()  # the backend failed too often: refuse now, make nothing
         except BreakerOpen as exc:
             raise BackendUnavailable(f"{exc}; nothing was made") from None
-        if self._jobs.pending() >= self.settings.max_queued:
-            raise QueueFull(f"{self._jobs.pending()} spawns and stops are already queued or "
-                            f"running (max_queued {self.settings.max_queued}); nothing was "
-                            f"made, try again later")
+        spawns = self._jobs.pending("spawn")
+        if spawns >= self.settings.max_queued:
+            raise QueueFull(f"{spawns} spawns are already queued or running (max_queued "
+                            f"{self.settings.max_queued}); nothing was made, try again later")
         record = SwarmRecord.accepted(str(uuid.uuid4()), request, key, digest)
         self._save_or_refuse(record)  # durable before it is acknowledged: a crash loses nothing
         if key:
@@ -362,21 +376,50 @@ class HiveMindActor(TickingActor):
             return session
         if running == "remove":
             return dataclasses.replace(session, status="deleted")
-        if self._jobs.pending() >= self.settings.max_queued:
-            raise QueueFull("the worker pool's queue is full; try again later")
+        # no queue limit here: the stop lane holds at most one job per swarm
         record = self._records.get(session_id) or SwarmRecord(
             session_id, session.task, session.priority, status=session.status, stage="",
             created_at=session.created_at)
-        if session.status in ("completed", "failed", "unknown"):
-            self._removing.add(session_id)
-            self._submit("remove", record)
-            self._rebuild(session_id)
+        if session.status in (*FINISHED, "unknown"):
+            self._remove(record)
             return dataclasses.replace(session, status="deleted")
         stopping = record.moved(status="stopping", stage="", error="")
         self._save_or_refuse(stopping)
         self._set_record(stopping)
         self._submit("stop", stopping)
         return self._view[session_id]
+
+    def _remove(self, record: SwarmRecord) -> None:
+        self._removing.add(record.id)
+        self._submit("remove", record)
+        self._rebuild(record.id)
+
+    def _expire(self) -> None:
+        """Remove the finished swarms past ``keep_finished_s`` or beyond the newest
+        ``keep_finished``, each logged once (a removal is in flight until it reports)."""
+        assert self._jobs is not None
+        finished = sorted(
+            ((self._finished_at(s), s) for s in self._view.values()
+             if s.status in FINISHED and s.id not in self._removing and self._jobs.kind(s.id) is None),
+            key=lambda pair: (pair[0], pair[1].id), reverse=True)
+        keep, oldest = self.settings.keep_finished, time.time() - self.settings.keep_finished_s
+        for rank, (finished_at, session) in enumerate(finished):
+            reason = "count" if rank >= keep else "age" if finished_at < oldest else ""
+            if not reason:
+                continue
+            log.info("swarm.expired", session=session.id, status=session.status, reason=reason,
+                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished_at)),
+                     keep_finished=keep, keep_finished_s=self.settings.keep_finished_s)
+            self._remove(self._records.get(session.id) or SwarmRecord(
+                session.id, session.task, session.priority, status=session.status, stage="",
+                created_at=session.created_at))
+
+    def _finished_at(self, session: Session) -> float:
+        """When it finished: our record's last change, else the folder's (a swarm made outside
+        the daemon)."""
+        record = self._records.get(session.id)
+        return _epoch(record.updated_at if record is not None and record.updated_at
+                      else session.updated_at or session.created_at)
 
     def _save_or_refuse(self, record: SwarmRecord) -> None:
         try:
@@ -403,6 +446,8 @@ class HiveMindActor(TickingActor):
             self._folders[session_id] = done.session
         else:
             self._folders.pop(session_id, None)
+        if done.record is None or done.record.status in FINISHED:
+            self._retire(session_id)
         if done.record is None:  # removed
             self._records.pop(session_id, None)
             self._removing.discard(session_id)
@@ -457,8 +502,11 @@ class HiveMindActor(TickingActor):
     # -- reading -----------------------------------------------------------------------------
 
     def on_tick(self) -> None:
-        """The background refresh (never on a request's path), and the container health."""
+        """The background refresh (never on a request's path), retention, and the container
+        health."""
         self._start_scan()
+        if self._manager is not None and self._recovered:
+            self._expire()
         now = time.monotonic()
         if self._manager is not None and now >= self._health_due and self._jobs is not None:
             self._health_due = now + self.settings.health_interval_s
@@ -583,6 +631,18 @@ class HiveMindActor(TickingActor):
         except (SupervisionError, KeyError) as exc:
             log.info("hive_mind.announce_skipped", session=session.id, reason=str(exc))
 
+    def _retire(self, session_id: str) -> None:
+        """A swarm is over (stopped, failed, removed): its agents leave the data plane."""
+        if not self.settings.mcp:
+            return
+        from actors.mcp.messages import RetireAgents
+
+        try:
+            self.supervision.sibling(self.settings.mcp).tell(
+                RetireAgents(session_id, zlib.crc32(session_id.encode())))
+        except (SupervisionError, KeyError) as exc:
+            log.info("hive_mind.retire_skipped", session=session_id, reason=str(exc))
+
     def _status(self) -> ActorStatus:
         sessions = self._list().sessions
         counts = Counter(s.status for s in sessions)
@@ -620,6 +680,16 @@ def _tell(address: Address, message: Any) -> None:
     what happened and its next incarnation reads it."""
     with contextlib.suppress(SupervisionError, pykka.ActorDeadError):
         address.tell(message)
+
+
+def _epoch(stamp: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time, ours or claude-flow's (UTC when it names no
+    zone); now for one that is not a time: a swarm is never removed for a time it lacks."""
+    try:
+        when = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError):
+        return time.time()
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _agent_type(kind: Any) -> str:

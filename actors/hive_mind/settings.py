@@ -27,8 +27,10 @@ class HiveMindSettings(Settings):
     health_interval_s: float = seconds(30.0, lo=0.5)
     refresh_interval_s: float = seconds(2.0, lo=0.05)  # the background re-read of the sessions
     workers: int = setting(2, lo=1, hi=100)
-    command_workers: int = setting(4, lo=1, hi=64)  # threads that run spawns and stops
-    max_queued: int = setting(100, lo=1)  # spawns and stops queued or running; more get 503
+    command_workers: int = setting(4, lo=1, hi=64)  # threads that run spawns (and, apart, stops)
+    max_queued: int = setting(100, lo=1)  # spawns queued or running; more get 503 (stops never)
+    keep_finished_s: float = setting(7 * 86400.0, lo=0)  # a finished swarm is removed this long after
+    keep_finished: int = setting(1000, lo=0)  # finished swarms kept at most (the newest)
     breaker: BreakerSettings = internal(DOCKER_BREAKER)
     mcp: str = internal("mcp")  # sibling told about new workers ("" to skip)
     records_dir: str = internal("")  # the daemon's own records; the tree puts them in state_dir

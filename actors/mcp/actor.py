@@ -26,7 +26,15 @@ import structlog
 from actors.circuit_breaker import BreakerOpen, CircuitBreaker
 from actors.claude_flow import default_claude_flow
 from actors.mcp.errors import McpError, NoConnection, ToolFailed
-from actors.mcp.messages import AnnounceAgents, CallTool, GetAgents, GetServerInfo, RelayRequest, RelayTicket
+from actors.mcp.messages import (
+    AnnounceAgents,
+    CallTool,
+    GetAgents,
+    GetServerInfo,
+    RelayRequest,
+    RelayTicket,
+    RetireAgents,
+)
 from actors.mcp.pool import Connector, McpPool
 from actors.mcp.servers import StdioConnector, TcpConnector
 from actors.mcp.settings import McpSettings
@@ -76,6 +84,7 @@ class McpActor(TickingActor):
         self._telemetry: Telemetry | None = None
         self._last_graph: Any = None
         self._announced: dict[str, tuple[Agent, float]] = {}
+        self._retired: dict[str, float] = {}  # agent -> until: a poll in flight may still list it
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -136,6 +145,9 @@ class McpActor(TickingActor):
             return self._relay(message)
         if isinstance(message, AnnounceAgents):
             self._announce(message)
+            return None
+        if isinstance(message, RetireAgents):
+            self._retire(message)
             return None
         if isinstance(message, GetAgents):
             return self._telemetry
@@ -238,8 +250,10 @@ class McpActor(TickingActor):
             if swarm is not None:
                 swarms.append(swarm)
             agents += parse_agents(p.agents, index, swarm.id if swarm else "")
-        polled = {a.id for a in agents}
         now = time.monotonic()
+        self._retired = {aid: until for aid, until in self._retired.items() if until > now}
+        agents = [a for a in agents if a.id not in self._retired]
+        polled = {a.id for a in agents}
         for agent_id, (agent, until) in list(self._announced.items()):
             if agent_id in polled or now > until:
                 del self._announced[agent_id]  # the server reports it now (or never will)
@@ -265,11 +279,38 @@ class McpActor(TickingActor):
             except (McpError, BreakerOpen) as exc:
                 log.warning("mcp.announce_failed", agent=agent_id, error=str(exc))
                 continue
-            future.add_done_callback(functools.partial(_log_announce, agent_id=agent_id))
+            future.add_done_callback(functools.partial(_log_failure, event="mcp.announce_failed",
+                                                       agent_id=agent_id))
         previous = self._telemetry or Telemetry((), (), time.time(), ())
         known = {a.id for a in previous.agents}
         fresh = [a for a, _ in self._announced.values() if a.id not in known]
         self._show(dataclasses.replace(previous, agents=(*previous.agents, *fresh)))
+
+    def _retire(self, message: RetireAgents) -> None:
+        """Terminate a finished swarm's agents on its server and stop showing them now."""
+        previous = self._telemetry or Telemetry((), (), time.time(), ())
+        members = {a.id for a in previous.agents if a.swarm_id == message.swarm_id}
+        members |= {aid for aid, (a, _) in self._announced.items() if a.swarm_id == message.swarm_id}
+        if not members:
+            return
+        until = time.monotonic() + ANNOUNCED_GRACE_S
+        for agent_id in members:
+            self._announced.pop(agent_id, None)
+            self._retired[agent_id] = until
+        self._ids = self._ids.without(members)
+        pool = self._pool
+        for agent_id in sorted(members):
+            if pool is None:
+                break
+            try:
+                future = pool.call_tool("agent_terminate", {"agentId": agent_id}, message.key)
+            except (McpError, BreakerOpen) as exc:
+                log.warning("mcp.retire_failed", agent=agent_id, error=str(exc))
+                continue
+            future.add_done_callback(functools.partial(_log_failure, event="mcp.retire_failed",
+                                                       agent_id=agent_id))
+        self._show(dataclasses.replace(
+            previous, agents=tuple(a for a in previous.agents if a.id not in members)))
 
     def _show(self, telemetry: Telemetry) -> None:
         """Keep ``telemetry`` and send its agent graph to the layout when it changed."""
@@ -310,8 +351,9 @@ class McpActor(TickingActor):
         return ActorStatus("mcp", health, reason, MappingProxyType(detail))
 
 
-def _log_announce(future: Future[Any], agent_id: str) -> None:
-    """An announced agent the server refused is shown for a while, then goes: say why."""
+def _log_failure(future: Future[Any], event: str, agent_id: str) -> None:
+    """An agent_spawn or agent_terminate the server refused: say why (an announced agent is
+    shown for a while, then goes; a retired one is shown no more either way)."""
     exc = future.exception()
     if exc is not None:
-        log.warning("mcp.announce_failed", agent=agent_id, error=str(exc)[:300])
+        log.warning(event, agent=agent_id, error=str(exc)[:300])

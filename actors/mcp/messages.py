@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["AnnounceAgents", "CallTool", "GetAgents", "GetServerInfo", "RelayRequest", "RelayTicket"]
+__all__ = ["AnnounceAgents", "CallTool", "GetAgents", "GetServerInfo", "RelayRequest", "RelayTicket",
+           "RetireAgents"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,4 +52,15 @@ class AnnounceAgents:
 
     swarm_id: str
     agents: tuple[tuple[str, str], ...]  # (worker id, agent type)
+    key: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetireAgents:
+    """A swarm that stopped or was removed: its agents are terminated on the data plane
+    (``agent_terminate``, on the pooled server ``key`` routes to) and shown no more. Without
+    this, every swarm ever spawned stayed in claude-flow's agent list, and so in every poll and
+    in the layout: a daemon that ran for months grew with its history."""
+
+    swarm_id: str
     key: int | None = None

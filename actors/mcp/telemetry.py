@@ -177,6 +177,15 @@ class NodeIds:
                 next_id += 1
         return NodeIds(table, next_id)
 
+    def without(self, agent_ids: Iterable[str]) -> NodeIds:
+        """The table less agents that are gone for good (a retired swarm's): it would otherwise
+        grow with every agent the daemon ever saw. Their numbers are not reused."""
+        gone = set(agent_ids)
+        return NodeIds({k: v for k, v in self._table.items() if k not in gone}, self._next)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
     def __getitem__(self, agent_id: str) -> int:
         return self._table[agent_id]
 

@@ -15,7 +15,12 @@ def test_tokens_in_a_malformed_request_are_redacted_from_the_log() -> None:
     secret = "Tok3n-secret-value-123456"
     for raw in (f"b'GET /api/graph?token={secret}\\x01 HTTP/1.1'",
                 f"Bad header: b'Authorization: Bearer {secret}\\x7f'",
-                f"b'PUT /x?a=1&token={secret}&pad=aaaa HTTP/9'"):
+                f"b'PUT /x?a=1&token={secret}&pad=aaaa HTTP/9'",
+                # second probe round: a percent-encoded key is the token too, and was logged
+                f"b'DELETE /api/swarms/x?%74oken={secret} HTTP/9.9'",
+                f"b'DELETE /api/swarms/x?tok%65n={secret} HTTP/9.9'",
+                f"b'DELETE /api/swarms/x?token%3D{secret} HTTP/9.9'",
+                f"b'GET /x?%2574%256f%256B%2565%256e%253d{secret} HTTP/9.9'"):
         error = BadHttpMessage(raw)
         record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 0, "Error", None,
                                    (BadHttpMessage, error, None))

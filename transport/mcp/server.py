@@ -194,6 +194,10 @@ async def _forward(call: Call, name: str, arguments: dict[str, Any]) -> dict[str
     refusal = call.services.relay_policy.refusal("tools/call", {"name": name})
     if refusal is not None:
         raise RpcError(INVALID_PARAMS, f"unknown tool {FORWARD_PREFIX + name!r}: {refusal}")
+    too_big = call.services.relay_policy.argument_problem("tools/call", {"name": name,
+                                                                         "arguments": arguments})
+    if too_big is not None:
+        raise RpcError(INVALID_PARAMS, too_big)
     if not call.services.has("mcp"):
         return _failed("the MCP pool is not running in this daemon ([actors.mcp] enabled = false)")
     timeout = call.services.settings("mcp", McpSettings).call_timeout_s

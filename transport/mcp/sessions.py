@@ -1,5 +1,8 @@
 """MCP sessions (``Mcp-Session-Id``): made by ``initialize``, ended by ``DELETE /mcp`` or after
-``ttl_s`` without a request. Each holds what the session negotiated, its resource
+``ttl_s`` without a request (:data:`HANDSHAKE_TTL_S` when it never finished its handshake).
+At most :data:`MAX_SESSIONS` are open; past that ``initialize`` is refused, and no session is
+ever ended to make room (found by the second probe round: 1,000 ``initialize`` calls from a
+stranger used to evict every other session, open streams included). Each holds what the session negotiated, its resource
 subscriptions, its requests in flight (for ``notifications/cancelled``) and the queue of
 messages for its ``GET /mcp`` stream. Lives on the event loop: no locks."""
 
@@ -12,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ENDED", "MAX_SESSIONS", "McpSession", "SessionStore"]
+__all__ = ["ENDED", "HANDSHAKE_TTL_S", "MAX_SESSIONS", "McpSession", "SessionStore"]
 
-MAX_SESSIONS = 1000  # more at once: the least recently used ends first
+MAX_SESSIONS = 1000  # open at once; another initialize is refused (503) until one ends
+HANDSHAKE_TTL_S = 60.0  # a session that never sent notifications/initialized ends this soon
 ENDED = "hive/session-ended"  # an outbox marker, never sent
 
 
@@ -51,14 +55,10 @@ class SessionStore:
         self._sessions: dict[str, McpSession] = {}
 
     def create(self, version: str, client: dict[str, Any]) -> McpSession | None:
-        """A new session; None when :data:`MAX_SESSIONS` are open and each has a call in flight
-        (an idle one is ended to make room: the least recently used)."""
+        """A new session; None when :data:`MAX_SESSIONS` are open (none is ended for it)."""
         self.sweep()
         if len(self._sessions) >= MAX_SESSIONS:
-            idle = [s for s in self._sessions.values() if not s.in_flight]
-            if not idle:
-                return None
-            self.delete(min(idle, key=lambda s: s.last_seen).id)
+            return None
         session = McpSession(secrets.token_urlsafe(24), version, client, self._clock())
         self._sessions[session.id] = session
         return session
@@ -69,18 +69,22 @@ class SessionStore:
         if session is None:
             return None
         now = self._clock()
-        if now - session.last_seen > self._ttl_s():
+        if self._expired(session, now):
             self.delete(session_id)
             return None
         session.last_seen = now
         return session
+
+    def _expired(self, session: McpSession, now: float) -> bool:
+        ttl = self._ttl_s() if session.initialized else min(self._ttl_s(), HANDSHAKE_TTL_S)
+        return now - session.last_seen > ttl
 
     def alive(self, session: McpSession) -> bool:
         """Whether ``session`` is still open (its idle clock untouched: an open stream is not a
         request, and the session still expires)."""
         if self._sessions.get(session.id) is not session:
             return False
-        if self._clock() - session.last_seen > self._ttl_s():
+        if self._expired(session, self._clock()):
             self.delete(session.id)
             return False
         return True
@@ -92,8 +96,8 @@ class SessionStore:
         return session is not None
 
     def sweep(self) -> None:
-        now, ttl = self._clock(), self._ttl_s()
-        for session in [s for s in self._sessions.values() if now - s.last_seen > ttl]:
+        now = self._clock()
+        for session in [s for s in self._sessions.values() if self._expired(s, now)]:
             self.delete(session.id)
 
     def subscribed(self, uri: str) -> list[McpSession]:

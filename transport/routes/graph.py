@@ -10,6 +10,7 @@ from aiohttp import web
 
 from actors.graph import NodeKind
 from actors.messages import GetGraph, SetGraph
+from transport.body_decoding import read_body
 from transport.graph_input import BadGraph, GraphReader
 from transport.http_errors import DOMAIN_ERRORS, RETRY_AFTER_S, error_response, json_error
 from transport.services import SERVICES
@@ -31,7 +32,7 @@ def add_routes(app: web.Application) -> None:
 
 
 async def put_graph(request: web.Request) -> web.Response:
-    raw = await request.read()
+    raw = await read_body(request, request.app[SERVICES].server.max_body_bytes)
     try:
         graph = await request.app[GRAPH_READER].read(raw)
     except BadGraph as exc:

@@ -26,17 +26,20 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from transport.body_decoding import read_body
 from transport.graph_input import INLINE_BYTES
+from transport.http_errors import RETRY_AFTER_S
 from transport.json_input import parse_json
 from transport.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
     PARSE_ERROR,
     REQUEST_CANCELLED,
+    SERVER_ERROR,
     rpc_error,
 )
 from transport.mcp.server import VERSIONS, Call, RpcError, capabilities, dispatch, negotiate
-from transport.mcp.sessions import ENDED, McpSession, SessionStore
+from transport.mcp.sessions import ENDED, MAX_SESSIONS, McpSession, SessionStore
 from transport.mcp.tools import RESOURCES, read_resource, resource_signature
 from transport.security import tokens_match
 from transport.services import SERVICES, Services
@@ -106,7 +109,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     json_ok, sse_ok = _accepts(request)
     if not (json_ok or sse_ok):
         return _http_error(406, "Accept must include application/json or text/event-stream")
-    raw = await request.read()
+    raw = await read_body(request, services.server.max_body_bytes)
     try:  # a big body (load_graph) is parsed off the event loop
         message = parse_json(raw) if len(raw) <= INLINE_BYTES else \
             await asyncio.get_running_loop().run_in_executor(None, parse_json, raw)
@@ -132,10 +135,9 @@ async def post(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     session = found
+    session.initialized = True  # it came back with its id: the handshake is done
     if method is None or "id" not in message:  # a response or a notification
-        if method == "notifications/initialized":
-            session.initialized = True
-        elif method == "notifications/cancelled":
+        if method == "notifications/cancelled":
             target = (params or {}).get("requestId")
             task = session.in_flight.get(target) if isinstance(target, str | int) else None
             if task is not None:
@@ -155,9 +157,10 @@ def _initialize(request: web.Request, services: Services, request_id: Any,
     version = negotiate(params.get("protocolVersion"))
     session = request.app[MCP_SESSIONS].create(version, dict(client or {}))
     if session is None:
-        response = _error(request_id, INVALID_REQUEST, "too many MCP sessions with calls in "
-                                                       "flight: try again later", 503)
-        response.headers["Retry-After"] = "5"
+        response = _error(request_id, SERVER_ERROR, f"this daemon has {MAX_SESSIONS} MCP sessions "
+                                                    f"open, its limit: end one (DELETE /mcp) or "
+                                                    f"try again later", 503)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
     log.info("mcp_server.session", session=session.id[:8], version=version,
              client=str((client or {}).get("name", ""))[:60])

@@ -31,6 +31,7 @@ from supervisor import SupervisionError
 from transport.json_input import parse_json
 from transport.jsonrpc import (
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
     SERVER_ERROR,
@@ -145,6 +146,12 @@ async def _dispatch(conn: Connection, key: int, message: Any, tasks: set[asyncio
         log.info("relay.refused", method=method, reason=refusal)
         if not is_notification:
             await conn.send_json(rpc_error(message["id"], POLICY_DENIED, refusal))
+        return
+    too_big = conn.services.relay_policy.argument_problem(method, message.get("params"))
+    if too_big is not None:
+        log.info("relay.refused", method=method, reason=too_big[:200])
+        if not is_notification:
+            await conn.send_json(rpc_error(message["id"], INVALID_PARAMS, too_big))
         return
     task = asyncio.create_task(_forward_guarded(conn, key, message, is_notification))
     tasks.add(task)

@@ -29,6 +29,7 @@ from actors.hive_mind.messages import (
     StopSwarm,
 )
 from actors.mcp.messages import GetAgents
+from transport.body_decoding import read_body
 from transport.http_errors import DOMAIN_ERRORS, error_response, json_error
 from transport.json_input import parse_json
 from transport.services import SERVICES
@@ -89,7 +90,7 @@ async def spawn(request: web.Request) -> web.Response:
     if key and not _KEY.match(key):
         return json_error(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
     try:
-        body = parse_json(await request.read())
+        body = parse_json(await read_body(request, request.app[SERVICES].server.max_body_bytes))
     except ValueError as exc:
         return json_error(400, f"body is not valid JSON: {exc}")
     if not isinstance(body, dict):

@@ -112,6 +112,26 @@ async def test_oversize_message_closes_with_1009_and_others_are_unaffected(daemo
         await d.stop()
 
 
+async def test_a_message_of_exactly_the_limit_is_taken_and_one_byte_more_is_not() -> None:
+    """The docs say messages *over* max_ws_message_bytes close with 1009; aiohttp refused one of
+    exactly that size (second probe round)."""
+    limit = 4096
+    d = await start_daemon(max_ws_message_bytes=limit)
+    try:
+        for size, closed in ((limit, False), (limit + 1, True)):
+            async with d.session.ws_connect(f"{d.ws_url}/wss") as ws:
+                await receive_json(ws, "connection_established")
+                head = '{"type": "ping", "timestamp": 3, "pad": "'
+                await ws.send_str(head + "x" * (size - len(head) - 2) + '"}')
+                if closed:
+                    assert (await receive(ws, 5)).type == aiohttp.WSMsgType.CLOSE
+                    assert ws.close_code == 1009
+                else:
+                    assert (await receive_json(ws, "pong"))["timestamp"] == 3
+    finally:
+        await d.stop()
+
+
 async def test_origin_allow_list(daemon: Daemon) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await daemon.session.ws_connect(f"{daemon.ws_url}/wss", origin="http://evil.example")
