@@ -7,8 +7,9 @@ every route and WebSocket for 11.7 s, and a request refused before its body was 
 froze it for half a second. The daemon's server is therefore built with aiohttp's
 ``auto_decompress`` off (``transport/app.py``): a body arrives as the bytes that were sent, and
 :func:`read_body` decodes it on :data:`DECODERS` (a small thread pool; zlib, Brotli and zstd
-release the GIL while they work) in steps of :data:`STEP_BYTES` of output, stopping with 413 as
-soon as the output passes ``max_body_bytes``. A body a route never reads is never decoded.
+release the GIL while they work) in steps of :data:`STEP_BYTES` of output (Brotli's may be up to
+twice that), stopping with 413 as soon as the output passes ``max_body_bytes``. A body a route
+never reads is never decoded.
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def _brotli_steps(raw: bytes) -> Iterator[bytes]:
 
 
 def _zstd_steps(raw: bytes) -> Iterator[bytes]:
-    from backports import zstd
+    try:  # the standard library's from Python 3.14, the backport before it
+        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from backports import zstd  # type: ignore[no-redef,unused-ignore]
 
     data = raw
     while data:
@@ -107,7 +111,7 @@ def decode_body(encoding: str, raw: bytes, limit: int) -> bytes:
     (the decoder is dropped there, having made at most :data:`STEP_BYTES` more), 400 for data
     that is not what its encoding says."""
     steps = _STEPS.get(encoding)
-    if steps is None:
+    if steps is None or not raw:  # an empty body is empty in every encoding
         return raw
     out = bytearray()
     try:

@@ -75,9 +75,21 @@ class ArgumentLimits:
     depth: int = 8  # nesting of arrays and objects
 
     def problem(self, tool: str, arguments: Any) -> str | None:
-        """Why ``arguments`` are refused for ``tool``, naming the limit; None when they pass."""
+        """Why ``arguments`` are refused for ``tool``, naming the limit; None when they pass.
+        Runs on the event loop, so its cost is bounded by the limits, not by what was sent: the
+        walk stops at the first limit passed (its running count of characters included), and
+        the exact encoding is made only of arguments already known to be small."""
         if arguments is None:
             return None
+        budget = [self.call_bytes]
+        found = self._walk(arguments, "arguments", 0, budget)
+        if found is None and budget[0] < 0:
+            found = f"more than {self.call_bytes}"
+        if found is not None and found.startswith("more than"):
+            return (f"{tool}'s arguments are {found} bytes of JSON; this daemon forwards at most "
+                    f"{self.call_bytes} per call (docs/security.md)")
+        if found is not None:
+            return f"{tool}: {found} (docs/security.md)"
         try:
             size = len(json.dumps(arguments, separators=(",", ":"), ensure_ascii=False).encode())
         except (TypeError, ValueError, RecursionError):
@@ -85,9 +97,6 @@ class ArgumentLimits:
         if size > self.call_bytes:
             return (f"{tool}'s arguments are {size} bytes of JSON; this daemon forwards at most "
                     f"{self.call_bytes} per call (docs/security.md)")
-        found = self._walk(arguments, "arguments", 0)
-        if found is not None:
-            return f"{tool}: {found} (docs/security.md)"
         if tool in STORING_TOOLS and isinstance(arguments, Mapping):
             for key, value in arguments.items():
                 field = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
@@ -97,11 +106,15 @@ class ArgumentLimits:
                             f"{self.field_bytes} (docs/security.md)")
         return None
 
-    def _walk(self, value: Any, where: str, depth: int) -> str | None:
+    def _walk(self, value: Any, where: str, depth: int, budget: list[int]) -> str | None:
+        """The first limit ``value`` passes; ``budget`` counts down the characters seen (at
+        least what their JSON takes), and the walk stops once it is spent."""
         if isinstance(value, str):
+            budget[0] -= len(value) + 3
             if len(value) > self.string_chars:
                 return f"{where} is a string of {len(value)} characters; the limit is {self.string_chars}"
-            return None
+            return f"more than {self.call_bytes}" if budget[0] < 0 else None
+        budget[0] -= 2
         if not isinstance(value, list | dict):
             return None
         if depth >= self.depth:
@@ -110,12 +123,17 @@ class ArgumentLimits:
             return f"{where} has {len(value)} entries; the limit is {self.items}"
         entries = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in entries:
-            if isinstance(key, str) and len(key) > self.string_chars:
-                return f"{where} has a key of {len(key)} characters; the limit is {self.string_chars}"
+            if isinstance(value, dict):
+                budget[0] -= len(str(key)) + 3
+                if len(str(key)) > self.string_chars:
+                    return (f"{where} has a key of {len(str(key))} characters; the limit is "
+                            f"{self.string_chars}")
             found = self._walk(item, f"{where}.{str(key)[:60]}" if isinstance(value, dict)
-                               else f"{where}[{key}]", depth + 1)
+                               else f"{where}[{key}]", depth + 1, budget)
             if found is not None:
                 return found
+            if budget[0] < 0:
+                return f"more than {self.call_bytes}"
         return None
 
 

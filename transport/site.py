@@ -7,8 +7,9 @@ server's pipes, a log file). aiohttp has no such limit: this replaces ``TCPSite.
 put a counting protocol factory in front of aiohttp's own (aiohttp is pinned below 4 for it).
 
 A connection must also finish its first request's headers within ``header_timeout_s`` (the
-second probe round: aiohttp waits forever for headers sent a byte a second, so enough such
-connections fill ``max_connections`` and every later client is reset). After a request,
+second probe round: aiohttp's only clock for them is its keep-alive timeout, 3630 s by default
+in 3.14, so headers sent a byte a second held a connection for an hour, and enough such
+connections fill ``max_connections``, after which every later client is reset). After a request,
 aiohttp's keep-alive timeout (:data:`KEEPALIVE_S`, set in ``transport/app.py``) closes a
 connection whose next request does not arrive whole.
 """
@@ -40,10 +41,6 @@ async def request_began_middleware(request: web.Request,
     return await handler(request)
 
 
-def _headers_deadline(handler: RequestHandler) -> None:
-    transport = handler.transport
-    if transport is not None and transport not in _BEGAN and not transport.is_closing():
-        transport.close()
 
 
 class _Reset(asyncio.Protocol):
@@ -67,6 +64,10 @@ class CappedSite(web.TCPSite):
         self.max_connections = max_connections
         self.header_timeout_s = header_timeout_s
         self._on_reset = on_reset
+        # connections still owing their first request's headers, and when they are due; one
+        # sweep a second (not a timer each, which would hold every handler for the timeout)
+        self._waiting: dict[RequestHandler, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _factory(self) -> asyncio.Protocol:
         server = self._runner.server
@@ -74,8 +75,28 @@ class CappedSite(web.TCPSite):
         if len(server.connections) >= self.max_connections:
             return _Reset(self._on_reset)
         handler = server()
-        asyncio.get_running_loop().call_later(self.header_timeout_s, _headers_deadline, handler)
+        self._waiting[handler] = asyncio.get_running_loop().time() + self.header_timeout_s
         return handler
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.header_timeout_s / 4))
+            now = loop.time()
+            for handler, due in list(self._waiting.items()):
+                transport = handler.transport
+                if transport is None and now < due:
+                    continue  # not connected yet
+                if transport is None or transport in _BEGAN or transport.is_closing():
+                    del self._waiting[handler]  # gone, or its headers came in time
+                elif now >= due:
+                    del self._waiting[handler]
+                    transport.close()
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await super().stop()
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
@@ -84,3 +105,4 @@ class CappedSite(web.TCPSite):
             reuse_address=self._reuse_address, reuse_port=self._reuse_port)
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+        self._sweeper = asyncio.create_task(self._sweep())

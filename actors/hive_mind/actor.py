@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -76,14 +77,17 @@ from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
 from supervisor import Address, ChildContext, SupervisionError
 
-__all__ = ["FINISHED", "LISTED_ACTIVE", "MAX_ATTEMPTS", "STOP_WAIT_S", "HiveMindActor"]
+__all__ = ["FINISHED", "LISTED_ACTIVE", "MAX_ATTEMPTS", "REMOVALS_IN_FLIGHT", "STOP_FAILED",
+           "STOP_WAIT_S", "HiveMindActor"]
 
 log = structlog.get_logger("actors.hive_mind")
 
 MAX_ATTEMPTS = 3  # spawn jobs of one swarm begun and cut short by restarts before it is given up
 LISTED_ACTIVE = 50  # active sessions listed in the health detail (the rest are counted)
 STOP_WAIT_S = 3.0  # how long a stopping incarnation waits for its cancelled jobs to let go
-FINISHED = frozenset({"completed", "failed"})  # what retention removes
+FINISHED = frozenset({"completed", "failed"})  # over: retention removes them after a while
+STOP_FAILED = "stop failed: "  # the error of a swarm whose stop did not finish (it may still run)
+REMOVALS_IN_FLIGHT = 4  # retention's removals queued at once, per command worker
 STOP_LANE = frozenset({"stop", "remove", "clean"})  # kinds of job that never wait for spawns
 
 
@@ -129,39 +133,60 @@ class _Jobs:
         self.cancelled = threading.Event()
         self.stop_requested: set[str] = set()  # stops asked for while a spawn was running
         self._lock = threading.Lock()
-        self._in_flight: dict[str, str] = {}
-        self._running: set[str] = set()
+        # session -> (kind, the job's own number, its future): a job that ends removes its own
+        # entry only, never the next job's for the same swarm
+        self._in_flight: dict[str, tuple[str, int, Future[None]]] = {}
+        self._numbers = itertools.count()
+        self._running: set[int] = set()  # the numbers of jobs that have begun
         self.scanning = False
         self.scan_waiters: list[Future[None]] = []
 
     def submit(self, session_id: str, kind: str, job: Callable[[], None]) -> None:
-        with self._lock:
-            self._in_flight[session_id] = kind
+        number = next(self._numbers)
 
         def run() -> None:
             with self._lock:
-                self._running.add(session_id)
+                self._running.add(number)
             try:
                 job()
             except Exception as exc:  # noqa: BLE001 - a job records its own failures; last resort
                 log.error("swarm.job_crashed", session=session_id, kind=kind, error=repr(exc))
             finally:
-                with self._lock:
-                    self._in_flight.pop(session_id, None)
-                    self._running.discard(session_id)
+                self.release(session_id, number)
 
-        (self.stop_lane if kind in STOP_LANE else self.executor).submit(run)
+        with self._lock:  # entered before it can run (and so end)
+            future = (self.stop_lane if kind in STOP_LANE else self.executor).submit(run)
+            self._in_flight[session_id] = (kind, number, future)
+
+    def release(self, session_id: str, number: int | None = None) -> None:
+        """The job for ``session_id`` is over (``number``: only if it is still that job)."""
+        with self._lock:
+            entry = self._in_flight.get(session_id)
+            if entry is not None and (number is None or entry[1] == number):
+                del self._in_flight[session_id]
+            if number is not None:
+                self._running.discard(number)
+
+    def cancel_queued(self, session_id: str) -> bool:
+        """Drop the job for ``session_id`` if it has not begun; True when it was dropped."""
+        with self._lock:
+            entry = self._in_flight.get(session_id)
+            if entry is None or not entry[2].cancel():
+                return False
+            del self._in_flight[session_id]
+            return True
 
     def kind(self, session_id: str) -> str | None:
         with self._lock:
-            return self._in_flight.get(session_id)
+            entry = self._in_flight.get(session_id)
+            return entry[0] if entry is not None else None
 
     def pending(self, kind: str | None = None) -> int:
         """Jobs queued or running (of ``kind`` alone, when given)."""
         with self._lock:
             if kind is None:
                 return len(self._in_flight)
-            return sum(1 for k in self._in_flight.values() if k == kind)
+            return sum(1 for k, _, _ in self._in_flight.values() if k == kind)
 
     def check(self, session_id: str) -> None:
         """Raise :class:`_Cancelled` when the job for ``session_id`` must let go."""
@@ -369,6 +394,13 @@ class HiveMindActor(TickingActor):
         if session is None:
             raise UnknownSession(session_id)
         running = self._jobs.kind(session_id)
+        record = self._records.get(session_id)
+        if running == "spawn" and record is not None and self._jobs.cancel_queued(session_id):
+            over = record.moved(status="completed", stage="",
+                                error="stopped before its spawn began; nothing was made")
+            self._resolve(over)  # at once: it waited for no spawn ahead of it
+            self._rebuild(session_id)
+            return self._view[session_id]
         if running == "spawn":
             self._jobs.stop_requested.add(session_id)  # the job lets go at its next stage
             return dataclasses.replace(session, status="stopping")
@@ -377,7 +409,7 @@ class HiveMindActor(TickingActor):
         if running == "remove":
             return dataclasses.replace(session, status="deleted")
         # no queue limit here: the stop lane holds at most one job per swarm
-        record = self._records.get(session_id) or SwarmRecord(
+        record = record or SwarmRecord(
             session_id, session.task, session.priority, status=session.status, stage="",
             created_at=session.created_at)
         if session.status in (*FINISHED, "unknown"):
@@ -396,30 +428,31 @@ class HiveMindActor(TickingActor):
 
     def _expire(self) -> None:
         """Remove the finished swarms past ``keep_finished_s`` or beyond the newest
-        ``keep_finished``, each logged once (a removal is in flight until it reports)."""
+        ``keep_finished``, each logged once (a removal is in flight until it reports).
+
+        Finished means our own record says so (:func:`_over`): never what the view derives
+        from a folder (an active swarm whose folder cannot be read shows as failed, and must
+        not lose its folder when the mount comes back), never a swarm whose stop failed, never
+        a folder the daemon did not make. At most :data:`REMOVALS_IN_FLIGHT` per worker are
+        queued at once, so that stops never wait behind a backlog of them."""
         assert self._jobs is not None
         finished = sorted(
-            ((self._finished_at(s), s) for s in self._view.values()
-             if s.status in FINISHED and s.id not in self._removing and self._jobs.kind(s.id) is None),
+            ((_epoch(r.updated_at), r) for r in self._records.values()
+             if _over(r) and r.id not in self._removing and self._jobs.kind(r.id) is None),
             key=lambda pair: (pair[0], pair[1].id), reverse=True)
         keep, oldest = self.settings.keep_finished, time.time() - self.settings.keep_finished_s
-        for rank, (finished_at, session) in enumerate(finished):
+        room = REMOVALS_IN_FLIGHT * self.settings.command_workers - self._jobs.pending("remove")
+        for rank, (finished_at, record) in enumerate(finished):
             reason = "count" if rank >= keep else "age" if finished_at < oldest else ""
             if not reason:
                 continue
-            log.info("swarm.expired", session=session.id, status=session.status, reason=reason,
-                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished_at)),
-                     keep_finished=keep, keep_finished_s=self.settings.keep_finished_s)
-            self._remove(self._records.get(session.id) or SwarmRecord(
-                session.id, session.task, session.priority, status=session.status, stage="",
-                created_at=session.created_at))
-
-    def _finished_at(self, session: Session) -> float:
-        """When it finished: our record's last change, else the folder's (a swarm made outside
-        the daemon)."""
-        record = self._records.get(session.id)
-        return _epoch(record.updated_at if record is not None and record.updated_at
-                      else session.updated_at or session.created_at)
+            if room <= 0:
+                return  # the rest at the next tick
+            room -= 1
+            log.info("swarm.expired", session=record.id, status=record.status, reason=reason,
+                     finished_at=record.updated_at, keep_finished=keep,
+                     keep_finished_s=self.settings.keep_finished_s)
+            self._remove(record)
 
     def _save_or_refuse(self, record: SwarmRecord) -> None:
         try:
@@ -446,7 +479,7 @@ class HiveMindActor(TickingActor):
             self._folders[session_id] = done.session
         else:
             self._folders.pop(session_id, None)
-        if done.record is None or done.record.status in FINISHED:
+        if done.record is None or _over(done.record):
             self._retire(session_id)
         if done.record is None:  # removed
             self._records.pop(session_id, None)
@@ -460,6 +493,8 @@ class HiveMindActor(TickingActor):
             self._announce(done.session)
             if session_id in self._jobs.stop_requested:  # asked to stop while it spawned
                 self._jobs.stop_requested.discard(session_id)
+                if self._jobs.kind(session_id) == "spawn":  # its job is over, bar its last line
+                    self._jobs.release(session_id)
                 self._accept_stop(session_id)
         else:
             self._jobs.stop_requested.discard(session_id)
@@ -482,11 +517,12 @@ class HiveMindActor(TickingActor):
                 self._resolve(record.moved(status="active", stage="", error=""))
                 log.info("swarm.spawn_recovered", session=record.id, outcome="active")
             elif record.attempts >= MAX_ATTEMPTS:
-                self._resolve(record.moved(status="failed", stage="", error=(
-                    f"the spawn was cut short by a restart {record.attempts} times; given up")))
+                given_up = record.moved(status="failed", stage="", error=(
+                    f"the spawn was cut short by a restart {record.attempts} times; given up"))
+                self._resolve(given_up)
                 log.warning("swarm.spawn_given_up", session=record.id)
                 if folder is not None:
-                    self._submit("clean", record)
+                    self._submit("clean", given_up)  # reports the record it was given
             else:
                 log.info("swarm.spawn_resumed", session=record.id, stage=record.stage,
                          attempts=record.attempts)
@@ -682,6 +718,12 @@ def _tell(address: Address, message: Any) -> None:
         address.tell(message)
 
 
+def _over(record: SwarmRecord) -> bool:
+    """Finished for good by our own record: completed, or failed other than by a stop that did
+    not finish (that swarm may still be running)."""
+    return record.status in FINISHED and not record.error.startswith(STOP_FAILED)
+
+
 def _epoch(stamp: str) -> float:
     """Seconds since the epoch of an ISO 8601 time, ours or claude-flow's (UTC when it names no
     zone); now for one that is not a time: a swarm is never removed for a time it lacks."""
@@ -807,7 +849,7 @@ class _Job:
         except BackendError:
             session = None
         self._finish(self.record.moved(status=session.status if session else "failed", stage="",
-                                       error=f"stop failed: {error}"), session)
+                                       error=f"{STOP_FAILED}{error}"), session)
 
     def remove(self) -> None:
         """Forget a swarm that is over: its folder, then its record."""

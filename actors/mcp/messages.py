@@ -60,7 +60,8 @@ class RetireAgents:
     """A swarm that stopped or was removed: its agents are terminated on the data plane
     (``agent_terminate``, on the pooled server ``key`` routes to) and shown no more. Without
     this, every swarm ever spawned stayed in claude-flow's agent list, and so in every poll and
-    in the layout: a daemon that ran for months grew with its history."""
+    in the layout: a daemon that ran for months grew with its history. (claude-flow keeps a
+    terminated agent's entry in its store; its ``agent_list`` no longer returns it.)"""
 
     swarm_id: str
     key: int | None = None

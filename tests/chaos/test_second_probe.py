@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yarl
 
 from tests.conftest import JSON, WITHOUT_AGENTS, DaemonProcess, cli_wrapper, spawn
 
@@ -113,9 +114,11 @@ async def test_compressed_bombs_are_413_and_never_freeze_the_daemon(tmp_path: Pa
 async def test_an_encoded_token_key_is_the_token_and_never_reaches_the_log(tmp_path: Path) -> None:
     async with running(tmp_path, WITHOUT_AGENTS, {"HIVE_API_TOKEN": API_TOKEN}) as (process, url), \
             aiohttp.ClientSession() as session:
-        # percent-encoded keys are the same key (RFC 3986 2.3), as documented in docs/security.md
+        # percent-encoded keys are the same key (RFC 3986 2.3), as documented in docs/security.md;
+        # encoded=True: sent as written (yarl would otherwise decode them before sending)
         for query in ("token", "%74oken", "tok%65n"):
-            async with session.delete(f"{url}/api/swarms/x?{query}={API_TOKEN}") as r:
+            target = yarl.URL(f"{url}/api/swarms/x?{query}={API_TOKEN}", encoded=True)
+            async with session.delete(target) as r:
                 assert r.status != 401, query
         async with session.delete(f"{url}/api/swarms/x") as r:
             assert r.status == 401
@@ -211,7 +214,10 @@ async def test_oversized_claude_flow_arguments_are_refused_naming_the_limit(
                 return answer
 
         refused = await call("agent_spawn", big)
-        assert refused["error"]["code"] == -32602 and "65536" in refused["error"]["message"]
+        assert refused["error"]["code"] == -32602 and "limit is 8192" in refused["error"]["message"]
+        wide = await call("agent_spawn", {"agentType": "coder", "agentId": "probe-wide",
+                                          "config": {f"k{i}": "v" * 8000 for i in range(10)}})
+        assert wide["error"]["code"] == -32602 and "65536" in wide["error"]["message"]
         tags = await call("task_create", {"type": "code", "description": "d", "tags": ["t"] * 300})
         assert tags["error"]["code"] == -32602 and "256" in tags["error"]["message"]
         ok = await call("agent_spawn", {"agentType": "coder", "agentId": "probe-small"})
@@ -222,10 +228,11 @@ async def test_oversized_claude_flow_arguments_are_refused_naming_the_limit(
                                 "params": {"name": "agent_spawn", "arguments": {
                                     **big, "config": {"blob": "y" * (3 << 20)}}}})
             answer = await ws.receive_json(timeout=30)
-            assert answer["error"]["code"] == -32602 and "65536" in answer["error"]["message"]
+            assert answer["error"]["code"] == -32602 and "limit is 8192" in answer["error"]["message"]
         stores = list((tmp_path / ".hive-state" / "mcp").rglob("agents/store.json"))
         assert stores and all(p.stat().st_size < 64 * 1024 for p in stores), stores
-        assert all("probe-big" not in p.read_text() for p in stores)
+        assert all("probe-big" not in p.read_text() and "probe-wide" not in p.read_text()
+                   for p in stores)
         assert any("probe-small" in p.read_text() for p in stores)
 
 
@@ -248,64 +255,93 @@ async def listed(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any
         return swarms
 
 
-async def test_finished_swarms_are_removed_by_count_and_by_age(
+async def make_swarms(session: aiohttp.ClientSession, url: str, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        async with session.post(f"{url}/api/swarms", json={"task": f"retention {n}"}) as r:
+            assert r.status == 202
+            ids.append((await r.json())["id"])
+    for sid in ids:
+        await wait_status(session, url, sid, {"active"})
+    return ids
+
+
+async def test_finished_swarms_beyond_keep_finished_are_removed(
         tmp_path: Path, claude_flow: list[str]) -> None:
-    """keep_finished = 2 and keep_finished_s = 6: of four stopped swarms the two oldest go at
-    once (reason count), the other two six seconds after they finished (reason age); record
-    and folder both, each logged once; their agents leave the data plane."""
-    config = AGENTS + "keep_finished = 2\nkeep_finished_s = 6\n"
-    async with running(tmp_path, config) as (process, url), aiohttp.ClientSession() as session:
-        ids = []
-        for n in range(4):
-            async with session.post(f"{url}/api/swarms", json={"task": f"retention {n}"}) as r:
-                assert r.status == 202
-                ids.append((await r.json())["id"])
-            await asyncio.sleep(1.1)  # distinct finish times, in this order
-        for sid in ids:
-            await wait_status(session, url, sid, {"active"})
+    """keep_finished = 2: of four swarms stopped one after another, the two that finished first
+    are removed, record and folder, each logged once with reason count; the newest two stay;
+    every stopped swarm's agents leave the data plane."""
+    async with running(tmp_path, AGENTS + "keep_finished = 2\n") as (process, url), \
+            aiohttp.ClientSession() as session:
+        ids = await make_swarms(session, url, 4)
         for sid in ids:
             async with session.delete(f"{url}/api/swarms/{sid}") as r:
                 assert r.status == 202
             await wait_status(session, url, sid, {"completed"})
-            await asyncio.sleep(1.1)
-        await wait_status(session, url, ids[0], {"gone"}, 10)
-        await wait_status(session, url, ids[1], {"gone"}, 10)
-        assert {s["id"] for s in await listed(session, url)} >= set(ids[2:])
-        for sid in ids[2:]:
-            await wait_status(session, url, sid, {"gone"}, 20)
+            await asyncio.sleep(1.1)  # finish times a second apart: an order to keep by
+        for sid in ids[:2]:
+            await wait_status(session, url, sid, {"gone"}, 10)
+        await asyncio.sleep(1.0)  # a few more retention ticks: the newest two stay
+        assert {s["id"] for s in await listed(session, url)} == set(ids[2:])
         state = tmp_path / ".hive-state"
-        for sid in ids:
+        for sid in ids[:2]:
             assert not (state / "swarms" / f"{sid}.json").exists()
             assert not (state / "sessions" / sid).exists()
         async with session.get(f"{url}/api/agents") as r:
             agents = (await r.json()).get("agents", [])
             assert not [a for a in agents if a.get("swarmId") in ids], agents
     expired = process.events("swarm.expired")
-    assert sorted(e["session"] for e in expired) == sorted(ids)  # once each
-    assert {e["session"]: e["reason"] for e in expired} == {
-        ids[0]: "count", ids[1]: "count", ids[2]: "age", ids[3]: "age"}
+    assert sorted((e["session"], e["reason"]) for e in expired) == sorted(
+        [(ids[0], "count"), (ids[1], "count")])  # once each
+
+
+async def test_finished_swarms_older_than_keep_finished_s_are_removed(
+        tmp_path: Path, claude_flow: list[str]) -> None:
+    """keep_finished_s = 2: a stopped swarm is listed as completed, then removed with reason
+    age, once; an active one beside it is never touched."""
+    async with running(tmp_path, AGENTS + "keep_finished_s = 2\n") as (process, url), \
+            aiohttp.ClientSession() as session:
+        done, alive = await make_swarms(session, url, 2)
+        async with session.delete(f"{url}/api/swarms/{done}") as r:
+            assert r.status == 202
+        await wait_status(session, url, done, {"completed"})
+        await wait_status(session, url, done, {"gone"}, 15)
+        await asyncio.sleep(2.5)
+        assert await wait_status(session, url, alive, {"active"}, 1) == "active"
+        assert (tmp_path / ".hive-state" / "swarms" / f"{alive}.json").exists()
+    expired = process.events("swarm.expired")
+    assert [(e["session"], e["reason"]) for e in expired] == [(done, "age")]
 
 
 async def test_a_stop_gets_through_a_queue_full_of_spawns(tmp_path: Path, claude_flow: list[str]) -> None:
-    """One worker, a queue of two, spawns that take 4 s: with the queue full a DELETE of an
-    active swarm answers 202 and the swarm completes before the queued spawns do."""
-    cli, _log = cli_wrapper(tmp_path / "cli", claude_flow, slow_stage="spawn", slow_s=4.0)
+    """One worker, a queue of two, spawns that take 8 s: with the queue full a DELETE of an
+    active swarm answers 202 and the swarm completes while the spawns wait; a DELETE of a
+    spawn still queued completes it at once and frees its place in the queue."""
+    cli, _log = cli_wrapper(tmp_path / "cli", claude_flow, slow_stage="spawn", slow_s=8.0)
     config = AGENTS + (f"command_workers = 1\nmax_queued = 2\ncli = {json.dumps(cli)}\n"
                        f"command_timeout_s = 20\n")
     async with running(tmp_path, config) as (_process, url), aiohttp.ClientSession() as session:
         async with session.post(f"{url}/api/swarms", json={"task": "runaway"}) as r:
             runaway = (await r.json())["id"]
         await wait_status(session, url, runaway, {"active"}, 60)
-        statuses = []
+        statuses, fillers = [], []
         for n in range(4):
             async with session.post(f"{url}/api/swarms", json={"task": f"filler {n}"}) as r:
                 statuses.append(r.status)
+                if r.status == 202:
+                    fillers.append((await r.json())["id"])
         assert statuses == [202, 202, 503, 503], statuses  # the queue is full
         async with session.delete(f"{url}/api/swarms/{runaway}") as r:
             assert r.status == 202, await r.text()
-        await wait_status(session, url, runaway, {"completed"}, 10)
-        fillers = [s for s in await listed(session, url) if s["id"] != runaway]
-        assert fillers and all(s["status"] == "spawning" for s in fillers), fillers
+        await wait_status(session, url, runaway, {"completed"}, 6)
+        async with session.delete(f"{url}/api/swarms/{fillers[1]}") as r:  # queued behind [0]
+            assert r.status == 200 and (await r.json())["status"] == "completed"  # done at once
+        async with session.get(f"{url}/api/swarms/{fillers[1]}") as r:
+            assert "before its spawn began" in (await r.json())["error"]
+        async with session.post(f"{url}/api/swarms", json={"task": "in its place"}) as r:
+            assert r.status == 202  # its place in the queue is free again
+        async with session.get(f"{url}/api/swarms/{fillers[0]}") as r:
+            assert (await r.json())["status"] == "spawning"  # the spawns still wait
 
 
 async def test_headers_sent_a_byte_at_a_time_are_cut_off(tmp_path: Path) -> None:

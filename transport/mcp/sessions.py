@@ -31,7 +31,8 @@ class McpSession:
     subscriptions: set[str] = field(default_factory=set)
     in_flight: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
     outbox: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(256))
-    initialized: bool = False
+    initialized: bool = False  # it came back with a POST after initialize
+    created: float = 0.0
     streaming: bool = False  # a GET stream is open (one per session)
     cancelled: set[Any] = field(default_factory=set)  # ids the client cancelled
 
@@ -59,7 +60,8 @@ class SessionStore:
         self.sweep()
         if len(self._sessions) >= MAX_SESSIONS:
             return None
-        session = McpSession(secrets.token_urlsafe(24), version, client, self._clock())
+        now = self._clock()
+        session = McpSession(secrets.token_urlsafe(24), version, client, now, created=now)
         self._sessions[session.id] = session
         return session
 
@@ -76,8 +78,9 @@ class SessionStore:
         return session
 
     def _expired(self, session: McpSession, now: float) -> bool:
-        ttl = self._ttl_s() if session.initialized else min(self._ttl_s(), HANDSHAKE_TTL_S)
-        return now - session.last_seen > ttl
+        if not session.initialized and now - session.created > HANDSHAKE_TTL_S:
+            return True
+        return now - session.last_seen > self._ttl_s()
 
     def alive(self, session: McpSession) -> bool:
         """Whether ``session`` is still open (its idle clock untouched: an open stream is not a
