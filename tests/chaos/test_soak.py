@@ -102,15 +102,16 @@ async def churn(session: aiohttp.ClientSession, url: str, stop: asyncio.Event) -
 
 
 def state_size(folder: Path) -> tuple[int, int]:
-    """Files and bytes under ``folder``, read while the daemon changes it (a file may go)."""
+    """Files and bytes under ``folder``, read while the daemon changes it (a file or a folder
+    may go between the listing and the look: it is skipped)."""
     count = size = 0
-    for path in folder.rglob("*"):
-        try:
-            if path.is_file():
-                size += path.stat().st_size
-                count += 1
-        except OSError:
-            continue
+    for parent, _dirs, names in os.walk(folder):  # os.walk skips folders it cannot list
+        for name in names:
+            try:
+                size += os.stat(os.path.join(parent, name)).st_size
+            except OSError:
+                continue
+            count += 1
     return count, size
 
 
