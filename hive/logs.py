@@ -159,16 +159,21 @@ class RepeatLimiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._seen: dict[Hashable, list[float | int]] = {}  # key -> [window start, lines, dropped]
+        self._pruned_at = clock()
 
     def allow(self, key: Hashable) -> tuple[bool, int]:
         """Whether to log this line, and how many like it were dropped before it."""
         now = self._clock()
         with self._lock:
+            if now - self._pruned_at >= self.window_s:  # forget the windows that are over
+                # (nothing of theirs was dropped): every line naming a swarm or a session is a
+                # key of its own, and a daemon that runs for months logs millions of them
+                self._pruned_at = now
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s
+                              or (v[2] and now - v[0] < 10 * self.window_s)}
             entry = self._seen.get(key)
             if entry is None or now - entry[0] >= self.window_s:
                 dropped = int(entry[2]) if entry is not None else 0
-                if len(self._seen) > 10_000:  # many distinct keys: forget the old windows
-                    self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
                 self._seen[key] = [now, 1, 0]
                 return True, dropped
             if entry[1] < self.burst:
@@ -176,6 +181,10 @@ class RepeatLimiter:
                 return True, 0
             entry[2] += 1
             return False, 0
+
+    def __len__(self) -> int:
+        """Keys remembered now (bounded by the distinct lines of the last few windows)."""
+        return len(self._seen)
 
     def processor(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         key = tuple(sorted((k, repr(v)) for k, v in event.items() if k != "timestamp"))

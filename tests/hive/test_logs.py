@@ -26,3 +26,18 @@ def test_tokens_in_a_malformed_request_are_redacted_from_the_log() -> None:
                                    (BadHttpMessage, error, None))
         demote_bad_http(record)
         assert secret not in record.getMessage() and "[redacted]" in record.getMessage()
+
+
+def test_the_repeat_limiter_forgets_windows_that_are_over() -> None:
+    """Every line naming a swarm is a key of its own: the limiter held each for good until
+    10,000 had piled up (a churn soak's RSS grew with its history)."""
+    from hive.logs import RepeatLimiter
+
+    now = [0.0]
+    limiter = RepeatLimiter(burst=5, window_s=10.0, clock=lambda: now[0])
+    for i in range(500):
+        assert limiter.allow(("swarm.expired", i)) == (True, 0)
+    assert len(limiter) == 500
+    now[0] = 10.5
+    limiter.allow(("another",))
+    assert len(limiter) == 1
