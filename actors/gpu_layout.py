@@ -2,8 +2,17 @@
 
 Nobody else touches the arrays. Each tick steps the engine (CUDA or CPU, see ``gpu/``), then
 publishes an immutable :class:`PositionFrame` to subscribers. The tick rate drops to
-``min_tick_hz`` once the layout has settled (kinetic energy per node under a threshold) and goes
-back up when the graph changes or a node is pinned.
+``min_tick_hz`` once the layout has settled (kinetic energy per node under a threshold).
+
+The layout comes to rest, as d3-force's simulation stops when its alpha falls below alphaMin:
+once no node has moved more than ``rest_drift`` of the layout's extent in ``rest_window_s``,
+the velocities are zeroed, one last frame is published, and the actor neither steps nor
+publishes until something changes (found in use: a still 500-node graph streamed 340 KB/s to
+every viewer forever, every node jittering at the temperature's floor). A change wakes it
+locally: a new or removed node, an edge added or removed, a drag, moves the nodes within
+``wake_hops`` edges of it, and every other node is held where it is (``gpu.engine.ASLEEP``),
+still pushing and pulling its neighbours, so that the viewer's mental map holds. A new graph,
+or a change that touches most of the graph, wakes every node.
 
 After a restart the actor comes back with the last graphs and positions it kept through
 ``self.supervision.keep`` (immutable values), not with an empty world.
@@ -68,6 +77,9 @@ class LayoutSettings(Settings):
     min_tick_hz: float = setting(5.0, above=0, hi=1000)  # once the layout has settled
     steps_per_tick: int = setting(1, lo=1, hi=100)
     settle_energy: float = setting(1e-3, lo=0)  # kinetic energy per node: settled below it
+    rest_drift: float = setting(0.002, lo=0, hi=1)  # at rest below this most-moved fraction of the extent
+    rest_window_s: float = seconds(1.0, lo=0.05)  # ... over this long
+    wake_hops: int = setting(2, lo=0, hi=1000)  # a change moves the nodes this many edges from it
     save_interval_s: float = seconds(30.0, lo=1.0)  # positions written this often (and at the end)
     params: SimParams = setting(default_factory=SimParams)
     state_dir: str = internal("")  # graph and positions saved here; the daemon sets it
@@ -109,6 +121,9 @@ class LayoutActor(TickingActor):
         self._energy = 0.0
         self._step_ms = 0.0
         self._settled = False
+        self._resting = False  # at rest: no steps, no frames, until something changes
+        self._window: tuple[float, np.ndarray] | None = None  # (when, positions) rest is judged from
+        self._woken_at = time.monotonic()
         self._frames = 0
         self._saver: LayoutSaver | None = None
         self._start: tuple[np.ndarray, np.ndarray] | None = None  # saved positions, by wire id
@@ -176,14 +191,16 @@ class LayoutActor(TickingActor):
         if isinstance(message, PinNodes):
             return self._pin(message)
         if isinstance(message, UnpinNodes):
+            engine = self._engine_or_raise()
             for wid in message.wire_ids:
-                self._engine_or_raise().unpin(wid)
+                engine.unpin(wid)
+            self._wake(self._around(np.asarray(message.wire_ids, dtype=np.int64)))
             return None
         if isinstance(message, SetParams):
             changes: dict[str, Any] = dict(message.changes)
             params = dataclasses.replace(self._engine_or_raise().params, **changes)
             self._engine_or_raise().set_params(params)
-            self._wake()
+            self._wake(None)
             return None
         if isinstance(message, Step):
             energy = self._step(message.n)
@@ -209,6 +226,9 @@ class LayoutActor(TickingActor):
     def _set_graph(self, graph: Graph) -> dict[str, int]:
         """Load ``graph``; if the engine refuses it, keep the last good one (and raise)."""
         previous = self._graphs.get(graph.kind)
+        engine = self._engine_or_raise()
+        before_ids, before_keys, before_awake = engine.node_ids, engine.edge_keys(), engine.awake
+        before_iteration = engine.iteration
         self._graphs[graph.kind] = graph
         try:
             self._load_graphs()
@@ -221,7 +241,7 @@ class LayoutActor(TickingActor):
         self.supervision.keep(MappingProxyType(dict(self._graphs)))
         if self._saver is not None and graph.kind is NodeKind.KNOWLEDGE:
             self._saver.graph(graph)
-        self._wake()
+        self._wake_after_load(before_ids, before_keys, before_awake, before_iteration)
         if self._engine_or_raise().node_count:
             self._publish()  # new nodes are shown now, not at the next tick (up to 200 ms away)
         return {"nodes": graph.node_count, "edges": graph.edge_count}
@@ -260,7 +280,7 @@ class LayoutActor(TickingActor):
                 log.warning("layout.pin_rejected", node=wid, error=str(exc))
                 continue
             pinned += 1
-        self._wake()
+        self._wake(self._around(np.asarray(message.wire_ids, dtype=np.int64)))
         return pinned
 
     def _restore(self, frame: PositionFrame) -> None:
@@ -292,7 +312,7 @@ class LayoutActor(TickingActor):
 
     def on_tick(self) -> None:
         engine = self._engine_or_raise()
-        if engine.node_count == 0:
+        if engine.node_count == 0 or self._resting:
             return
         n = self.settings.steps_per_tick
         if engine.node_count < SMALL_GRAPH and n == 1:
@@ -301,7 +321,10 @@ class LayoutActor(TickingActor):
         self._publish()
         if self._saver is not None and self._saver.positions_due():
             self._saver.positions(engine.node_ids, engine.positions(), engine.pins)
-        settled = self._energy / max(1, engine.node_count) < self.settings.settle_energy
+        if self._came_to_rest():
+            return
+        # per node that moves: a local wake's few nodes are not "settled" by the many held still
+        settled = self._energy / max(1, self._moving()) < self.settings.settle_energy
         if settled != self._settled:
             self._settled = settled
             hz = self.settings.min_tick_hz if settled else self.settings.tick_hz
@@ -315,9 +338,95 @@ class LayoutActor(TickingActor):
         self._step_ms = elapsed_ms if self._step_ms == 0 else 0.9 * self._step_ms + 0.1 * elapsed_ms
         return self._energy
 
-    def _wake(self) -> None:
-        self._settled = False
+    # -- rest and wake --------------------------------------------------------------------
+
+    def _came_to_rest(self) -> bool:
+        """Judge rest once a window: the node that moved most since the window began moved
+        less than ``rest_drift`` of the extent. Then halt, publish the still frame, and stop."""
+        engine = self._engine_or_raise()
+        now = time.monotonic()
+        if self._window is None or engine.iteration <= engine.params.warmup_iterations:
+            self._window = (now, engine.positions())  # a warm-up moves slowly, not little
+            return False
+        began, start = self._window
+        if now - began < self.settings.rest_window_s:
+            return False
+        positions = engine.positions()
+        self._window = (now, positions)
+        if start.shape != positions.shape:
+            return False
+        drift = float(np.sqrt(((positions - start) ** 2).sum(axis=1)).max(initial=0.0))
+        extent = float(np.ptp(positions, axis=0).max(initial=0.0)) if len(positions) else 0.0
+        if drift > self.settings.rest_drift * max(extent, 1.0):
+            return False
+        engine.halt()
+        self._publish()  # velocities now zero: viewers see it still
+        self._resting = self._settled = True
+        self.tick_interval_s = 1.0 / self.settings.min_tick_hz
+        log.info("layout.at_rest", nodes=engine.node_count, drift=round(drift, 4),
+                 extent=round(extent, 1), after_s=round(now - self._woken_at, 2))
+        return True
+
+    def _moving(self) -> int:
+        """How many nodes the next step may move (0 at rest)."""
+        engine = self._engine_or_raise()
+        awake = engine.awake
+        return 0 if self._resting else engine.node_count if awake is None else int(awake.sum())
+
+    def _around(self, wire_ids: np.ndarray) -> np.ndarray:
+        """The nodes within ``wake_hops`` edges of ``wire_ids``."""
+        engine = self._engine_or_raise()
+        return engine.neighbourhood(engine.indices(wire_ids), self.settings.wake_hops)
+
+    def _wake(self, region: np.ndarray | None) -> None:
+        """Let ``region`` (a mask over the nodes; None: all) move, with whatever was moving
+        already, and step again."""
+        engine = self._engine_or_raise()
+        if region is not None and not region.any() and self._resting:
+            return  # nothing of this layout is touched
+        moving = engine.awake
+        if region is None or (not self._resting and moving is None):
+            engine.hold(None)
+        else:
+            engine.hold(region if self._resting or moving is None else region | moving)
+        engine.reheat()
+        self._resting = self._settled = False
+        self._window = None
+        self._woken_at = time.monotonic()
         self.tick_interval_s = 1.0 / self.settings.tick_hz
+
+    def _wake_after_load(self, before_ids: np.ndarray, before_keys: np.ndarray,
+                         before_awake: np.ndarray | None, before_iteration: int) -> None:
+        """After a graph change: wake around what changed (new and removed nodes, added and
+        removed edges); everything for a first graph or a change that touches most of it; and
+        nothing for a change of labels or attributes alone (the agents' graph comes again with
+        every telemetry poll), which carries on as it was, not even warmed up again."""
+        engine = self._engine_or_raise()
+        ids = engine.node_ids
+        if not before_ids.size or not ids.size:
+            self._wake(None)
+            return
+        changed = np.setxor1d(before_keys, engine.edge_keys())
+        ends = np.concatenate([(changed >> np.uint64(32)).astype(np.int64),
+                               (changed & np.uint64(0xFFFFFFFF)).astype(np.int64)])
+        seeds = np.union1d(np.setxor1d(ids, before_ids), ends)
+        seeds = seeds[np.isin(seeds, ids)]  # a removed node's former neighbours are edge ends
+        if not seeds.size and not changed.size and ids.size == before_ids.size:
+            engine.resume(before_iteration)
+            if not self._resting and before_awake is not None:
+                engine.hold(np.isin(ids, before_ids[before_awake]))
+            return
+        region = self._around(seeds)
+        if region.sum() * 2 > len(ids):
+            self._wake(None)
+            return
+        if not self._resting and before_awake is not None:  # what was moving keeps moving
+            region |= np.isin(ids, before_ids[before_awake])
+        elif not self._resting:
+            self._wake(None)
+            return
+        self._resting = True  # the engine let every node go: hold all but the region again
+        self._wake(region)
 
     def _frame(self, full: bool) -> PositionFrame:
         engine = self._engine_or_raise()
@@ -361,6 +470,8 @@ class LayoutActor(TickingActor):
                 "tick_hz": round(1.0 / interval, 2) if interval else 0.0,
                 "kinetic_energy": self._energy,
                 "settled": self._settled,
+                "at_rest": self._resting,
+                "moving": self._moving(),
                 "frames_published": self._frames,
                 "saved": self._saver.describe() if self._saver is not None else None,
                 "subscribers": len(self._subscribers),

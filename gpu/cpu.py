@@ -453,6 +453,18 @@ class CpuBackend:
         vel = np.stack([b["vx"][:n], b["vy"][:n], b["vz"][:n]], axis=1)
         return pos, vel
 
+    def set_frozen(self, flags: np.ndarray) -> None:
+        """Every node's hold at once: 0 moves, anything else stays where it is (velocity 0)."""
+        self.buffers["pinned"][: self.n] = flags
+        self.buffers["vx"][: self.n][flags != 0] = 0.0
+        self.buffers["vy"][: self.n][flags != 0] = 0.0
+        self.buffers["vz"][: self.n][flags != 0] = 0.0
+
+    def halt(self) -> None:
+        """Every velocity to zero: the layout at rest shows nothing still moving."""
+        for name in ("vx", "vy", "vz"):
+            self.buffers[name][: self.n] = 0.0
+
     def set_node(self, i: int, pos: tuple[float, float, float], pinned: bool) -> None:
         b = self.buffers
         for d, name in enumerate(("x", "y", "z")):

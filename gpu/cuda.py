@@ -394,6 +394,19 @@ class CudaBackend:
                 self.launcher.copy_to_host(self.d[name], n, out[k])
         return np.ascontiguousarray(out[:3].T), np.ascontiguousarray(out[3:].T)
 
+    def set_frozen(self, flags: np.ndarray) -> None:
+        """Every node's hold at once: 0 moves, anything else stays where it is (the kernel
+        zeroes a held node's velocity at its next step)."""
+        self._upload("pinned", flags.astype(np.uint8))
+        self.launcher.sync("set_frozen")
+
+    def halt(self) -> None:
+        """Every velocity to zero: the layout at rest shows nothing still moving."""
+        zeros = np.zeros(self.n, dtype=np.float32)
+        for name in ("vx", "vy", "vz"):
+            self._upload(name, zeros)
+        self.launcher.sync("halt")
+
     def set_node(self, i: int, pos: tuple[float, float, float], pinned: bool) -> None:
         for k, name in enumerate(("x", "y", "z")):
             self.d[name][i : i + 1].copy_to_device(np.array([pos[k]], dtype=np.float32))  # type: ignore[index]

@@ -14,6 +14,8 @@ import numpy as np
 from gpu.params import SimParams
 
 __all__ = [
+    "ASLEEP",
+    "PINNED",
     "Backend",
     "CudaUnavailableError",
     "LayoutEngine",
@@ -40,11 +42,23 @@ class Backend(Protocol):
 
     def set_node(self, i: int, pos: tuple[float, float, float], pinned: bool) -> None: ...
 
+    def set_frozen(self, flags: np.ndarray) -> None: ...
+
+    def halt(self) -> None: ...
+
     def step(self, n_steps: int, iteration: int, params: SimParams, use_grid: bool) -> float: ...
 
     def forces(self, params: SimParams, mode: str) -> np.ndarray: ...
 
     def nbytes(self) -> int: ...
+
+
+# A node's hold in the backends' ``pinned`` array: 0 moves; PINNED is held where a user put it;
+# ASLEEP is held where it is while the rest of the layout settles around a local change (it
+# still pushes and pulls its neighbours, it just does not move). The kernels treat any
+# non-zero value alike.
+PINNED = 1
+ASLEEP = 2
 
 
 class CudaUnavailableError(RuntimeError):
@@ -124,6 +138,9 @@ class LayoutEngine:
         self._index: dict[int, int] = {}
         self._pins: dict[int, tuple[float, float, float]] = {}
         self._iteration = 0
+        self._offsets = np.zeros(1, dtype=np.int32)  # the CSR adjacency, for neighbourhoods
+        self._columns = np.zeros(0, dtype=np.int32)
+        self._awake: np.ndarray | None = None  # None: every node moves
 
     # -- read-only views -------------------------------------------------------------
     @property
@@ -268,11 +285,11 @@ class LayoutEngine:
         offsets = np.zeros(n + 1, dtype=np.int32)
         if n:
             np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
-        self._backend.load(
-            pos_new, vel_new, pinned, offsets, cols[by_row].astype(np.int32),
-            ww[by_row].astype(np.float32),
-        )
+        columns = cols[by_row].astype(np.int32)
+        self._backend.load(pos_new, vel_new, pinned, offsets, columns, ww[by_row].astype(np.float32))
         self._ids = ids
+        self._offsets, self._columns = offsets, columns
+        self._awake = None
         self._iteration = 0
 
     def _slot(self, node_id: int) -> int:
@@ -301,6 +318,83 @@ class LayoutEngine:
         p = self._pins.pop(int(node_id), None)
         if p is not None:
             self._backend.set_node(k, p, False)
+
+    # -- local motion ----------------------------------------------------------------
+    def indices(self, node_ids: np.ndarray) -> np.ndarray:
+        """The slots of the ``node_ids`` the engine knows (unknown ones left out)."""
+        ids = np.asarray(node_ids, dtype=np.int64).ravel()
+        if not ids.size or not self._ids.size:
+            return np.zeros(0, dtype=np.int64)
+        order = np.argsort(self._ids, kind="stable")
+        at = np.minimum(np.searchsorted(self._ids[order], ids), self._ids.size - 1)
+        hit = self._ids[order][at] == ids
+        return order[at[hit]].astype(np.int64)
+
+    def neighbourhood(self, slots: np.ndarray, hops: int) -> np.ndarray:
+        """A mask of the nodes within ``hops`` edges of ``slots`` (those included)."""
+        mask = np.zeros(self.node_count, dtype=bool)
+        frontier = np.unique(np.asarray(slots, dtype=np.int64))
+        mask[frontier] = True
+        off, cols = self._offsets, self._columns
+        for _ in range(hops):
+            if not frontier.size:
+                break
+            starts, lengths = off[frontier], off[frontier + 1] - off[frontier]
+            total = int(lengths.sum())
+            if not total:
+                break
+            shift = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+            reached = np.unique(cols[shift + np.arange(total)])
+            frontier = reached[~mask[reached]]
+            mask[frontier] = True
+        return mask
+
+    def edge_keys(self) -> np.ndarray:
+        """Each undirected edge once, as ``min(id) << 32 | max(id)`` (uint64), sorted: what
+        tells two graphs' edges apart without building either's edge list in Python."""
+        n = self.node_count
+        if not n or not self._columns.size:
+            return np.zeros(0, dtype=np.uint64)
+        rows = np.repeat(np.arange(n), np.diff(self._offsets))
+        a = self._ids[rows].astype(np.uint64)
+        b = self._ids[self._columns].astype(np.uint64)
+        keys = (np.minimum(a, b) << np.uint64(32)) | np.maximum(a, b)
+        return np.unique(keys)
+
+    @property
+    def awake(self) -> np.ndarray | None:
+        """The mask of nodes that move (None: all of them)."""
+        return None if self._awake is None else self._awake.copy()
+
+    def hold(self, awake: np.ndarray | None) -> None:
+        """Let only the nodes in ``awake`` move (None: all); the others are held where they
+        are (:data:`ASLEEP`) until the next ``hold`` or ``set_graph``. User pins stay."""
+        if awake is not None and awake.shape != (self.node_count,):
+            raise ValueError(f"awake must be a mask of {self.node_count} nodes")
+        if awake is not None and awake.all():
+            awake = None
+        self._awake = None if awake is None else awake.astype(bool, copy=True)
+        flags = np.zeros(self.node_count, dtype=np.uint8)
+        if self._awake is not None:
+            flags[~self._awake] = ASLEEP
+        for node_id in self._pins:
+            flags[self._index[node_id]] = PINNED
+        self._backend.set_frozen(flags)
+
+    def resume(self, iteration: int) -> None:
+        """Carry on from step ``iteration`` (its warm-up and temperature): after a ``set_graph``
+        that changed no node and no edge (labels, attributes), which must not heat anything."""
+        self._iteration = max(0, int(iteration))
+
+    def reheat(self) -> None:
+        """Full temperature again (the warm-up is not repeated): what a drag or a local change
+        needs to move the nodes it wakes, once the layout has cooled."""
+        self._iteration = min(self._iteration, int(self._params.warmup_iterations))
+
+    def halt(self) -> None:
+        """Every velocity to zero (the layout has come to rest)."""
+        if self.node_count:
+            self._backend.halt()
 
     def step(self, n: int = 1) -> float:
         """Advance ``n`` steps in one backend call; return the kinetic energy after them."""

@@ -115,10 +115,15 @@ def _component_metrics(components: Mapping[str, Any]) -> Iterator[Metric]:
     layout = details.get("gpu_layout", {})
     step = GaugeMetricFamily("hive_layout_step_seconds", "Mean time of one layout step")
     nodes = GaugeMetricFamily("hive_layout_nodes", "Nodes in the layout")
+    at_rest = GaugeMetricFamily("hive_layout_at_rest", "1 while the layout is at rest (no steps, "
+                                                       "no frames), else 0")
+    moving = GaugeMetricFamily("hive_layout_moving_nodes", "Nodes the layout is moving now")
     if layout:
         step.add_metric([], float(layout.get("step_ms", 0.0)) / 1e3)
         nodes.add_metric([], float(layout.get("nodes", 0)))
-    yield from (step, nodes)
+        at_rest.add_metric([], 1.0 if layout.get("at_rest") else 0.0)
+        moving.add_metric([], float(layout.get("moving", 0)))
+    yield from (step, nodes, at_rest, moving)
 
 
 class _BuildInfo(Collector):

@@ -178,3 +178,105 @@ def test_settings_are_validated() -> None:
         LayoutSettings(tick_hz=1, min_tick_hz=5)
     with pytest.raises(ValueError, match="dt"):
         LayoutSettings(params={"dt": -1.0})
+
+
+# -- rest and wake (issue 20) ------------------------------------------------------------------
+
+FAST_REST = LayoutSettings(tick_hz=60.0, min_tick_hz=5.0, backend="cpu", rest_window_s=0.25,
+                           params={"cooling_rate": 0.97, "warmup_iterations": 20})
+
+
+@pytest.fixture
+def resting() -> Any:
+    spec = WorkerSpec("layout", LayoutActor, args=(FAST_REST,), start_timeout=300)
+    t = SupervisionTree(SupervisorSpec("root", (spec,)))
+    t.start()
+    yield t.address("root/layout")
+    t.stop(5)
+
+
+def random_graph(n: int, seed: int = 3) -> Graph:
+    rng = np.random.default_rng(seed)
+    edges = {(i, int(rng.integers(0, i))) for i in range(1, n)}  # a random tree, then more
+    edges |= {(int(a), int(b)) for a, b in rng.integers(0, n, (n // 2, 2)) if a != b}
+    return Graph.build(NodeKind.KNOWLEDGE, [GraphNode(i, "") for i in range(n)],
+                       [GraphEdge(a, b) for a, b in edges])
+
+
+def wait_rest(layout: Any, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        detail = dict(layout.ask(StatusQuery()).detail)
+        if detail["at_rest"]:
+            return detail
+        time.sleep(0.05)
+    raise AssertionError(f"no rest in {timeout} s: {detail}")
+
+
+def test_a_still_layout_comes_to_rest_and_then_publishes_nothing(resting: Any) -> None:
+    """Found in use: a still graph jittered forever and streamed every node in every frame."""
+    frames: queue.Queue[PositionFrame] = queue.Queue()
+    resting.tell(Subscribe("t", frames.put))
+    resting.ask(SetGraph(random_graph(300)))
+    detail = wait_rest(resting)
+    assert detail["moving"] == 0
+    last = None
+    while not frames.empty():
+        last = frames.get_nowait()
+    assert last is not None and not np.abs(last.velocities).any()  # the still frame: v = 0
+    before = resting.ask(GetSnapshot())
+    time.sleep(1.0)
+    assert frames.empty()  # at rest: no frame at all
+    np.testing.assert_array_equal(resting.ask(GetSnapshot()).positions, before.positions)
+
+
+def test_a_drag_wakes_its_neighbourhood_and_nothing_else(resting: Any) -> None:
+    graph = random_graph(400)
+    resting.ask(SetGraph(graph))
+    wait_rest(resting)
+    before = resting.ask(GetSnapshot())
+    dragged = KNOWLEDGE_FLAG | 7
+    where = before.positions[before.wire_ids.tolist().index(dragged)] + 40.0
+    assert resting.ask(PinNodes((dragged,), (tuple(where.tolist()),))) == 1
+    assert not resting.ask(StatusQuery()).detail["at_rest"]
+    wait_rest(resting)
+    after = resting.ask(GetSnapshot())
+    near = {7} | {e.target for e in graph.edges if e.source == 7} | {
+        e.source for e in graph.edges if e.target == 7}
+    hops = set(near)
+    for a in near:  # two hops: wake_hops' default
+        hops |= {e.target for e in graph.edges if e.source == a}
+        hops |= {e.source for e in graph.edges if e.target == a}
+    moved = np.linalg.norm(after.positions - before.positions, axis=1) > 1e-3
+    moved_ids = {int(w) & ~KNOWLEDGE_FLAG for w in after.wire_ids[moved]}
+    assert 7 in moved_ids and moved_ids <= hops  # the rest held still, exactly
+    assert len(moved_ids) > 1  # its neighbours followed
+
+
+def test_a_new_node_moves_almost_nothing_else(resting: Any) -> None:
+    """The viewer's mental map: one new node joining a settled 2,000-node graph moves no more
+    than 5 % of the others by more than 1 % of the layout's extent."""
+    resting.ask(SetGraph(random_graph(2000)))
+    wait_rest(resting, 60)
+    before = resting.ask(GetSnapshot())
+    resting.ask(UpdateGraph(NodeKind.KNOWLEDGE, add_nodes=(GraphNode(5000, "new"),),
+                            add_edges=(GraphEdge(5000, 11),)))
+    wait_rest(resting, 60)
+    after = resting.ask(GetSnapshot())
+    index = {int(w): i for i, w in enumerate(after.wire_ids.tolist())}
+    now = after.positions[[index[int(w)] for w in before.wire_ids.tolist()]]
+    extent = float(np.ptp(before.positions, axis=0).max())
+    moved = np.linalg.norm(now - before.positions, axis=1) > 0.01 * extent
+    assert moved.mean() <= 0.05, moved.mean()
+
+
+def test_a_graph_sent_again_with_new_labels_wakes_nothing(resting: Any) -> None:
+    """The agents' graph comes again with every telemetry poll (statuses, CPU): that must not
+    wake a layout at rest, nor warm up one that is cooling."""
+    graph = random_graph(200)
+    resting.ask(SetGraph(graph))
+    wait_rest(resting)
+    relabelled = Graph.build(NodeKind.KNOWLEDGE, [GraphNode(n.id, "polled") for n in graph.nodes],
+                             list(graph.edges))
+    resting.ask(SetGraph(relabelled))
+    assert resting.ask(StatusQuery()).detail["at_rest"]

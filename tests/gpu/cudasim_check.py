@@ -68,6 +68,32 @@ eng = LayoutEngine(SimParams(**small), backend="cuda")
 eng.set_graph(*random_graph(48, seed=4))
 result["grid_vs_exact"] = float(np.abs(eng.forces("grid_near") - eng.forces("exact_cutoff")).max())
 
+# Rest and local wake: only a neighbourhood moves, the same on both backends, and a halt
+# leaves no velocity behind.
+def held(backend: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    e = LayoutEngine(SimParams(**small), backend=backend)
+    e.set_graph(*random_graph(48, seed=5))
+    e.step(3)
+    before = e.positions()
+    awake = e.neighbourhood(e.indices(np.array([int(e.node_ids[0])])), 1)
+    e.hold(awake)
+    e.step(4)
+    after = e.positions()
+    e.halt()
+    return before, after, awake, e.velocities()
+
+
+for backend in ("cpu", "cuda"):
+    before, after, awake, halted = held(backend)
+    moved = np.abs(after - before).max(axis=1) > 0
+    result[f"hold_{backend}"] = {
+        "asleep_moved": int((moved & ~awake).sum()), "awake_moved": int((moved & awake).sum()),
+        "awake": int(awake.sum()), "halted_v": float(np.abs(halted).max()),
+        "after": after.tolist(),
+    }
+result["hold_pos"] = float(np.abs(np.array(result["hold_cpu"]["after"])  # type: ignore[index]
+                                  - np.array(result["hold_cuda"]["after"])).max())  # type: ignore[index]
+
 try:
     Launcher().launch("k_out_of_bounds", k_out_of_bounds, 4, np.zeros(4, dtype=np.float32))
     result["error"] = "no error"

@@ -52,3 +52,16 @@ def test_cuda_grid_matches_exact_within_cutoff(sim_result: dict) -> None:
 
 def test_cuda_error_names_the_kernel(sim_result: dict) -> None:
     assert "k_out_of_bounds" in sim_result["error"]
+
+
+@pytest.mark.parametrize("backend", ["cpu", "cuda"])
+def test_held_nodes_stay_put_and_a_halt_zeroes_velocities(sim_result: dict, backend: str) -> None:
+    """Rest and local wake (issue 20) on both backends: with a node's 1-hop neighbourhood awake
+    and the rest held, only that neighbourhood moves; a halt leaves every velocity 0."""
+    r = sim_result[f"hold_{backend}"]
+    assert r["asleep_moved"] == 0 and r["awake_moved"] >= 2 and r["awake"] < 48
+    assert r["halted_v"] == 0.0
+
+
+def test_cuda_holds_like_the_cpu(sim_result: dict) -> None:
+    assert sim_result["hold_pos"] < 1e-4

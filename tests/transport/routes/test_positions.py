@@ -282,3 +282,51 @@ async def test_wrongly_typed_fields_get_errors_not_a_closed_stream(daemon: Daemo
         assert "data" in (await receive_json(ws, "error"))["message"]
         await ws.send_json({"type": "ping", "timestamp": 12})
         assert (await receive_json(ws, "pong"))["timestamp"] == 12
+
+
+# -- a layout at rest (issue 20) ----------------------------------------------------------------
+
+REST_FAST = ("[actors.gpu_layout]\nrest_window_s = 0.25\n"
+             "[actors.gpu_layout.params]\ncooling_rate = 0.97\nwarmup_iterations = 20\n")
+
+
+async def layout_detail(d: Daemon) -> dict[str, object]:
+    async with d.session.get(f"{d.url}/api/health?refresh=true") as r:
+        health = await r.json()
+    return dict(health["components"]["gpu_layout"]["detail"])
+
+
+async def test_a_still_graph_goes_quiet_on_wss_and_a_drag_wakes_it() -> None:
+    """Found in use: a still 500-node graph streamed 340 KB/s to every viewer forever. Now it
+    comes to rest, /wss sends nothing, health and /metrics say so; a drag wakes it."""
+    from tests.conftest import WITHOUT_AGENTS
+
+    d = await start_daemon(WITHOUT_AGENTS + REST_FAST)
+    try:
+        await load_graph(d, 300)
+        async with d.session.ws_connect(f"{d.ws_url}/wss") as ws:
+            await receive_json(ws, "connection_established")
+            await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": 30}})
+            await receive_json(ws, "subscription_confirmed")
+            async with asyncio.timeout(30):
+                while not (await layout_detail(d))["at_rest"]:
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(0.2)  # the still frame on its way
+            while True:  # drain what was sent before rest
+                try:
+                    await asyncio.wait_for(ws.receive(), 0.3)
+                except TimeoutError:
+                    break
+            quiet_since = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.receive(), 1.5)  # nothing at all while at rest
+            assert time.monotonic() - quiet_since >= 1.5
+            async with d.session.get(f"{d.url}/metrics") as r:
+                assert "hive_layout_at_rest 1.0" in await r.text()
+            record = struct.pack("<I3f3ffi", KNOWLEDGE_FLAG | 3, 80.0, -40.0, 20.0, 0, 0, 0, 0, -1)
+            await ws.send_bytes(record)
+            frame = decode_by_spec(await receive_binary(ws, 5))  # awake: frames again
+            assert frame
+            assert not (await layout_detail(d))["at_rest"]
+    finally:
+        await d.stop()
