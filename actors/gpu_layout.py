@@ -105,6 +105,38 @@ def _warm_up(params: SimParams, backend: str) -> None:
         log.info("layout.compiled", backend=engine.backend_name, took_s=round(took, 1))
 
 
+def _same_shape(a: Graph, b: Graph) -> bool:
+    """The same nodes and the same weighted edges, in the same order: only labels or
+    attributes differ."""
+    return (np.array_equal(a.ids, b.ids) and np.array_equal(a.sources, b.sources)
+            and np.array_equal(a.targets, b.targets) and np.array_equal(a.weights, b.weights))
+
+
+def _edge_weights(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """Each undirected edge once, as ``min(id) << 30 | max(id)`` (ids are below 2^30), sorted,
+    with the sum of its weights (parallel edges add up, as in the engine)."""
+    a, b = np.minimum(graph.sources, graph.targets), np.maximum(graph.sources, graph.targets)
+    keys, inverse = np.unique((a << 30) | b, return_inverse=True)
+    return keys, np.bincount(inverse, weights=graph.weights, minlength=len(keys))
+
+
+def _changed(previous: Graph | None, graph: Graph) -> np.ndarray:
+    """The node ids of ``graph``'s kind that a change touches: nodes added or removed, and
+    both ends of every edge added, removed or given another weight. Computed on this kind's
+    columns alone, never on the whole engine's."""
+    if previous is None:
+        return graph.ids.copy()
+    nodes = np.setxor1d(previous.ids, graph.ids, assume_unique=True)
+    old_keys, old_w = _edge_weights(previous)
+    new_keys, new_w = _edge_weights(graph)
+    both, i_old, i_new = np.intersect1d(old_keys, new_keys, assume_unique=True,
+                                        return_indices=True)
+    touched = np.concatenate([np.setxor1d(old_keys, new_keys, assume_unique=True),
+                              both[old_w[i_old] != new_w[i_new]]])
+    ends = np.concatenate([touched >> 30, touched & ((1 << 30) - 1)])
+    return np.union1d(nodes, ends)
+
+
 class LayoutActor(TickingActor):
     supervision: ChildContext  # set by the supervisor before the actor starts
 
@@ -123,6 +155,7 @@ class LayoutActor(TickingActor):
         self._settled = False
         self._resting = False  # at rest: no steps, no frames, until something changes
         self._window: tuple[float, np.ndarray] | None = None  # (when, positions) rest is judged from
+        self._window_steps = 0  # steps taken since the window began
         self._woken_at = time.monotonic()
         self._frames = 0
         self._saver: LayoutSaver | None = None
@@ -203,6 +236,8 @@ class LayoutActor(TickingActor):
             self._wake(None)
             return None
         if isinstance(message, Step):
+            if self._resting:  # an explicit step: the layout moves, so it is not at rest
+                self._wake(None)
             energy = self._step(message.n)
             self._publish()
             return energy
@@ -226,9 +261,17 @@ class LayoutActor(TickingActor):
     def _set_graph(self, graph: Graph) -> dict[str, int]:
         """Load ``graph``; if the engine refuses it, keep the last good one (and raise)."""
         previous = self._graphs.get(graph.kind)
+        if previous is not None and _same_shape(previous, graph):
+            # labels or attributes alone (the agents' graph comes again with every telemetry
+            # poll, with new CPU and task counts): nothing moves, nothing is sent, no reload
+            self._graphs[graph.kind] = graph
+            self.supervision.keep(MappingProxyType(dict(self._graphs)))
+            if self._saver is not None and graph.kind is NodeKind.KNOWLEDGE:
+                self._saver.graph(graph)
+            return {"nodes": graph.node_count, "edges": graph.edge_count}
         engine = self._engine_or_raise()
-        before_ids, before_keys, before_awake = engine.node_ids, engine.edge_keys(), engine.awake
-        before_iteration = engine.iteration
+        before_count, before_awake = engine.node_count, engine.awake
+        before_ids, before_iteration = engine.node_ids, engine.iteration
         self._graphs[graph.kind] = graph
         try:
             self._load_graphs()
@@ -241,7 +284,8 @@ class LayoutActor(TickingActor):
         self.supervision.keep(MappingProxyType(dict(self._graphs)))
         if self._saver is not None and graph.kind is NodeKind.KNOWLEDGE:
             self._saver.graph(graph)
-        self._wake_after_load(before_ids, before_keys, before_awake, before_iteration)
+        seeds = _changed(previous, graph) | np.int64(graph.kind.flag)  # as wire ids
+        self._wake_after_load(seeds, before_count, before_ids, before_awake, before_iteration)
         if self._engine_or_raise().node_count:
             self._publish()  # new nodes are shown now, not at the next tick (up to 200 ms away)
         return {"nodes": graph.node_count, "edges": graph.edge_count}
@@ -318,11 +362,12 @@ class LayoutActor(TickingActor):
         if engine.node_count < SMALL_GRAPH and n == 1:
             n = 2
         self._step(n)
+        self._window_steps += n
+        if self._came_to_rest(n):
+            return  # it published the still frame itself
         self._publish()
         if self._saver is not None and self._saver.positions_due():
             self._saver.positions(engine.node_ids, engine.positions(), engine.pins)
-        if self._came_to_rest():
-            return
         # per node that moves: a local wake's few nodes are not "settled" by the many held still
         settled = self._energy / max(1, self._moving()) < self.settings.settle_energy
         if settled != self._settled:
@@ -340,26 +385,33 @@ class LayoutActor(TickingActor):
 
     # -- rest and wake --------------------------------------------------------------------
 
-    def _came_to_rest(self) -> bool:
-        """Judge rest once a window: the node that moved most since the window began moved
-        less than ``rest_drift`` of the extent. Then halt, publish the still frame, and stop."""
+    def _came_to_rest(self, per_tick: int) -> bool:
+        """Judge rest once a window (``rest_window_s``): the node that moved most since the
+        window began, scaled to the steps a full-speed window holds (a slow machine or a big
+        graph takes fewer, and must not rest early for that), moved less than ``rest_drift``
+        of the extent (the 1st to 99th percentile's span: a node dragged to the world's edge
+        does not stretch it). Then halt, save, publish the still frame, and stop."""
         engine = self._engine_or_raise()
         now = time.monotonic()
-        if self._window is None or engine.iteration <= engine.params.warmup_iterations:
-            self._window = (now, engine.positions())  # a warm-up moves slowly, not little
-            return False
-        began, start = self._window
-        if now - began < self.settings.rest_window_s:
+        if self._window is not None and now - self._window[0] < self.settings.rest_window_s:
             return False
         positions = engine.positions()
-        self._window = (now, positions)
-        if start.shape != positions.shape:
-            return False
-        drift = float(np.sqrt(((positions - start) ** 2).sum(axis=1)).max(initial=0.0))
-        extent = float(np.ptp(positions, axis=0).max(initial=0.0)) if len(positions) else 0.0
+        window, steps = self._window, self._window_steps
+        self._window, self._window_steps = (now, positions), 0
+        if (window is None or not steps or window[1].shape != positions.shape
+                or engine.iteration <= engine.params.warmup_iterations):
+            return False  # a warm-up moves slowly, not little
+        full_speed = self.settings.tick_hz * self.settings.rest_window_s * per_tick
+        drift = float(np.sqrt(((positions - window[1]) ** 2).sum(axis=1)).max(initial=0.0))
+        drift *= max(1.0, full_speed / steps)
+        low, high = np.percentile(positions, [1, 99], axis=0)
+        extent = float((high - low).max())
         if drift > self.settings.rest_drift * max(extent, 1.0):
             return False
         engine.halt()
+        self._energy = 0.0
+        if self._saver is not None:
+            self._saver.positions(engine.node_ids, engine.positions(), engine.pins)
         self._publish()  # velocities now zero: viewers see it still
         self._resting = self._settled = True
         self.tick_interval_s = 1.0 / self.settings.min_tick_hz
@@ -382,8 +434,10 @@ class LayoutActor(TickingActor):
         """Let ``region`` (a mask over the nodes; None: all) move, with whatever was moving
         already, and step again."""
         engine = self._engine_or_raise()
-        if region is not None and not region.any() and self._resting:
-            return  # nothing of this layout is touched
+        if region is not None and not region.any():
+            if self._resting:  # a graph change that touched nothing here: held again
+                engine.hold(np.zeros(engine.node_count, dtype=bool))
+            return  # nothing of this layout is touched (a drag of a node it does not have)
         moving = engine.awake
         if region is None or (not self._resting and moving is None):
             engine.hold(None)
@@ -391,41 +445,26 @@ class LayoutActor(TickingActor):
             engine.hold(region if self._resting or moving is None else region | moving)
         engine.reheat()
         self._resting = self._settled = False
-        self._window = None
+        self._window, self._window_steps = None, 0
         self._woken_at = time.monotonic()
         self.tick_interval_s = 1.0 / self.settings.tick_hz
 
-    def _wake_after_load(self, before_ids: np.ndarray, before_keys: np.ndarray,
+    def _wake_after_load(self, seeds: np.ndarray, before_count: int, before_ids: np.ndarray,
                          before_awake: np.ndarray | None, before_iteration: int) -> None:
-        """After a graph change: wake around what changed (new and removed nodes, added and
-        removed edges); everything for a first graph or a change that touches most of it; and
-        nothing for a change of labels or attributes alone (the agents' graph comes again with
-        every telemetry poll), which carries on as it was, not even warmed up again."""
+        """After a graph change: wake the nodes within ``wake_hops`` of ``seeds`` (the wire
+        ids of new and removed nodes and of the ends of edges added, removed or reweighted),
+        with what was moving already, hot but not warmed up again; every node, warmed up, for a
+        first graph or a change that touches most of it."""
         engine = self._engine_or_raise()
-        ids = engine.node_ids
-        if not before_ids.size or not ids.size:
-            self._wake(None)
-            return
-        changed = np.setxor1d(before_keys, engine.edge_keys())
-        ends = np.concatenate([(changed >> np.uint64(32)).astype(np.int64),
-                               (changed & np.uint64(0xFFFFFFFF)).astype(np.int64)])
-        seeds = np.union1d(np.setxor1d(ids, before_ids), ends)
-        seeds = seeds[np.isin(seeds, ids)]  # a removed node's former neighbours are edge ends
-        if not seeds.size and not changed.size and ids.size == before_ids.size:
-            engine.resume(before_iteration)
-            if not self._resting and before_awake is not None:
-                engine.hold(np.isin(ids, before_ids[before_awake]))
-            return
         region = self._around(seeds)
-        if region.sum() * 2 > len(ids):
-            self._wake(None)
+        if not before_count or region.sum() * 2 > engine.node_count:
+            self._wake(None)  # a new layout: set_graph began its warm-up
             return
-        if not self._resting and before_awake is not None:  # what was moving keeps moving
-            region |= np.isin(ids, before_ids[before_awake])
-        elif not self._resting:
-            self._wake(None)
-            return
-        self._resting = True  # the engine let every node go: hold all but the region again
+        engine.resume(before_iteration)  # the rest of the layout is as cool as it was
+        if not self._resting:  # what was moving keeps moving
+            region |= np.isin(engine.node_ids, before_ids if before_awake is None
+                              else before_ids[before_awake])
+        self._resting = True  # set_graph let every node go: hold all but the region again
         self._wake(region)
 
     def _frame(self, full: bool) -> PositionFrame:

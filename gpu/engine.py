@@ -349,18 +349,6 @@ class LayoutEngine:
             mask[frontier] = True
         return mask
 
-    def edge_keys(self) -> np.ndarray:
-        """Each undirected edge once, as ``min(id) << 32 | max(id)`` (uint64), sorted: what
-        tells two graphs' edges apart without building either's edge list in Python."""
-        n = self.node_count
-        if not n or not self._columns.size:
-            return np.zeros(0, dtype=np.uint64)
-        rows = np.repeat(np.arange(n), np.diff(self._offsets))
-        a = self._ids[rows].astype(np.uint64)
-        b = self._ids[self._columns].astype(np.uint64)
-        keys = (np.minimum(a, b) << np.uint64(32)) | np.maximum(a, b)
-        return np.unique(keys)
-
     @property
     def awake(self) -> np.ndarray | None:
         """The mask of nodes that move (None: all of them)."""

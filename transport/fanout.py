@@ -86,6 +86,15 @@ class FrameHub:
         self._clients[client.id] = client
         return client
 
+    def subscribe(self, client: Client, interval_s: float) -> None:
+        """Start sending to ``client``, at once with the newest frame: a layout at rest
+        publishes nothing, and a newcomer must still see where everything is."""
+        client.interval_s = interval_s
+        client.subscribed = True
+        if client.pending is None and self._latest is not None:
+            client.pending = self._latest.frame
+            client.wake.set()
+
     def remove_client(self, client: Client) -> None:
         self._clients.pop(client.id, None)
         client.wake.set()

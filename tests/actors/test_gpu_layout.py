@@ -276,7 +276,23 @@ def test_a_graph_sent_again_with_new_labels_wakes_nothing(resting: Any) -> None:
     graph = random_graph(200)
     resting.ask(SetGraph(graph))
     wait_rest(resting)
+    frames: queue.Queue[PositionFrame] = queue.Queue()
+    resting.tell(Subscribe("t", frames.put))
     relabelled = Graph.build(NodeKind.KNOWLEDGE, [GraphNode(n.id, "polled") for n in graph.nodes],
                              list(graph.edges))
     resting.ask(SetGraph(relabelled))
     assert resting.ask(StatusQuery()).detail["at_rest"]
+    time.sleep(0.5)
+    assert frames.empty()  # not even a full frame: nothing moved
+    assert resting.ask(GetGraph())["knowledge"]["nodes"][0]["label"] == "polled"
+
+
+def test_a_new_edge_weight_wakes_the_edge_ends(resting: Any) -> None:
+    graph = random_graph(200)
+    resting.ask(SetGraph(graph))
+    wait_rest(resting)
+    edges = list(graph.edges)
+    edges[0] = GraphEdge(edges[0].source, edges[0].target, 5.0)
+    resting.ask(SetGraph(Graph.build(NodeKind.KNOWLEDGE, list(graph.nodes), edges)))
+    detail = resting.ask(StatusQuery()).detail
+    assert not detail["at_rest"] and 2 <= detail["moving"] < 200

@@ -80,10 +80,9 @@ async def _control(conn: Connection, client: Any, data: dict[str, Any]) -> None:
         if options.get("binary", True) is not True:
             await conn.error("only binary position updates are supported (binary: true)")
             return
-        client.interval_s = interval / 1000.0
-        client.subscribed = True
         await conn.send_json({"type": "subscription_confirmed", "timestamp": now_ms(),
                               "data": {"interval": interval, "binary": True}})
+        conn.services.hub.subscribe(client, interval / 1000.0)  # frames after the confirmation
     elif kind == "unsubscribe_position_updates":
         client.subscribed = False
         client.pending = None

@@ -323,6 +323,10 @@ async def test_a_still_graph_goes_quiet_on_wss_and_a_drag_wakes_it() -> None:
             assert time.monotonic() - quiet_since >= 1.5
             async with d.session.get(f"{d.url}/metrics") as r:
                 assert "hive_layout_at_rest 1.0" in await r.text()
+            async with d.session.ws_connect(f"{d.ws_url}/wss") as late:  # a newcomer at rest
+                await late.send_json({"type": "subscribe_position_updates", "data": {"interval": 30}})
+                await receive_json(late, "subscription_confirmed")
+                assert len(decode_by_spec(await receive_binary(late, 5))) == 300  # every node
             record = struct.pack("<I3f3ffi", KNOWLEDGE_FLAG | 3, 80.0, -40.0, 20.0, 0, 0, 0, 0, -1)
             await ws.send_bytes(record)
             frame = decode_by_spec(await receive_binary(ws, 5))  # awake: frames again
