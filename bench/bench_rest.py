@@ -12,20 +12,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.daemon import BenchDaemon, cpu_seconds
+
 VIEW_S = 10.0
 
 
@@ -36,46 +31,12 @@ def random_edges(n: int, seed: int = 5) -> list[tuple[int, int]]:
     return sorted(edges)
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Daemon:
-    """``python -m hive`` without the agents' planes or speech, on a free port."""
+class Daemon(BenchDaemon):
+    """Without the agents' planes or speech."""
 
     def __init__(self, state: Path) -> None:
-        config = state / "hive.toml"
-        config.write_text("[actors.mcp]\nenabled = false\n[actors.hive_mind]\nenabled = false\n"
-                          "[actors.speech]\nenabled = false\n[actors.health]\ninterval_s = 1.0\n")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "HIVE_ADMIN_TOKEN": "bench-admin-token-0001"}
-        env.pop("HIVE_API_TOKEN", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hive", "--port", "0", "--log-format", "json",
-             "--config", str(config)], cwd=state, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        ready: dict[str, Any] = {}
-        for line in self.proc.stderr:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == "daemon.ready":
-                ready = record
-                break
-        if not ready:
-            raise SystemExit(f"the daemon exited before it was ready ({self.proc.wait()})")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr or ()], daemon=True).start()
-        self.url = f"http://127.0.0.1:{ready['port']}"
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__(state, "[actors.mcp]\nenabled = false\n[actors.hive_mind]\nenabled = false\n"
+                                "[actors.speech]\nenabled = false\n[actors.health]\ninterval_s = 1.0\n")
 
 
 async def layout(session: Any, url: str) -> dict[str, Any]:
@@ -132,9 +93,9 @@ async def through_the_daemon(state: Path) -> dict[str, float]:
             out["rest_2k_s"] = time.monotonic() - started
             print(f"  2,000 nodes at rest after {out['rest_2k_s']:.1f} s", flush=True)
             await load(session, daemon.url, 10_000)
-            cpu0, t0 = cpu_s(daemon.proc.pid), time.monotonic()
+            cpu0, t0 = cpu_seconds(daemon.proc.pid), time.monotonic()
             out["converging_bps"] = await viewer_bytes(session, daemon.url, VIEW_S)
-            out["converging_cpu"] = (cpu_s(daemon.proc.pid) - cpu0) / (time.monotonic() - t0)
+            out["converging_cpu"] = (cpu_seconds(daemon.proc.pid) - cpu0) / (time.monotonic() - t0)
             started = time.monotonic()
             while not (await layout(session, daemon.url))["at_rest"]:
                 await asyncio.sleep(0.5)
@@ -143,9 +104,9 @@ async def through_the_daemon(state: Path) -> dict[str, float]:
             out["rest_10k_s"] = time.monotonic() - started + VIEW_S
             print(f"  10,000 nodes at rest after {out['rest_10k_s']:.1f} s", flush=True)
             await asyncio.sleep(1.0)
-            cpu0, t0 = cpu_s(daemon.proc.pid), time.monotonic()
+            cpu0, t0 = cpu_seconds(daemon.proc.pid), time.monotonic()
             out["rest_bps"] = await viewer_bytes(session, daemon.url, VIEW_S)
-            out["rest_cpu"] = (cpu_s(daemon.proc.pid) - cpu0) / (time.monotonic() - t0)
+            out["rest_cpu"] = (cpu_seconds(daemon.proc.pid) - cpu0) / (time.monotonic() - t0)
     finally:
         daemon.stop()
     return out

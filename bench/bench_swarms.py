@@ -26,19 +26,18 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.daemon import ROOT, BenchDaemon, cpu_seconds
+
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SWARM_SIZES", "10,100,1000").split(","))
 LIST_REQUESTS = 200
 ROUNDS = 3
@@ -71,54 +70,14 @@ def _seed(state: Path, original: Path, count: int) -> None:
         shutil.copytree(original, sessions / str(uuid.uuid4()))
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Daemon:
-    """``python -m hive`` on a free port with its state in ``state``."""
+class Daemon(BenchDaemon):
+    """The daemon with the hive-mind actor on ``state``'s sessions (and the MCP pool, if asked)."""
 
     def __init__(self, state: Path, mcp: bool = False) -> None:
-        config = state / "hive.toml"
-        config.write_text(
+        super().__init__(state, (
             f"[actors.mcp]\nenabled = {str(mcp).lower()}\npool_size = 1\npoll_interval_s = 1.0\n"
             "[actors.speech]\nenabled = false\n[actors.health]\ninterval_s = 1.0\n"
-            f"[actors.hive_mind]\nrefresh_interval_s = 2.0\nsessions_dir = \"{state / 'sessions'}\"\n")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "HIVE_ADMIN_TOKEN": "bench-admin-token-0001"}
-        env.pop("HIVE_API_TOKEN", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hive", "--port", "0", "--log-format", "json",
-             "--config", str(config)], cwd=state, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.ready = self._ready()
-        # the rest of the log is read and dropped: a full pipe would stall the daemon
-        threading.Thread(target=self._drain, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.ready['port']}"
-
-    def _ready(self) -> dict[str, Any]:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == "daemon.ready":
-                return record
-        raise SystemExit(f"the daemon exited before it was ready ({self.proc.wait()})")
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for _ in self.proc.stderr:
-            pass
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            f"[actors.hive_mind]\nrefresh_interval_s = 2.0\nsessions_dir = \"{state / 'sessions'}\"\n"))
 
 
 async def _list_figures(session: Any, daemon: Daemon, expected: int) -> dict[str, float]:
@@ -126,7 +85,7 @@ async def _list_figures(session: Any, daemon: Daemon, expected: int) -> dict[str
         total = (await r.json())["total"]
     assert total == expected, f"listed {total} of {expected}"
     p50s, p99s = [], []
-    cpu0 = _cpu_s(daemon.proc.pid)
+    cpu0 = cpu_seconds(daemon.proc.pid)
     for _ in range(ROUNDS):  # the median round: one noisy second on two cores is not the figure
         latencies = []
         for _ in range(LIST_REQUESTS):
@@ -136,7 +95,7 @@ async def _list_figures(session: Any, daemon: Daemon, expected: int) -> dict[str
             latencies.append((time.perf_counter() - started) * 1000)
         p50s.append(_p(latencies, 0.5))
         p99s.append(_p(latencies, 0.99))
-    cpu = (_cpu_s(daemon.proc.pid) - cpu0) / (LIST_REQUESTS * ROUNDS) * 1000
+    cpu = (cpu_seconds(daemon.proc.pid) - cpu0) / (LIST_REQUESTS * ROUNDS) * 1000
     return {"p50": statistics.median(p50s), "p99": statistics.median(p99s), "cpu_ms": cpu}
 
 
