@@ -430,9 +430,9 @@ class LayoutActor(TickingActor):
         engine = self._engine_or_raise()
         return engine.neighbourhood(engine.indices(wire_ids), self.settings.wake_hops)
 
-    def _wake(self, region: np.ndarray | None) -> None:
+    def _wake(self, region: np.ndarray | None, reheat: bool = True) -> None:
         """Let ``region`` (a mask over the nodes; None: all) move, with whatever was moving
-        already, and step again."""
+        already, and step again; hot again unless ``reheat`` is False."""
         engine = self._engine_or_raise()
         if region is not None and not region.any():
             if self._resting:  # a graph change that touched nothing here: held again
@@ -443,7 +443,8 @@ class LayoutActor(TickingActor):
             engine.hold(None)
         else:
             engine.hold(region if self._resting or moving is None else region | moving)
-        engine.reheat()
+        if reheat:
+            engine.reheat()
         self._resting = self._settled = False
         self._window, self._window_steps = None, 0
         self._woken_at = time.monotonic()
@@ -461,11 +462,13 @@ class LayoutActor(TickingActor):
             self._wake(None)  # a new layout: set_graph began its warm-up
             return
         engine.resume(before_iteration)  # the rest of the layout is as cool as it was
-        if not self._resting:  # what was moving keeps moving
+        moving = not self._resting
+        if moving:  # what was moving keeps moving, and keeps cooling: agents that come and go
+            # while a big graph settles must not reheat all of it, or it never comes to rest
             region |= np.isin(engine.node_ids, before_ids if before_awake is None
                               else before_ids[before_awake])
         self._resting = True  # set_graph let every node go: hold all but the region again
-        self._wake(region)
+        self._wake(region, reheat=not moving)
 
     def _frame(self, full: bool) -> PositionFrame:
         engine = self._engine_or_raise()

@@ -296,3 +296,19 @@ def test_a_new_edge_weight_wakes_the_edge_ends(resting: Any) -> None:
     resting.ask(SetGraph(Graph.build(NodeKind.KNOWLEDGE, list(graph.nodes), edges)))
     detail = resting.ask(StatusQuery()).detail
     assert not detail["at_rest"] and 2 <= detail["moving"] < 200
+
+
+def test_nodes_that_keep_coming_while_it_settles_do_not_keep_it_from_rest(resting: Any) -> None:
+    """Agents come and go while a big graph settles: each change used to reheat every moving
+    node, so a layout with a change every half second never came to rest."""
+    resting.ask(SetGraph(random_graph(300)))
+    deadline = time.monotonic() + 30
+    added = 0
+    while time.monotonic() < deadline:
+        resting.ask(UpdateGraph(NodeKind.KNOWLEDGE, add_nodes=(GraphNode(1000 + added, ""),),
+                                add_edges=(GraphEdge(1000 + added, added % 300),)))
+        added += 1
+        time.sleep(0.5)
+        if resting.ask(StatusQuery()).detail["at_rest"]:
+            break
+    assert resting.ask(StatusQuery()).detail["at_rest"], f"no rest after {added} changes"
