@@ -209,7 +209,7 @@ class McpActor(TickingActor):
         pending = {"agents": agents, "swarm": swarm}
 
         def done(_: Future[Any]) -> None:
-            if not all(f.done() for f in pending.values()):
+            if not pending or not all(f.done() for f in pending.values()):
                 return
             error = None
             results: dict[str, Any] = {}
@@ -221,6 +221,9 @@ class McpActor(TickingActor):
                     results[name] = None  # no active swarm on that server: not an error
                 else:
                     error = f"{name}: {exc}"
+            # a future keeps its callbacks after they ran: without this, future -> done ->
+            # pending -> future is a cycle that holds each poll's answer until a full collection
+            pending.clear()
             with contextlib.suppress(pykka.ActorDeadError):
                 me.tell(_PollPart(round_, member.index, results.get("agents"),
                                   results.get("swarm"), error))

@@ -21,6 +21,7 @@ import itertools
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -78,14 +79,13 @@ class PoolStats:
     calls: int = 0
     failures: int = 0  # the peer failed (gone, silent): these count against its breaker
     errors: int = 0  # a well-formed "no" (a tool's or the protocol's error)
-    latency_ms: list[float] = field(default_factory=list)
+    # the newest 1,000 (what describe() reports); a list trimmed at 10,000 grew for half an hour
+    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     in_bucket: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     seconds_sum: float = 0.0
 
     def answered(self, seconds: float) -> None:
         self.latency_ms.append(seconds * 1e3)
-        if len(self.latency_ms) > 10_000:
-            del self.latency_ms[:5_000]
         self.in_bucket[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
         self.seconds_sum += seconds
 
@@ -292,7 +292,7 @@ class McpPool:
 
     def describe(self) -> dict[str, Any]:
         with self._stats_lock:
-            latency = sorted(self.stats.latency_ms[-1000:])
+            latency = sorted(self.stats.latency_ms)
             calls, failures, errors = self.stats.calls, self.stats.failures, self.stats.errors
             histogram = self.stats.histogram()
         return {
