@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hive-supervisor: {clash}", file=sys.stderr)
         return 2
     args = parse_args(argv)
+    from actors.memory import limit_arenas
+
+    limit_arenas()  # before the actors', executors' and Numba's threads make arenas of their own
     _early_logging(args)
     import structlog
 
