@@ -23,10 +23,11 @@ $(STAMP): setup.cfg pyproject.toml
 agents:  ## install claude-flow, the real MCP server and hive-mind CLI, into .agents/ (minutes once)
 	bash scripts/install-agents.sh
 
-peers: agents  ## everything the tests talk to: claude-flow, podman, espeak-ng, sox and chromium (Debian, needs root)
+peers: agents  ## everything the tests talk to: claude-flow, podman, espeak-ng, sox, chromium and graphviz (Debian, needs root)
 	bash scripts/install-podman.sh
 	bash scripts/install-speech.sh
 	bash scripts/install-browser.sh
+	bash scripts/install-graphviz.sh
 
 ui:  ## build the web console (three and esbuild from npm) into transport/console_static
 	bash scripts/build-console.sh
@@ -49,6 +50,7 @@ soak: $(STAMP) peers  ## 10 minutes of load on a real daemon: RSS, threads and f
 
 bench: $(STAMP)  ## run every benchmark under bench/, printing ratios against in-run baselines
 	$(BIN)/python -m pip install -q -e '.[bench]'
+	@bash scripts/install-graphviz.sh || echo "make bench: graphviz could not be installed; the quality-per-family lines are skipped"
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 cuda-check: $(STAMP)  ## compile every CUDA kernel for sm_90 without a GPU (NVVM + ptxas; downloads NVRTC)

@@ -459,7 +459,7 @@ class LayoutActor(TickingActor):
         engine = self._engine_or_raise()
         region = self._around(seeds)
         if not before_count or region.sum() * 2 > engine.node_count:
-            self._wake(None)  # a new layout: set_graph began its warm-up
+            self._wake(None, reheat=False)  # a new layout: set_graph began its warm-up, or placed it
             return
         engine.resume(before_iteration)  # the rest of the layout is as cool as it was
         moving = not self._resting

@@ -7,11 +7,13 @@ Node order is the order of the ``node_ids`` last given to ``set_graph``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 import numpy as np
 
-from gpu.params import SimParams
+from gpu import stress
+from gpu.params import SimParams, iteration_at
 
 __all__ = [
     "ASLEEP",
@@ -141,6 +143,7 @@ class LayoutEngine:
         self._offsets = np.zeros(1, dtype=np.int32)  # the CSR adjacency, for neighbourhoods
         self._columns = np.zeros(0, dtype=np.int32)
         self._awake: np.ndarray | None = None  # None: every node moves
+        self._placed = False
 
     # -- read-only views -------------------------------------------------------------
     @property
@@ -207,6 +210,10 @@ class LayoutEngine:
         when it lists them (``(ids, (k, 3) positions)``: a layout restored from disk), else at
         a position seeded by the id; ids not listed are dropped. Resets ``iteration`` (warm-up
         starts again so new nodes settle gently). Self-loops are ignored; parallel edges add up.
+
+        When more than half of the nodes have no position (a new graph, or one that replaces
+        most of the last), the whole graph is placed instead (:meth:`placed`): its steps then
+        begin cool, at ``placed_temperature``, with no warm-up.
         """
         ids = np.asarray(node_ids)
         if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
@@ -248,6 +255,7 @@ class LayoutEngine:
         # Carry over the state of surviving ids.
         pos_new = spawn_positions(ids, self._params.spawn_radius * max(1.0, float(n)) ** (1 / 3))
         vel_new = np.zeros((n, 3), dtype=np.float32)
+        known = np.zeros(n, dtype=bool)
         if start is not None and n and len(start[0]):
             known_ids = np.asarray(start[0], dtype=np.int64)
             known_pos = np.asarray(start[1], dtype=np.float32).reshape(-1, 3)
@@ -259,6 +267,7 @@ class LayoutEngine:
                 at = np.minimum(np.searchsorted(k_sorted, ids), k_sorted.size - 1)
                 hit = k_sorted[at] == ids
                 pos_new[hit] = known_pos[k_order[at[hit]]]
+                known |= hit
         if self._ids.size and n:
             old_pos, old_vel = self._backend.state()
             old_order = np.argsort(self._ids, kind="stable")
@@ -267,6 +276,11 @@ class LayoutEngine:
             kept = old_sorted[at] == ids
             pos_new[kept] = old_pos[old_order[at[kept]]]
             vel_new[kept] = old_vel[old_order[at[kept]]]
+            known |= kept
+        place = 3 <= n <= self._params.place_max_nodes and known.sum() * 2 < n
+        if place:
+            pos_new = stress.place(n, si, di)
+            vel_new[:] = 0.0
         self._index = {int(v): k for k, v in enumerate(ids.tolist())}
         self._pins = {i: p for i, p in self._pins.items() if i in self._index}
         pinned = np.zeros(n, dtype=np.uint8)
@@ -291,6 +305,40 @@ class LayoutEngine:
         self._offsets, self._columns = offsets, columns
         self._awake = None
         self._iteration = 0
+        if place:
+            self._scale_to_balance(pos_new, vel_new, pinned, offsets, columns, ww[by_row])
+            params = self._params
+            self._iteration = iteration_at(params.placed_temperature, params.warmup_iterations,
+                                           params.cooling_rate)
+        self._placed = place
+
+    @property
+    def placed(self) -> bool:
+        """Whether the last ``set_graph`` placed the graph by stress descent."""
+        return self._placed
+
+    def _scale_to_balance(self, unit: np.ndarray, vel: np.ndarray, pinned: np.ndarray,
+                          offsets: np.ndarray, columns: np.ndarray, weights: np.ndarray) -> None:
+        """Load ``unit`` (positions in hops) scaled to where the force model balances: the
+        scale s at which the virial sum F(s x).x is zero, the stationary point of the
+        model's energy along the placement's own shape (log bisection, 10 force sums). Too
+        small a scale and the repulsion buckles a grid out of its plane; too large costs only
+        a slower settle."""
+        p = self._params
+        local = dataclasses.replace(p, center_gravity_k=0.0)
+        w = weights.astype(np.float32)
+        pins = {self._index[i]: pin for i, pin in self._pins.items()}
+        lo, hi = np.log(p.min_distance * 4), np.log(p.bounds / max(1.0, float(np.abs(unit).max())))
+        for _ in range(10 if hi > lo else 0):
+            mid = 0.5 * (lo + hi)
+            self._backend.load(unit * np.float32(np.exp(mid)), vel, pinned, offsets, columns, w)
+            virial = float(np.sum(self._backend.forces(local, "grid" if self.uses_grid else "exact")
+                                  .astype(np.float64) * unit))
+            lo, hi = (mid, hi) if virial > 0 else (lo, mid)  # pushed outwards: too small
+        at = unit * np.float32(np.exp(0.5 * (lo + hi)))
+        for k, pin in pins.items():
+            at[k] = pin
+        self._backend.load(at, vel, pinned, offsets, columns, w)
 
     def _slot(self, node_id: int) -> int:
         try:

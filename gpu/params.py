@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-__all__ = ["GRID_THRESHOLD_N", "PARALLEL_THRESHOLD_N", "SimParams", "schedule"]
+__all__ = ["GRID_THRESHOLD_N", "PARALLEL_THRESHOLD_N", "SimParams", "iteration_at", "schedule"]
 
 
 # Below this node count the exact all-pairs repulsion is used; at or above it, the cell-list
@@ -68,6 +68,16 @@ class SimParams:
     # R ~ (repel_k * N / center_gravity_k)**(1/3) = 21.5 * cbrt(N) with the defaults; spawning
     # denser (10 * cbrt(N)) made the first grid steps 2x slower for nothing.
     spawn_radius: float = 20.0
+    # A graph whose nodes are mostly new is placed by stress descent (gpu.stress) up to this
+    # many nodes (0: never), scaled to where the forces balance, and its live steps start at
+    # placed_temperature instead of a warm-up: cool enough to keep the placement's shape (a
+    # 2,000-node grid keeps 0.40x sfdp's stress), warm enough to settle what the force model
+    # wants locally. 2,048 is gpu.stress.FULL_NODES: every pair is a term up to there. The
+    # multilevel path above it is good on grids (0.53x sfdp at 20,000 nodes) but not yet on
+    # random graphs (1.58x, in dense clumps that made a grid step 70x slower), so bigger
+    # graphs start from their ids' spawn positions and a warm-up, as before.
+    place_max_nodes: int = 2_048
+    placed_temperature: float = 0.03
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -83,15 +93,18 @@ class SimParams:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"SimParams.{name} must be > 0, got {getattr(self, name)!r}")
-        non_negative = ("repel_k", "spring_k", "center_gravity_k", "warmup_iterations")
+        non_negative = ("repel_k", "spring_k", "center_gravity_k", "warmup_iterations",
+                        "place_max_nodes")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"SimParams.{name} must be >= 0, got {getattr(self, name)!r}")
-        unit = ("damping", "warmup_extra_damping", "cooling_rate", "min_temperature")
+        unit = ("damping", "warmup_extra_damping", "cooling_rate", "min_temperature",
+                "placed_temperature")
         for name in unit:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"SimParams.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("warmup_iterations", "grid_threshold", "far_field_resolution"):
+        for name in ("warmup_iterations", "grid_threshold", "far_field_resolution",
+                     "place_max_nodes"):
             if not isinstance(getattr(self, name), int):
                 raise ValueError(f"SimParams.{name} must be an int, got {getattr(self, name)!r}")
         if self.grid_threshold < 1:
@@ -126,3 +139,13 @@ def schedule(
     if temperature < min_temperature:
         temperature = min_temperature
     return 1.0, damping, max_velocity * temperature
+
+
+def iteration_at(temperature: float, warmup_iterations: int, cooling_rate: float) -> int:
+    """The first step after the warm-up whose temperature is at most ``temperature`` (the
+    inverse of :func:`schedule`'s cooling), where a placed layout's live steps begin."""
+    if temperature >= 1.0 or cooling_rate >= 1.0:
+        return warmup_iterations
+    if temperature <= 0.0 or cooling_rate <= 0.0:
+        return warmup_iterations + 100_000  # 0.995^100,000: cold
+    return warmup_iterations + math.ceil(math.log(temperature) / math.log(cooling_rate))

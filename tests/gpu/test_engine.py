@@ -16,7 +16,7 @@ def make(n: int = 64, **kw: object) -> LayoutEngine:
 
 
 def test_shapes_and_types(graph64: tuple[np.ndarray, ...]) -> None:
-    eng = LayoutEngine(backend="cpu")
+    eng = LayoutEngine(SimParams(place_max_nodes=0), backend="cpu")  # placed: test_stress.py
     assert eng.backend_name == "cpu"
     eng.set_graph(*graph64)
     assert eng.node_count == 64 and eng.iteration == 0
@@ -34,9 +34,10 @@ def test_shapes_and_types(graph64: tuple[np.ndarray, ...]) -> None:
 
 def test_initial_positions_deterministic_by_id() -> None:
     ids, src, dst = random_graph(50)
-    a = LayoutEngine(backend="cpu")
+    unplaced = SimParams(place_max_nodes=0)  # new ids among known ones start where their id says
+    a = LayoutEngine(unplaced, backend="cpu")
     a.set_graph(ids, src, dst)
-    b = LayoutEngine(backend="cpu")
+    b = LayoutEngine(unplaced, backend="cpu")
     order = np.random.default_rng(3).permutation(50)
     b.set_graph(ids[order], src, dst)
     np.testing.assert_array_equal(a.positions()[order], b.positions())

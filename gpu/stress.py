@@ -1,0 +1,273 @@
+"""Stress placement: where a new graph's nodes start, so that the live layout reads well at once.
+
+The live force model (``gpu.physics``) settles locally; started from random positions it
+untangles a structured graph slowly and into a poor local minimum (a 45x45 grid after 8 s
+was 4.4x the stress of igraph's Fruchterman-Reingold and 20x graphviz sfdp's). So a graph
+whose every node is new is *placed* first, by minimising the stress the bench measures,
+sum over pairs of (|x_i - x_j| - d_ij)^2 / d_ij^2 with d_ij the hop distance, by stochastic
+gradient descent (Zheng, Pawar and Goodman 2018: each term moves its two nodes towards their
+ideal distance, with a step that anneals from 1/w_min to 0.1/w_max).
+
+- Up to :data:`FULL_NODES` nodes every pair is a term (one breadth-first search per node).
+- Above it, multilevel: ``gpu.multilevel`` coarsens the graph until it has at most
+  :data:`FULL_NODES` nodes, that graph is placed with every pair, and each finer level starts
+  from its parent's position (scaled by a least-squares fit to its own distances) and is
+  refined with the sparse model (Ortmann, Klimenta and Brandes 2016): exact terms for the
+  edges, and terms to :data:`PIVOTS` pivots for the rest, each weighted by how many nodes of
+  the pivot's region it stands for.
+
+The positions come out in hops (an edge about 1 long); ``LayoutEngine.place`` scales them to
+the force model's own equilibrium and starts the live steps cool. The placement is graph
+arithmetic on the host (compiled with Numba), the same for the CPU and the CUDA backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from gpu import multilevel
+
+__all__ = ["FULL_NODES", "PIVOTS", "normalised_stress", "place"]
+
+# Every pair is a term up to this many nodes: 2,048^2 int16 distances (8 MiB) and about
+# 0.3 s of descent on the 2-core dev machine.
+FULL_NODES = 2_048
+# Pivots of the sparse model on the finer levels (s_gd2 and the sparse stress paper use 200;
+# 64 gave the same stress on the bench's families at a third of the time).
+PIVOTS = 64
+FULL_EPOCHS = 40
+REFINE_EPOCHS = 10
+# The refinement's step starts where terms about REFINE_REACH hops long still move fully.
+REFINE_REACH = 8.0
+EPS = 0.1
+
+
+def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = src != dst
+    rows = np.concatenate([src[keep], dst[keep]])
+    cols = np.concatenate([dst[keep], src[keep]])
+    order = np.argsort(rows, kind="stable")
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
+    return offsets, cols[order].astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _bfs(offsets: np.ndarray, columns: np.ndarray, sources: np.ndarray, n: int) -> np.ndarray:
+    """Hop distances from each source, (len(sources), n) int16; unreachable: -1 (distances
+    past 32,000 are capped: no placement is that deep)."""
+    out = np.full((sources.size, n), -1, dtype=np.int16)
+    queue = np.empty(n, dtype=np.int64)
+    for k in range(sources.size):
+        s = sources[k]
+        row = out[k]
+        row[s] = 0
+        head = 0
+        tail = 1
+        queue[0] = s
+        while head < tail:
+            u = queue[head]
+            head += 1
+            du = min(row[u] + 1, 32_000)
+            for e in range(offsets[u], offsets[u + 1]):
+                v = columns[e]
+                if row[v] < 0:
+                    row[v] = du
+                    queue[tail] = v
+                    tail += 1
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _nudge(pos: np.ndarray, i: int | np.integer, j: int | np.integer, d: np.float32,
+           mu: np.float32, both: bool) -> None:
+    """One term's step: ``i`` (and ``j`` when ``both``) towards distance ``d``."""
+    dx = pos[i, 0] - pos[j, 0]
+    dy = pos[i, 1] - pos[j, 1]
+    dz = pos[i, 2] - pos[j, 2]
+    r = np.sqrt(dx * dx + dy * dy + dz * dz)
+    if r < 1e-6:  # coincident: any direction (the index spreads them)
+        dx = np.float32(np.cos(i * 2.399963))
+        dy = np.float32(np.sin(i * 2.399963))
+        dz = np.float32(((i * 0.618034) % 1.0) - 0.5)
+        r = np.sqrt(dx * dx + dy * dy + dz * dz)
+    shift = mu * (r - d) / r
+    if both:
+        shift *= 0.5
+        pos[j, 0] += shift * dx
+        pos[j, 1] += shift * dy
+        pos[j, 2] += shift * dz
+    pos[i, 0] -= shift * dx
+    pos[i, 1] -= shift * dy
+    pos[i, 2] -= shift * dz
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _full_descent(pos: np.ndarray, dist: np.ndarray, etas: np.ndarray, seed: int) -> None:
+    """Every pair once per epoch, row by row in a fresh random row order (a row of ``dist``
+    is read in order, so the pass runs from cache; random order over single pairs missed it
+    on every term and ran 20x slower)."""
+    np.random.seed(seed)
+    n = pos.shape[0]
+    rows = np.arange(n)
+    for eta in etas:
+        np.random.shuffle(rows)
+        for i in rows:
+            row = dist[i]
+            for j in range(i + 1, n):
+                d = row[j]
+                if d > 0:
+                    w = 1.0 / (d * d)
+                    _nudge(pos, i, j, np.float32(d), np.float32(min(w * eta, 1.0)), True)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _sparse_descent(pos: np.ndarray, offsets: np.ndarray, columns: np.ndarray,
+                    pivots: np.ndarray, pivot_dist: np.ndarray, pivot_weight: np.ndarray,
+                    etas: np.ndarray, seed: int) -> None:
+    """Edges (both ends move) and pivot terms (only the node moves: a pivot stands for its
+    region), node by node in a fresh random order each epoch."""
+    np.random.seed(seed)
+    n = pos.shape[0]
+    order = np.arange(n)
+    k = pivots.size
+    for eta in etas:
+        np.random.shuffle(order)
+        for i in order:
+            for e in range(offsets[i], offsets[i + 1]):
+                j = columns[e]
+                if j > i:
+                    _nudge(pos, i, j, np.float32(1.0), np.float32(min(eta, 1.0)), True)
+            for p in range(k):
+                d = pivot_dist[p, i]
+                if d > 1:  # the pivot itself and its neighbours are exact terms already
+                    w = pivot_weight[p, i] / (d * d)
+                    _nudge(pos, i, pivots[p], np.float32(d), np.float32(min(w * eta, 1.0)), False)
+
+
+def _pivots(offsets: np.ndarray, columns: np.ndarray, n: int, k: int,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` pivots by max-min distance (spread over the graph) and their distances."""
+    k = min(k, n)
+    chosen = np.empty(k, dtype=np.int64)
+    chosen[0] = int(rng.integers(n))
+    rows = np.empty((k, n), dtype=np.int16)
+    nearest = np.full(n, np.iinfo(np.int16).max, dtype=np.int16)
+    for t in range(k):
+        rows[t] = _bfs(offsets, columns, chosen[t:t + 1], n)[0]
+        reach = np.where(rows[t] < 0, np.iinfo(np.int16).max, rows[t]).astype(np.int16)
+        np.minimum(nearest, reach, out=nearest)
+        if t + 1 < k:
+            far = np.where(nearest == np.iinfo(np.int16).max, -1, nearest)
+            chosen[t + 1] = int(np.argmax(far))
+    return chosen, rows
+
+
+def _pivot_weights(rows: np.ndarray) -> np.ndarray:
+    """Per pivot p and node i: how many nodes of p's region (the nodes nearer p than any
+    other pivot) lie within half of d(p, i) of p, at least 1. The term (i, p) stands for
+    them all (Ortmann et al.)."""
+    k, n = rows.shape
+    dist = np.where(rows < 0, np.iinfo(np.int16).max, rows)
+    owner = np.argmin(dist, axis=0)
+    weights = np.ones((k, n), dtype=np.float32)
+    for p in range(k):
+        region = np.sort(dist[p, owner == p])
+        weights[p] = np.maximum(1, np.searchsorted(region, dist[p] / 2.0, side="right"))
+    return weights
+
+
+def _schedule(w_min: float, w_max: float, epochs: int) -> np.ndarray:
+    return np.geomspace(1.0 / w_min, EPS / w_max, epochs)
+
+
+def _fit_scale(pos: np.ndarray, offsets: np.ndarray, columns: np.ndarray, pivots: np.ndarray,
+               pivot_dist: np.ndarray) -> float:
+    """The factor that best fits the layout's distances to hop distances (pivot terms and
+    edges, weighted 1/d^2): a prolonged layout is in the coarse level's units."""
+    num = den = 0.0
+    for p, row in zip(pivots, pivot_dist, strict=True):
+        ok = row > 0
+        d = row[ok].astype(np.float64)
+        r = np.linalg.norm(pos[ok] - pos[p], axis=1)
+        num += float(np.sum(r / d))
+        den += float(np.sum(r * r / (d * d)))
+    return num / den if den > 0 else 1.0
+
+
+def _full(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray, seed: int) -> None:
+    dist = _bfs(offsets, columns, np.arange(n, dtype=np.int64), n)
+    reach = int(dist.max()) if n else 1
+    _full_descent(pos, dist, _schedule(1.0 / max(reach, 1) ** 2, 1.0, FULL_EPOCHS), seed)
+
+
+def _refine(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray,
+            rng: np.random.Generator, seed: int) -> None:
+    pivots, rows = _pivots(offsets, columns, n, PIVOTS, rng)
+    pos *= np.float32(_fit_scale(pos, offsets, columns, pivots, rows))
+    etas = _schedule(1.0 / REFINE_REACH**2, 1.0, REFINE_EPOCHS)
+    _sparse_descent(pos, offsets, columns, pivots, rows, _pivot_weights(rows), etas, seed)
+
+
+def place(n: int, src: np.ndarray, dst: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Positions for a graph of ``n`` nodes (edges ``src``-``dst`` as node indices), (n, 3)
+    float32 in hops, centred on the origin. Deterministic for a seed. Components lie where
+    their descent leaves them: unconnected pairs have no term (the live repulsion spaces
+    them)."""
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    hierarchy = multilevel.coarsen(n, src, dst, FULL_NODES, seed)
+    graphs = [(n, src, dst)] + [(level.n, level.src, level.dst) for level in hierarchy]
+    top, top_src, top_dst = graphs[-1]
+    pos = rng.uniform(-1.0, 1.0, size=(top, 3)).astype(np.float32) * np.float32(
+        max(1.0, top ** (1 / 3)))
+    offsets, columns = _csr(top, top_src, top_dst)
+    if top <= FULL_NODES:
+        _full(top, offsets, columns, pos, seed)
+    else:  # the graph does not shrink: the sparse model alone, from random positions
+        _refine(top, offsets, columns, pos, rng, seed)
+    for at in range(len(hierarchy) - 1, -1, -1):
+        pos = multilevel.prolong(pos, hierarchy[at].parent, 1.0, 0.05, rng)
+        fine, fine_src, fine_dst = graphs[at]
+        offsets, columns = _csr(fine, fine_src, fine_dst)
+        _refine(fine, offsets, columns, pos, rng, seed)
+    return (pos - pos.mean(axis=0)).astype(np.float32) if n else pos
+
+
+# Above this many nodes, normalised_stress sums the pairs of SAMPLED_SOURCES sources.
+EXACT_STRESS_NODES = 5_000
+SAMPLED_SOURCES = 500
+
+
+def normalised_stress(pos: np.ndarray, src: np.ndarray, dst: np.ndarray, seed: int = 0) -> float:
+    """The figure placements are judged by (the bench's and the tests' one formula): the
+    stress over connected pairs, weighted 1/d^2, at the scale that minimises it, divided by
+    sum w d^2 so that it does not depend on the graph's size. Every pair up to
+    :data:`EXACT_STRESS_NODES` nodes, the pairs of :data:`SAMPLED_SOURCES` random sources
+    beyond."""
+    n = pos.shape[0]
+    offsets, columns = _csr(n, np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64))
+    if n <= EXACT_STRESS_NODES:
+        sources = np.arange(n, dtype=np.int64)
+    else:
+        sources = np.random.default_rng(seed).choice(n, SAMPLED_SOURCES, replace=False)
+    dist = _bfs(offsets, columns, sources, n)
+    num_dl_dg = num_dl2 = num = den = 0.0
+    p64 = pos.astype(np.float64)
+    for k, s_ in enumerate(sources):
+        d = dist[k].astype(np.float64)
+        ok = d > 0
+        dg = d[ok]
+        dl = np.linalg.norm(p64[ok] - p64[s_], axis=1)
+        w = 1.0 / (dg * dg)
+        num_dl_dg += float(np.sum(w * dl * dg))
+        num_dl2 += float(np.sum(w * dl * dl))
+        den += float(np.sum(w * dg * dg))
+    if den == 0 or num_dl2 == 0:
+        return 0.0
+    alpha = num_dl_dg / num_dl2
+    # sum w (a dl - dg)^2 = a^2 sum w dl^2 - 2 a sum w dl dg + sum w dg^2
+    num = alpha * alpha * num_dl2 - 2 * alpha * num_dl_dg + den
+    return max(0.0, num / den)

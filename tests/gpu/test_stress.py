@@ -1,0 +1,97 @@
+"""gpu/multilevel.py and gpu/stress.py: the hierarchy, and a placement that reads well on
+every family (the daemon-level figures are in tests/transport/routes/test_layout_quality.py;
+the big ones in bench/)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.layouts import FAMILIES, family, real_graphs, sfdp, sfdp_missing
+from gpu import multilevel, stress
+from gpu.engine import LayoutEngine
+from gpu.params import SimParams, iteration_at
+
+
+def test_each_level_shrinks_and_every_node_has_a_parent() -> None:
+    n, src, dst = family("random", 3_000)
+    levels = multilevel.coarsen(n, src, dst, coarsest=100)
+    assert levels and levels[-1].n <= 100
+    finer = n
+    for level in levels:
+        assert level.n <= multilevel.MIN_SHRINK * finer
+        assert level.parent.shape == (finer,)
+        assert set(np.unique(level.parent).tolist()) == set(range(level.n))  # dense, none empty
+        assert np.all(level.src < level.dst)  # each edge once, no loops
+        finer = level.n
+
+
+def test_a_star_collapses_at_once_and_a_clique_does_not_loop() -> None:
+    star = multilevel.coarsen(1_001, np.zeros(1_000, np.int64), np.arange(1, 1_001), coarsest=10)
+    assert star[0].n == 1  # a matching alone takes one leaf per level; the leaves join the hub
+    i, j = np.triu_indices(60, 1)
+    assert len(multilevel.coarsen(60, i, j, coarsest=2)) < multilevel.MAX_LEVELS
+
+
+def test_the_stress_formula_is_the_bench_formula() -> None:
+    scipy = pytest.importorskip("scipy.sparse.csgraph")
+    n, src, dst = family("barabasi-albert", 300)
+    pos = np.random.default_rng(3).normal(size=(n, 3))
+    import scipy.sparse as sp
+
+    dist = scipy.shortest_path(sp.coo_matrix((np.ones(src.size), (src, dst)), shape=(n, n)),
+                               directed=False, unweighted=True)
+    iu = np.triu_indices(n, 1)
+    dg = dist[iu]
+    dl = np.linalg.norm(pos[iu[0]] - pos[iu[1]], axis=1)
+    w = 1 / dg**2
+    alpha = np.sum(w * dl * dg) / np.sum(w * dl * dl)
+    expected = np.sum(w * (alpha * dl - dg) ** 2) / np.sum(w * dg * dg)
+    assert stress.normalised_stress(pos, src, dst) == pytest.approx(expected, rel=1e-9)
+
+
+def test_placement_is_deterministic_and_centred() -> None:
+    n, src, dst = family("tree", 500)
+    a, b = stress.place(n, src, dst, seed=4), stress.place(n, src, dst, seed=4)
+    assert np.array_equal(a, b) and a.dtype == np.float32 and a.shape == (n, 3)
+    assert np.abs(a.mean(axis=0)).max() < 1e-3
+
+
+@pytest.mark.skipif(sfdp_missing() is not None, reason=str(sfdp_missing()))
+@pytest.mark.parametrize("name", [*FAMILIES, "multilevel grid", "real"])
+def test_placement_beats_sfdp(name: str) -> None:
+    graphs = (real_graphs() if name == "real"
+              else {name: family("grid", stress.FULL_NODES * 2)} if name == "multilevel grid"
+              else {name: family(name, 600)})
+    for label, graph in graphs.items():
+        n, src, dst = graph
+        ours = stress.normalised_stress(stress.place(n, src, dst), src, dst)
+        theirs = stress.normalised_stress(sfdp(graph)[0], src, dst)
+        assert ours <= theirs, (label, ours, theirs)
+
+
+def test_a_new_graph_is_placed_and_starts_cool() -> None:
+    n, src, dst = family("grid", 400)
+    params = SimParams()
+    engine = LayoutEngine(params, backend="cpu")
+    engine.set_graph(np.arange(n), src, dst)
+    assert engine.placed
+    assert engine.iteration == iteration_at(params.placed_temperature, params.warmup_iterations,
+                                            params.cooling_rate)
+    placed = engine.positions().copy()
+    assert stress.normalised_stress(placed, src, dst) < 0.05  # a flat grid, not a ball
+    engine.set_graph(np.arange(n + 1), src, dst)  # one node more: the rest keep their places
+    assert not engine.placed and np.array_equal(engine.positions()[:n], placed)
+    restored = LayoutEngine(params, backend="cpu")
+    restored.set_graph(np.arange(n), src, dst, start=(np.arange(n), placed + 1.0))
+    assert not restored.placed and np.allclose(restored.positions(), placed + 1.0)
+    off = LayoutEngine(SimParams(place_max_nodes=0), backend="cpu")
+    off.set_graph(np.arange(n), src, dst)
+    assert not off.placed and off.iteration == 0
+
+
+def test_iteration_at_inverts_the_cooling() -> None:
+    assert iteration_at(1.0, 200, 0.995) == 200
+    at = iteration_at(0.03, 200, 0.995)
+    assert 0.995 ** (at - 200) <= 0.03 < 0.995 ** (at - 201)
+    assert iteration_at(0.5, 10, 1.0) == 10
