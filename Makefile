@@ -27,7 +27,7 @@ peers: agents  ## everything the tests talk to: claude-flow, podman, espeak-ng, 
 	bash scripts/install-podman.sh
 	bash scripts/install-speech.sh
 	bash scripts/install-browser.sh
-	bash scripts/install-graphviz.sh
+	@bash scripts/install-graphviz.sh || echo "make peers: graphviz could not be installed; the layout tests that compare with sfdp are skipped"
 
 ui:  ## build the web console (three and esbuild from npm) into transport/console_static
 	bash scripts/build-console.sh

@@ -173,8 +173,10 @@ class LayoutActor(TickingActor):
         restored = "memory" if graphs is not None else None
         if graphs is not None:
             self._graphs = dict(graphs)
-            self._load_graphs()
             frame: PositionFrame | None = self.supervision.kept(name="frame")
+            if frame is not None:  # known nodes start where they were: never placed afresh
+                self._start = (frame.wire_ids.astype(np.int64), frame.positions)
+            self._load_graphs()
             if frame is not None:
                 self._restore(frame)
         if self.settings.state_dir:

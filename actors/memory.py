@@ -9,9 +9,10 @@ not there, and this does nothing.
 Every thread that allocates gets an arena of its own, up to eight per core, and the daemon runs
 two dozen threads (actors, executors, the pools of aiohttp and Numba): under a day of swarm
 churn each arena kept its own fragments, and RSS rose in steps of about 4 MB (+1.9 to +2.1 %
-from minute 5 to minute 20 of the churn soak). :func:`limit_arenas` caps them at start
-(``M_ARENA_MAX``; ``MALLOC_ARENA_MAX`` in the environment, when set, wins): the same soak then
-held RSS to +1.1 % over ten minutes.
+from minute 5 to minute 20 of the churn soak, from a base of 375 MB). :func:`limit_arenas`
+caps them at start (``M_ARENA_MAX``; ``MALLOC_ARENA_MAX`` or a ``glibc.malloc.arena_max``
+tunable in the environment, when set, wins): the daemon then starts at 275 MB instead of 375
+(the soak's growth, about 7 MB, is still there: docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ def _libc() -> ctypes.CDLL | None:
 
 def limit_arenas(arenas: int = ARENAS) -> bool:
     """Cap glibc's malloc arenas (before the threads start: an arena, once made, stays).
-    Whether the cap was set: not where glibc is absent, nor where ``MALLOC_ARENA_MAX`` is set
-    (the operator chose)."""
+    Whether the cap was set: not where glibc is absent, nor where ``MALLOC_ARENA_MAX`` or the
+    ``glibc.malloc.arena_max`` tunable is set (the operator chose)."""
     libc = _libc()
-    if libc is None or os.environ.get("MALLOC_ARENA_MAX") or not hasattr(libc, "mallopt"):
+    chosen = os.environ.get("MALLOC_ARENA_MAX") or "arena_max" in os.environ.get(
+        "GLIBC_TUNABLES", "")
+    if libc is None or chosen or not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(_M_ARENA_MAX, arenas))
 

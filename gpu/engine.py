@@ -277,9 +277,12 @@ class LayoutEngine:
             pos_new[kept] = old_pos[old_order[at[kept]]]
             vel_new[kept] = old_vel[old_order[at[kept]]]
             known |= kept
-        place = 3 <= n <= self._params.place_max_nodes and known.sum() * 2 < n
+        place = (3 <= n <= self._params.place_max_nodes and known.sum() * 2 < n
+                 and bool(np.any(si != di)))  # without an edge there is nothing to place by
+        unit = None
         if place:
-            pos_new = stress.place(n, si, di)
+            unit = stress.place(n, si, di)
+            pos_new = unit.copy()
             vel_new[:] = 0.0
         self._index = {int(v): k for k, v in enumerate(ids.tolist())}
         self._pins = {i: p for i, p in self._pins.items() if i in self._index}
@@ -305,8 +308,8 @@ class LayoutEngine:
         self._offsets, self._columns = offsets, columns
         self._awake = None
         self._iteration = 0
-        if place:
-            self._scale_to_balance(pos_new, vel_new, pinned, offsets, columns, ww[by_row])
+        if unit is not None:
+            self._scale_to_balance(unit, pos_new, vel_new, pinned, offsets, columns, ww[by_row])
             params = self._params
             self._iteration = iteration_at(params.placed_temperature, params.warmup_iterations,
                                            params.cooling_rate)
@@ -317,28 +320,45 @@ class LayoutEngine:
         """Whether the last ``set_graph`` placed the graph by stress descent."""
         return self._placed
 
-    def _scale_to_balance(self, unit: np.ndarray, vel: np.ndarray, pinned: np.ndarray,
-                          offsets: np.ndarray, columns: np.ndarray, weights: np.ndarray) -> None:
+    def _scale_to_balance(self, unit: np.ndarray, at: np.ndarray, vel: np.ndarray,
+                          pinned: np.ndarray, offsets: np.ndarray, columns: np.ndarray,
+                          weights: np.ndarray) -> None:
         """Load ``unit`` (positions in hops) scaled to where the force model balances: the
-        scale s at which the virial sum F(s x).x is zero, the stationary point of the
-        model's energy along the placement's own shape (log bisection, 10 force sums). Too
-        small a scale and the repulsion buckles a grid out of its plane; too large costs only
-        a slower settle."""
+        scale s at which the virial sum F(s x).x is zero, the stationary point of the model's
+        energy along the placement's own shape (log bisection, 10 force sums). Gravity is
+        left out: it would fold a large flat grid. Too small a scale and the repulsion
+        buckles a grid out of its plane; too large costs only a slower settle. The scale is
+        the placement's alone: pins are let go while it is found (a pin far away would tug
+        the whole shape smaller) and put back at the end. Where the springs never win
+        (mostly isolated nodes) the virial has no zero: the graph gets the extent new nodes
+        spawn in instead of being pushed to the walls."""
         p = self._params
         local = dataclasses.replace(p, center_gravity_k=0.0)
         w = weights.astype(np.float32)
-        pins = {self._index[i]: pin for i, pin in self._pins.items()}
-        lo, hi = np.log(p.min_distance * 4), np.log(p.bounds / max(1.0, float(np.abs(unit).max())))
+        reach = float(np.abs(unit).max()) if unit.size else 0.0
+        free = pinned == 0
+        if reach <= 0.0:
+            self._backend.load(at, vel, pinned, offsets, columns, w)
+            return
+        loose = np.zeros_like(pinned)
+        lo, hi = np.log(p.min_distance * 4), np.log(p.bounds / reach)
+        balanced = False
         for _ in range(10 if hi > lo else 0):
             mid = 0.5 * (lo + hi)
-            self._backend.load(unit * np.float32(np.exp(mid)), vel, pinned, offsets, columns, w)
-            virial = float(np.sum(self._backend.forces(local, "grid" if self.uses_grid else "exact")
-                                  .astype(np.float64) * unit))
-            lo, hi = (mid, hi) if virial > 0 else (lo, mid)  # pushed outwards: too small
-        at = unit * np.float32(np.exp(0.5 * (lo + hi)))
-        for k, pin in pins.items():
-            at[k] = pin
-        self._backend.load(at, vel, pinned, offsets, columns, w)
+            self._backend.load(unit * np.float32(np.exp(mid)), vel, loose, offsets, columns, w)
+            forces = self._backend.forces(local, "grid" if self.uses_grid else "exact")
+            if float(np.sum(forces.astype(np.float64) * unit)) > 0:  # pushed out: too small
+                lo = mid
+            else:
+                hi, balanced = mid, True
+        if balanced:
+            log_s = 0.5 * (lo + hi)
+        else:
+            spawn = p.spawn_radius * max(1.0, float(self.node_count)) ** (1 / 3)
+            log_s = float(np.log(min(spawn, p.bounds) / reach))
+        final = at.copy()
+        final[free] = unit[free] * np.float32(np.exp(log_s))
+        self._backend.load(final, vel, pinned, offsets, columns, w)
 
     def _slot(self, node_id: int) -> int:
         try:

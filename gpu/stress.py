@@ -3,7 +3,7 @@
 The live force model (``gpu.physics``) settles locally; started from random positions it
 untangles a structured graph slowly and into a poor local minimum (a 45x45 grid after 8 s
 was 4.4x the stress of igraph's Fruchterman-Reingold and 20x graphviz sfdp's). So a graph
-whose every node is new is *placed* first, by minimising the stress the bench measures,
+whose nodes are mostly new is *placed* first, by minimising the stress the bench measures,
 sum over pairs of (|x_i - x_j| - d_ij)^2 / d_ij^2 with d_ij the hop distance, by stochastic
 gradient descent (Zheng, Pawar and Goodman 2018: each term moves its two nodes towards their
 ideal distance, with a step that anneals from 1/w_min to 0.1/w_max).
@@ -16,8 +16,8 @@ ideal distance, with a step that anneals from 1/w_min to 0.1/w_max).
   edges, and terms to :data:`PIVOTS` pivots for the rest, each weighted by how many nodes of
   the pivot's region it stands for.
 
-The positions come out in hops (an edge about 1 long); ``LayoutEngine.place`` scales them to
-the force model's own equilibrium and starts the live steps cool. The placement is graph
+The positions come out in hops (an edge about 1 long); ``LayoutEngine.set_graph`` scales them
+to the force model's own balance and starts the live steps cool. The placement is graph
 arithmetic on the host (compiled with Numba), the same for the CPU and the CUDA backend.
 """
 
@@ -184,8 +184,8 @@ def _schedule(w_min: float, w_max: float, epochs: int) -> np.ndarray:
 
 def _fit_scale(pos: np.ndarray, offsets: np.ndarray, columns: np.ndarray, pivots: np.ndarray,
                pivot_dist: np.ndarray) -> float:
-    """The factor that best fits the layout's distances to hop distances (pivot terms and
-    edges, weighted 1/d^2): a prolonged layout is in the coarse level's units."""
+    """The factor that best fits the layout's distances to hop distances over the pivot
+    terms (weighted 1/d^2): a prolonged layout is in the coarse level's units."""
     num = den = 0.0
     for p, row in zip(pivots, pivot_dist, strict=True):
         ok = row > 0
@@ -197,9 +197,14 @@ def _fit_scale(pos: np.ndarray, offsets: np.ndarray, columns: np.ndarray, pivots
 
 
 def _full(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray, seed: int) -> None:
+    """Every pair a term; a pair in different components (or an isolated node) at one hop
+    beyond the widest component, as s_gd2 does, so that components lie side by side rather
+    than through each other."""
     dist = _bfs(offsets, columns, np.arange(n, dtype=np.int64), n)
-    reach = int(dist.max()) if n else 1
-    _full_descent(pos, dist, _schedule(1.0 / max(reach, 1) ** 2, 1.0, FULL_EPOCHS), seed)
+    reach = max(int(dist.max()) if n else 1, 1)
+    dist[dist < 0] = reach + 1
+    np.fill_diagonal(dist, 0)
+    _full_descent(pos, dist, _schedule(1.0 / (reach + 1) ** 2, 1.0, FULL_EPOCHS), seed)
 
 
 def _refine(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray,
@@ -212,9 +217,9 @@ def _refine(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray,
 
 def place(n: int, src: np.ndarray, dst: np.ndarray, seed: int = 0) -> np.ndarray:
     """Positions for a graph of ``n`` nodes (edges ``src``-``dst`` as node indices), (n, 3)
-    float32 in hops, centred on the origin. Deterministic for a seed. Components lie where
-    their descent leaves them: unconnected pairs have no term (the live repulsion spaces
-    them)."""
+    float32 in hops, centred on the origin. Deterministic for a seed. Up to FULL_NODES,
+    components are kept apart (:func:`_full`); on the multilevel path above, unconnected
+    pairs have no term yet (one reason it is not the default there)."""
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
     rng = np.random.default_rng(seed)

@@ -24,7 +24,10 @@ from gpu import SimParams
 from gpu.engine import spawn_positions
 from tests.conftest import JSON, WITHOUT_AGENTS, DaemonProcess, receive_json, spawn
 
-CONFIG = WITHOUT_AGENTS + "[actors.gpu_layout]\nsave_interval_s = 1.0\n"
+# place_max_nodes = 0: a fresh start puts each node where its id says (spawn_positions below),
+# which a restore must not match; a placed fresh start is deterministic too, and could
+CONFIG = (WITHOUT_AGENTS + "[actors.gpu_layout]\nsave_interval_s = 1.0\n"
+          "[actors.gpu_layout.params]\nplace_max_nodes = 0\n")
 N = 500
 PINNED = (100.0, -50.0, 25.0)
 

@@ -45,7 +45,8 @@ def k_out_of_bounds(a):  # type: ignore[no-untyped-def]
 
 
 result: dict[str, object] = {"backend": LayoutEngine(backend="auto").backend_name}
-small = {"repulsion_cutoff": 15.0, "grid_cell_size": 15.0, "warmup_iterations": 2}
+small = {"repulsion_cutoff": 15.0, "grid_cell_size": 15.0, "warmup_iterations": 2,
+         "place_max_nodes": 0}  # the warm-up path; the placed one below
 for name, params in (
     ("exact", SimParams(grid_threshold=10**9, **small)),
     ("grid", SimParams(grid_threshold=1, **small)),
@@ -93,6 +94,17 @@ for backend in ("cpu", "cuda"):
     }
 result["hold_pos"] = float(np.abs(np.array(result["hold_cpu"]["after"])  # type: ignore[index]
                                   - np.array(result["hold_cuda"]["after"])).max())  # type: ignore[index]
+
+# A placed graph (gpu.stress on the host, then the cool start): the same on both backends.
+placed: dict[str, np.ndarray] = {}
+for backend in ("cpu", "cuda"):
+    e = LayoutEngine(SimParams(**{**small, "place_max_nodes": 2048}), backend=backend)
+    e.set_graph(*random_graph(48, seed=6))
+    assert e.placed
+    e.step(6)
+    placed[backend] = e.positions()
+result["placed"] = {"pos": float(np.abs(placed["cpu"] - placed["cuda"]).max()),
+                    "scale": float(np.abs(placed["cpu"]).max())}
 
 try:
     Launcher().launch("k_out_of_bounds", k_out_of_bounds, 4, np.zeros(4, dtype=np.float32))

@@ -65,3 +65,8 @@ def test_held_nodes_stay_put_and_a_halt_zeroes_velocities(sim_result: dict, back
 
 def test_cuda_holds_like_the_cpu(sim_result: dict) -> None:
     assert sim_result["hold_pos"] < 1e-4
+
+
+def test_a_placed_graph_steps_the_same_on_both_backends(sim_result: dict) -> None:
+    r = sim_result["placed"]
+    assert r["pos"] < 1e-5 * r["scale"], r

@@ -95,3 +95,47 @@ def test_iteration_at_inverts_the_cooling() -> None:
     at = iteration_at(0.03, 200, 0.995)
     assert 0.995 ** (at - 200) <= 0.03 < 0.995 ** (at - 201)
     assert iteration_at(0.5, 10, 1.0) == 10
+
+
+def test_components_lie_side_by_side_not_through_each_other() -> None:
+    """Found in review: two 15x15 grids were placed in one cube, each node an edge length from
+    the other grid (normalised_stress ignores unconnected pairs, so only this sees it)."""
+    n1, s1, d1 = family("grid", 225)
+    src, dst = np.concatenate([s1, s1 + n1]), np.concatenate([d1, d1 + n1])
+    engine = LayoutEngine(SimParams(), backend="cpu")
+    engine.set_graph(np.arange(2 * n1), src, dst)
+    pos = engine.positions()
+    a, b = pos[:n1], pos[n1:]
+    edge = float(np.linalg.norm(pos[src] - pos[dst], axis=1).mean())
+    gap = min(float(np.linalg.norm(b - p, axis=1).min()) for p in a)
+    assert gap > 2 * edge, (gap, edge)
+
+
+def test_isolated_nodes_are_not_pushed_to_the_walls() -> None:
+    """Found in review: with no spring to balance it, the scale went to the bounds (50 nodes
+    without edges at 4,981 of 5,000)."""
+    params = SimParams()
+    for src, dst in ((np.zeros(0, np.int64), np.zeros(0, np.int64)),  # no edge: not placed
+                     (np.array([0]), np.array([1]))):  # one edge among 50: placed
+        engine = LayoutEngine(params, backend="cpu")
+        engine.set_graph(np.arange(50), src, dst)
+        assert np.abs(engine.positions()).max() < 0.2 * params.bounds
+
+
+def test_a_surviving_pin_does_not_scale_the_placement() -> None:
+    """Found in review: a pin at (4000, 0, 0) counted as hops shrank a 40-node path's edges
+    to 0.73 (58.6 without it)."""
+    src, dst = np.arange(39), np.arange(1, 40)
+    edges = []
+    for pinned in (False, True):
+        engine = LayoutEngine(SimParams(), backend="cpu")
+        engine.set_graph(np.array([0]), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if pinned:
+            engine.pin(0, (4000.0, 0.0, 0.0))
+        engine.set_graph(np.arange(40), src, dst)
+        assert engine.placed
+        pos = engine.positions()
+        edges.append(float(np.linalg.norm(pos[src[1:]] - pos[dst[1:]], axis=1).mean()))
+        if pinned:
+            assert tuple(pos[0]) == (4000.0, 0.0, 0.0)
+    assert edges[1] == pytest.approx(edges[0], rel=0.25), edges
