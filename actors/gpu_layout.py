@@ -33,6 +33,7 @@ import structlog
 
 from actors.graph import Graph, NodeKind, wire_id
 from actors.layout_store import LayoutSaver, LayoutStore
+from actors.memory import release_freed_memory
 from actors.messages import (
     ActorStatus,
     GetGraph,
@@ -166,6 +167,10 @@ class LayoutActor(TickingActor):
     def on_start(self) -> None:
         params = self.settings.params
         _warm_up(params, self.settings.backend)
+        # Compiling the kernels (a first start, or a new version: Numba's cache is cold) leaves
+        # LLVM's working memory freed but resident: the daemon sat at 383 MB for good instead
+        # of 277 MB. Trimmed here, it starts at 247 MB either way.
+        release_freed_memory()
         self._engine = LayoutEngine(params, backend=self.settings.backend)
         # what survives a restart: the graphs (kept when they change) and the last frame's
         # positions (kept at each publish: one reference, the frame is immutable)
