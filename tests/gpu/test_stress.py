@@ -76,8 +76,8 @@ def test_a_new_graph_is_placed_and_starts_cool() -> None:
     engine = LayoutEngine(params, backend="cpu")
     engine.set_graph(np.arange(n), src, dst)
     assert engine.placed
-    assert engine.iteration == iteration_at(params.placed_temperature, params.warmup_iterations,
-                                            params.cooling_rate)
+    assert engine.iteration >= iteration_at(params.placed_temperature, params.warmup_iterations,
+                                            params.cooling_rate)  # as cool or cooler
     placed = engine.positions().copy()
     assert stress.normalised_stress(placed, src, dst) < 0.05  # a flat grid, not a ball
     engine.set_graph(np.arange(n + 1), src, dst)  # one node more: the rest keep their places
@@ -139,3 +139,16 @@ def test_a_surviving_pin_does_not_scale_the_placement() -> None:
         if pinned:
             assert tuple(pos[0]) == (4000.0, 0.0, 0.0)
     assert edges[1] == pytest.approx(edges[0], rel=0.25), edges
+
+
+@pytest.mark.skipif(sfdp_missing() is not None, reason=str(sfdp_missing()))
+def test_live_steps_keep_a_small_graph_placed() -> None:
+    """Found by the bench: 480 live steps from placed_temperature folded the 15 Florentine
+    families (0.51x igraph's stress placed, 1.33x after; sfdp 1.25x)."""
+    for label, graph in real_graphs().items():
+        n, src, dst = graph
+        engine = LayoutEngine(SimParams(), backend="cpu")
+        engine.set_graph(np.arange(n), src, dst)
+        engine.step(480)
+        ours = stress.normalised_stress(engine.positions(), src, dst)
+        assert ours <= stress.normalised_stress(sfdp(graph)[0], src, dst), label
