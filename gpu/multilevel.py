@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["Level", "coarsen", "prolong"]
+__all__ = ["Level", "coarsen", "csr", "prolong"]
 
 # A level that keeps more than this share of its nodes ends the hierarchy (the graph no longer
 # shrinks, for example a clique): more levels would cost steps for nothing.
@@ -94,9 +94,12 @@ def _match(n: int, offsets: np.ndarray, columns: np.ndarray, order: np.ndarray) 
     return cluster
 
 
-def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.concatenate([src, dst])
-    cols = np.concatenate([dst, src])
+def csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int64 CSR (offsets, columns) of an undirected graph, self-loops left out:
+    the adjacency the coarsening and the stress placement walk."""
+    keep = src != dst
+    rows = np.concatenate([src[keep], dst[keep]])
+    cols = np.concatenate([dst[keep], src[keep]])
     order = np.argsort(rows, kind="stable")
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
@@ -120,7 +123,7 @@ def coarsen(n: int, src: np.ndarray, dst: np.ndarray, coarsest: int, seed: int =
     s, d = _simple(n, np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64))
     levels: list[Level] = []
     while n > coarsest and len(levels) < MAX_LEVELS:
-        offsets, columns = _csr(n, s, d)
+        offsets, columns = csr(n, s, d)
         # Lowest degree first, ties at random: leaves and chains match before hubs take them.
         degree = np.diff(offsets)
         order = np.lexsort((rng.random(n), degree)).astype(np.int64)

@@ -43,16 +43,6 @@ REFINE_REACH = 8.0
 EPS = 0.1
 
 
-def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    keep = src != dst
-    rows = np.concatenate([src[keep], dst[keep]])
-    cols = np.concatenate([dst[keep], src[keep]])
-    order = np.argsort(rows, kind="stable")
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
-    return offsets, cols[order].astype(np.int64)
-
-
 @njit(cache=True, nogil=True)
 def _bfs(offsets: np.ndarray, columns: np.ndarray, sources: np.ndarray, n: int) -> np.ndarray:
     """Hop distances from each source, (len(sources), n) int16; unreachable: -1 (distances
@@ -182,8 +172,7 @@ def _schedule(w_min: float, w_max: float, epochs: int) -> np.ndarray:
     return np.geomspace(1.0 / w_min, EPS / w_max, epochs)
 
 
-def _fit_scale(pos: np.ndarray, offsets: np.ndarray, columns: np.ndarray, pivots: np.ndarray,
-               pivot_dist: np.ndarray) -> float:
+def _fit_scale(pos: np.ndarray, pivots: np.ndarray, pivot_dist: np.ndarray) -> float:
     """The factor that best fits the layout's distances to hop distances over the pivot
     terms (weighted 1/d^2): a prolonged layout is in the coarse level's units."""
     num = den = 0.0
@@ -210,7 +199,7 @@ def _full(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray, see
 def _refine(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray,
             rng: np.random.Generator, seed: int) -> None:
     pivots, rows = _pivots(offsets, columns, n, PIVOTS, rng)
-    pos *= np.float32(_fit_scale(pos, offsets, columns, pivots, rows))
+    pos *= np.float32(_fit_scale(pos, pivots, rows))
     etas = _schedule(1.0 / REFINE_REACH**2, 1.0, REFINE_EPOCHS)
     _sparse_descent(pos, offsets, columns, pivots, rows, _pivot_weights(rows), etas, seed)
 
@@ -228,7 +217,7 @@ def place(n: int, src: np.ndarray, dst: np.ndarray, seed: int = 0) -> np.ndarray
     top, top_src, top_dst = graphs[-1]
     pos = rng.uniform(-1.0, 1.0, size=(top, 3)).astype(np.float32) * np.float32(
         max(1.0, top ** (1 / 3)))
-    offsets, columns = _csr(top, top_src, top_dst)
+    offsets, columns = multilevel.csr(top, top_src, top_dst)
     if top <= FULL_NODES:
         _full(top, offsets, columns, pos, seed)
     else:  # the graph does not shrink: the sparse model alone, from random positions
@@ -236,7 +225,7 @@ def place(n: int, src: np.ndarray, dst: np.ndarray, seed: int = 0) -> np.ndarray
     for at in range(len(hierarchy) - 1, -1, -1):
         pos = multilevel.prolong(pos, hierarchy[at].parent, 1.0, 0.05, rng)
         fine, fine_src, fine_dst = graphs[at]
-        offsets, columns = _csr(fine, fine_src, fine_dst)
+        offsets, columns = multilevel.csr(fine, fine_src, fine_dst)
         _refine(fine, offsets, columns, pos, rng, seed)
     return (pos - pos.mean(axis=0)).astype(np.float32) if n else pos
 
@@ -254,7 +243,7 @@ def normalised_stress(pos: np.ndarray, src: np.ndarray, dst: np.ndarray, seed: i
     :data:`EXACT_STRESS_NODES` nodes, the pairs of ``sources`` random sources beyond (the
     same ones for the same seed, so that figures over time compare)."""
     n = pos.shape[0]
-    offsets, columns = _csr(n, np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64))
+    offsets, columns = multilevel.csr(n, np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64))
     if n <= EXACT_STRESS_NODES:
         chosen = np.arange(n, dtype=np.int64)
     else:
