@@ -48,7 +48,9 @@ def _grid(n: int) -> Graph:
 def _tree(n: int) -> Graph:
     import networkx as nx
 
-    return _from_networkx(nx.balanced_tree(2, max(1, int(math.log2(n)))))
+    # the complete tree nearest n nodes (2^(depth+1) - 1 of them): 2,047 for 2,000 and
+    # 16,383 for 20,000 (int(log2(n)) as the depth gave 32,767 for "about 20,000")
+    return _from_networkx(nx.balanced_tree(2, max(1, round(math.log2(n + 1)) - 1)))
 
 
 def _barabasi_albert(n: int) -> Graph:
