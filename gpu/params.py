@@ -72,11 +72,13 @@ class SimParams:
     # many nodes (0: never), scaled to where the forces balance, and its live steps start at
     # placed_temperature instead of a warm-up: cool enough to keep the placement's shape (a
     # 2,000-node grid keeps 0.40x sfdp's stress), warm enough to settle what the force model
-    # wants locally. 2,048 is gpu.stress.FULL_NODES: every pair is a term up to there. The
-    # multilevel path above it is good on grids (0.53x sfdp at 20,000 nodes) but not yet on
-    # random graphs (1.58x, in dense clumps that made a grid step 70x slower), so bigger
-    # graphs start from their ids' spawn positions and a warm-up, as before.
-    place_max_nodes: int = 2_048
+    # wants locally. Up to 2,048 nodes every pair is a term (0.3 s); above, the multilevel
+    # path: at 20,000 nodes 5-9 s on the 2-core dev machine (the layout actor is busy that
+    # long) for 0.45x sfdp's stress on a grid, 0.8x on a tree and on Barabasi-Albert, 0.95x
+    # on a random graph. At 100,000 nodes a random graph's hierarchy barely shrinks: 48 s and
+    # a worse layout than the spawn positions', so bigger graphs start from spawn positions
+    # and a warm-up, as before.
+    place_max_nodes: int = 20_000
     placed_temperature: float = 0.03
 
     def __post_init__(self) -> None:

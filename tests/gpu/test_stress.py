@@ -152,3 +152,40 @@ def test_live_steps_keep_a_small_graph_placed() -> None:
         engine.step(480)
         ours = stress.normalised_stress(engine.positions(), src, dst)
         assert ours <= stress.normalised_stress(sfdp(graph)[0], src, dst), label
+
+
+def _grid_with_strays() -> tuple[int, np.ndarray, np.ndarray, int]:
+    """A grid big enough for the multilevel path, plus 300 isolated nodes and 50 pairs."""
+    n, src, dst = family("grid", stress.FULL_NODES * 2)
+    pairs = np.arange(n + 300, n + 400, 2)
+    return n + 400, np.concatenate([src, pairs]), np.concatenate([dst, pairs + 1]), n
+
+
+def test_multilevel_packs_stray_components_around_the_main_one() -> None:
+    """Found by the step time: no term of the sparse model joins two components, so on the
+    multilevel path a 20,000-node random graph's isolated nodes drifted 13x as far out as
+    the main body's median node, and the engine's grid spanned the whole world."""
+    total, src, dst, n = _grid_with_strays()
+    pos = stress.place(total, src, dst)
+    body, strays = pos[:n], pos[n:]
+    centre = body.mean(axis=0)
+    radius = float(np.linalg.norm(body - centre, axis=1).max())
+    out = np.linalg.norm(strays - centre, axis=1)
+    assert out.min() > radius, (out.min(), radius)  # outside the body, not through it
+    assert out.max() < radius + 3.0, (out.max(), radius)  # on a shell close by (it was 1.9x)
+    ends = np.linalg.norm(pos[src[-50:]] - pos[dst[-50:]], axis=1)
+    assert ends.max() < 2.0  # a pair keeps its shape (an edge is about one hop)
+
+
+def test_a_placed_graph_is_no_denser_than_new_nodes_spawn() -> None:
+    """The scale that balances the forces may be small (a random 20,000-node graph's was a
+    fifth of the spawn ball's radius: 125x the density, each grid step 50x as long)."""
+    total, src, dst, _ = _grid_with_strays()
+    params = SimParams()
+    engine = LayoutEngine(params, backend="cpu")
+    engine.set_graph(np.arange(total), src, dst)
+    assert engine.placed
+    pos = engine.positions()
+    rms = float(np.sqrt(np.mean(np.sum(np.square(pos - pos.mean(axis=0)), axis=1))))
+    ball = np.sqrt(3 / 5) * params.spawn_radius * total ** (1 / 3)
+    assert rms >= 0.99 * ball, (rms, ball)
