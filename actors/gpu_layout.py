@@ -50,7 +50,7 @@ from actors.messages import (
 from actors.schema import SettingError, Settings, internal, seconds, setting
 from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
-from gpu import LayoutEngine, SimParams
+from gpu import LayoutEngine, SimParams, stress
 from supervisor import ChildContext, context_of
 
 __all__ = [
@@ -101,6 +101,8 @@ def _warm_up(params: SimParams, backend: str) -> None:
     engine.set_graph(np.arange(3, dtype=np.int64), np.array([0, 1], dtype=np.int64),
                      np.array([1, 2], dtype=np.int64))
     engine.step(1)
+    path = np.arange(11, dtype=np.int64)  # and the multilevel placement's (above 2,048 nodes)
+    stress.place(12, path, path + 1, full_nodes=4)
     took = time.perf_counter() - started
     if took > 1.0:
         log.info("layout.compiled", backend=engine.backend_name, took_s=round(took, 1))

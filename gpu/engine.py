@@ -375,8 +375,9 @@ class LayoutEngine:
         # 125x the density, each grid step 50x as long.
         spread = float(np.sqrt(np.mean(np.sum(np.square(unit - unit.mean(axis=0)), axis=1))))
         ball = np.sqrt(3 / 5) * p.spawn_radius * max(1.0, float(self.node_count)) ** (1 / 3)
-        floor = float(np.log(min(ball, p.bounds) / spread)) if spread > 0 else lo
-        log_s = max(0.5 * (lo + hi), floor) if balanced else floor
+        floor = float(np.log(ball / spread))
+        top = float(np.log(p.bounds / reach))  # the farthest node inside the walls, always
+        log_s = min(max(0.5 * (lo + hi), floor) if balanced else floor, top)
         final = at.copy()
         final[free] = unit[free] * np.float32(np.exp(log_s))
         self._backend.load(final, vel, pinned, offsets, columns, w)

@@ -62,6 +62,7 @@ COARSE = Refinement(pivots=64, epochs=10, reach=8.0, end=0.1)
 # at 20,000 nodes, 300 at 100,000: n * pivots * 8 bytes of distances and weights), more
 # epochs, and a cooler start (the coarse levels have laid the shape out) and end.
 FINE_TERMS = 30_000_000
+FIT_PIVOTS = 64
 FINE = Refinement(pivots=1_500, epochs=20, reach=3.0, end=0.01)
 
 
@@ -135,18 +136,6 @@ def _full_descent(pos: np.ndarray, dist: np.ndarray, etas: np.ndarray, seed: int
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _toward(x: np.float32, y: np.float32, z: np.float32, px: np.float32, py: np.float32,
-            pz: np.float32, d: np.float32, mu: np.float32) -> tuple:
-    """A point at (x, y, z) moved ``mu`` of the way to distance ``d`` from (px, py, pz)."""
-    dx = x - px
-    dy = y - py
-    dz = z - pz
-    r = np.sqrt(dx * dx + dy * dy + dz * dz) + np.float32(1e-6)
-    shift = mu * (r - d) / r
-    return x - shift * dx, y - shift * dy, z - shift * dz
-
-
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _pivot_term(x: np.float32, y: np.float32, z: np.float32, pos: np.ndarray, q: np.int64,
                 d: np.int16, weight: np.float32, eta: float) -> tuple:
     """A node at (x, y, z) after its term towards pivot ``q`` at hop distance ``d``."""
@@ -211,8 +200,9 @@ def _sparse_descent(pos: np.ndarray, offsets: np.ndarray, columns: np.ndarray,
 @njit(cache=True, nogil=True)
 def _maxmin(offsets: np.ndarray, columns: np.ndarray, n: int, k: int, first: int
             ) -> tuple[np.ndarray, np.ndarray]:
-    """``k`` pivots, each the node farthest from those before it (unreached nodes count as
-    nearest, so a component with a pivot does not take them all), and their distances."""
+    """``k`` pivots, each the node farthest from those before it, and their distances. Nodes
+    the first pivot does not reach are never chosen: pass a ``first`` in the largest
+    component and ``k`` at most its size (:func:`_pivots`)."""
     chosen = np.empty(k, dtype=np.int64)
     rows = np.empty((k, n), dtype=np.int16)
     nearest = np.full(n, 32_767, dtype=np.int16)
@@ -234,8 +224,15 @@ def _maxmin(offsets: np.ndarray, columns: np.ndarray, n: int, k: int, first: int
 
 def _pivots(offsets: np.ndarray, columns: np.ndarray, n: int, k: int,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``k`` pivots by max-min distance (spread over the graph) and their distances."""
-    return _maxmin(offsets, columns, n, min(k, n), int(rng.integers(n)))
+    """``k`` pivots by max-min distance (spread over the graph) and their distances, all in
+    the largest component: the other components get their edge terms only, and
+    :func:`_pack` lays them around it. (A first pivot drawn from all nodes could be an
+    isolated one: every pivot was then that node, and a grid with 5,000 isolated nodes was
+    placed at 40x its stress.)"""
+    label = _components(offsets, columns, n)
+    sizes = np.bincount(label)
+    main = np.flatnonzero(label == int(np.argmax(sizes)))
+    return _maxmin(offsets, columns, n, min(k, main.size), int(main[rng.integers(main.size)]))
 
 
 @njit(cache=True, nogil=True)
@@ -252,14 +249,14 @@ def _pivot_weights(rows: np.ndarray) -> np.ndarray:
             r = rows[p, v]
             if 0 <= r < best:
                 best, owner[v] = r, p
-    reach = max(1, int(rows.max()))
-    within = np.zeros((k, reach + 1), dtype=np.float32)
+    half = max(1, int(rows.max())) // 2  # only counts within half a distance are read
+    within = np.zeros((k, half + 1), dtype=np.float32)
     for v in range(n):
         r = rows[owner[v], v]
-        if r >= 0:
+        if 0 <= r <= half:
             within[owner[v], r] += 1
     for p in range(k):
-        for r in range(1, reach + 1):
+        for r in range(1, half + 1):
             within[p, r] += within[p, r - 1]
     weights = np.ones((n, k), dtype=np.float32)
     for v in range(n):
@@ -275,10 +272,12 @@ def _schedule(w_min: float, w_max: float, epochs: int) -> np.ndarray:
 
 
 def _fit_scale(pos: np.ndarray, pivots: np.ndarray, pivot_dist: np.ndarray) -> float:
-    """The factor that best fits the layout's distances to hop distances over the pivot
-    terms (weighted 1/d^2): a prolonged layout is in the coarse level's units."""
+    """The factor that best fits the layout's distances to hop distances over the terms of
+    the first FIT_PIVOTS pivots (weighted 1/d^2): a prolonged layout is in the coarse
+    level's units. One number from n * FIT_PIVOTS terms is exact enough; all 1,500 pivots
+    of a finest level cost a second for nothing."""
     num = den = 0.0
-    for p, row in zip(pivots[:COARSE.pivots], pivot_dist, strict=False):
+    for p, row in zip(pivots[:FIT_PIVOTS], pivot_dist[:FIT_PIVOTS], strict=True):
         ok = row > 0
         d = row[ok].astype(np.float64)
         r = np.linalg.norm(pos[ok] - pos[p], axis=1)
@@ -309,7 +308,8 @@ def _refine(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray,
 
 
 def _finest(n: int) -> Refinement:
-    pivots = min(max(FINE_TERMS // max(n, 1), COARSE.pivots), FINE.pivots)
+    """:data:`FINE` with as many pivots as :data:`FINE_TERMS` allows at ``n`` nodes."""
+    pivots = min(max(FINE_TERMS // n, COARSE.pivots), FINE.pivots)
     return Refinement(pivots, FINE.epochs, FINE.reach, FINE.end)
 
 
@@ -341,49 +341,54 @@ def _components(offsets: np.ndarray, columns: np.ndarray, n: int) -> np.ndarray:
 def _pack(pos: np.ndarray, label: np.ndarray) -> np.ndarray:
     """The largest component where it is, centred; every other one (no term of the sparse
     model joins two components, so they drift: a 20,000-node random graph's 404 isolated
-    nodes ended 13x as far out as the main body's median) centred on a shell just outside
-    it, on a golden-angle spiral, the shell wide enough for all of them side by side."""
+    nodes ended 13x as far out as the main body's median) centred on shells around it, on
+    golden-angle spirals. Components go out by size band (radius up to 1, 2, 4, ... hops),
+    each band on its own shell just outside the last, wide enough for its components side
+    by side: one big stray must not push 400 isolated nodes ten radii out."""
     sizes = np.bincount(label)
     if sizes.size < 2:
         return pos
     main = int(np.argmax(sizes))
-    out = pos.copy()
-    body = pos[label == main]
-    centre = body.mean(axis=0)
-    out[label == main] = body - centre
-    radius = float(np.max(np.linalg.norm(body - centre, axis=1)))
-    others = [c for c in np.argsort(-sizes, kind="stable") if c != main]
-    shapes = []
-    for c in others:
-        part = pos[label == c]
-        shapes.append(part - part.mean(axis=0))
-    reach = max(float(np.max(np.linalg.norm(p, axis=1))) for p in shapes)
-    room = 2.0 * reach + 1.0  # one component's footprint, one hop apart
-    shell = max(radius + 1.0 + reach, room * np.sqrt(len(others) / (4 * np.pi)))
-    k = np.arange(len(others)) + 0.5
-    z = 1.0 - 2.0 * k / len(others)
-    ring = np.sqrt(np.maximum(0.0, 1.0 - z * z))
-    turn = np.pi * (3.0 - np.sqrt(5.0)) * k
-    spots = shell * np.column_stack([ring * np.cos(turn), ring * np.sin(turn), z])
-    for c, shape, spot in zip(others, shapes, spots, strict=True):
-        out[label == c] = shape + spot
-    return out
+    centre = np.stack([np.bincount(label, weights=pos[:, a]) for a in range(3)], axis=1)
+    centre /= sizes[:, None]
+    local = pos - centre[label]
+    reach = np.zeros(sizes.size)
+    np.maximum.at(reach, label, np.linalg.norm(local, axis=1))
+    spot = np.zeros((sizes.size, 3))
+    outer = reach[main]
+    others = np.array([c for c in range(sizes.size) if c != main])
+    band = np.ceil(np.log2(np.maximum(reach[others], 1.0))).astype(np.int64)
+    for b in np.unique(band):
+        members = others[band == b]
+        widest = float(reach[members].max())
+        room = 2.0 * widest + 1.0  # one component's footprint, one hop apart
+        shell = max(outer + 1.0 + widest, room * np.sqrt(members.size / (4 * np.pi)))
+        k = np.arange(members.size) + 0.5
+        z = 1.0 - 2.0 * k / members.size
+        ring = np.sqrt(np.maximum(0.0, 1.0 - z * z))
+        turn = np.pi * (3.0 - np.sqrt(5.0)) * k
+        spot[members] = shell * np.column_stack([ring * np.cos(turn), ring * np.sin(turn), z])
+        outer = shell + widest
+    return (local + spot[label]).astype(pos.dtype)
 
 
-def place(n: int, src: np.ndarray, dst: np.ndarray, seed: int = 0) -> np.ndarray:
+def place(n: int, src: np.ndarray, dst: np.ndarray, seed: int = 0, *,
+          full_nodes: int = FULL_NODES) -> np.ndarray:
     """Positions for a graph of ``n`` nodes (edges ``src``-``dst`` as node indices), (n, 3)
     float32 in hops, centred on the origin. Deterministic for a seed. Components lie side
-    by side: up to FULL_NODES by their terms (:func:`_full`), above by :func:`_pack`."""
+    by side: up to ``full_nodes`` by their terms (:func:`_full`), above by :func:`_pack`.
+    A small ``full_nodes`` runs the multilevel path on a small graph (the layout actor's
+    warm-up compiles its kernels that way)."""
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    hierarchy = multilevel.coarsen(n, src, dst, FULL_NODES, seed)
+    hierarchy = multilevel.coarsen(n, src, dst, full_nodes, seed)
     graphs = [(n, src, dst)] + [(level.n, level.src, level.dst) for level in hierarchy]
     top, top_src, top_dst = graphs[-1]
     pos = rng.uniform(-1.0, 1.0, size=(top, 3)).astype(np.float32) * np.float32(
         max(1.0, top ** (1 / 3)))
     offsets, columns = multilevel.csr(top, top_src, top_dst)
-    if top <= FULL_NODES:
+    if top <= full_nodes:
         _full(top, offsets, columns, pos, seed)
     else:  # the graph does not shrink: the sparse model alone, from random positions
         _refine(top, offsets, columns, pos, rng, seed, COARSE)
@@ -392,7 +397,8 @@ def place(n: int, src: np.ndarray, dst: np.ndarray, seed: int = 0) -> np.ndarray
         fine, fine_src, fine_dst = graphs[at]
         offsets, columns = multilevel.csr(fine, fine_src, fine_dst)
         _refine(fine, offsets, columns, pos, rng, seed, _finest(fine) if at == 0 else COARSE)
-    if n > FULL_NODES:
+    if n > full_nodes:  # the components _full kept apart by its terms, apart by packing
+        offsets, columns = multilevel.csr(n, src, dst)
         pos = _pack(pos, _components(offsets, columns, n))
     return (pos - pos.mean(axis=0)).astype(np.float32) if n else pos
 

@@ -189,3 +189,34 @@ def test_a_placed_graph_is_no_denser_than_new_nodes_spawn() -> None:
     rms = float(np.sqrt(np.mean(np.sum(np.square(pos - pos.mean(axis=0)), axis=1))))
     ball = np.sqrt(3 / 5) * params.spawn_radius * total ** (1 / 3)
     assert rms >= 0.99 * ball, (rms, ball)
+
+
+def test_pivots_stay_in_the_largest_component() -> None:
+    """Found in review: the first pivot was drawn from every node, and max-min never leaves
+    the first pivot's component: an isolated first pivot made every pivot that node (a grid
+    with 5,000 isolated nodes was placed at 40x the grid's stress)."""
+    n, src, dst = family("grid", 400)
+    total = n + 800  # two isolated nodes for each grid node
+    offsets, columns = multilevel.csr(total, src, dst)
+    for seed in range(12):
+        pivots, rows = stress._pivots(offsets, columns, total, 64, np.random.default_rng(seed))
+        assert pivots.max() < n and np.unique(pivots).size == pivots.size == 64, seed
+        assert (rows[:, :n] >= 0).all()
+
+
+def test_packing_sizes_each_band_by_its_own_components() -> None:
+    """Found in review: every slot on the shell was as wide as the biggest stray, so one
+    big stray component put 400 isolated nodes ten radii out."""
+    rng = np.random.default_rng(1)
+    body = rng.normal(size=(2_000, 3)) * 4  # the main component
+    big = rng.normal(size=(1_000, 3)) * 3  # one big stray
+    strays = np.zeros((400, 3))  # isolated nodes, each its own component
+    pos = np.concatenate([body, big, strays]).astype(np.float32)
+    label = np.concatenate([np.zeros(2_000), np.ones(1_000), 2 + np.arange(400)]).astype(np.int64)
+    out = stress._pack(pos, label)
+    centre = out[:2_000].mean(axis=0)
+    radius = float(np.linalg.norm(out[:2_000] - centre, axis=1).max())
+    isolated = np.linalg.norm(out[3_000:] - centre, axis=1)
+    assert isolated.max() < radius + 3.0, (isolated.max(), radius)
+    gap = np.linalg.norm(out[2_000:3_000].mean(axis=0) - centre)
+    assert gap > radius + 3.0  # the big one beyond them, not through the body
