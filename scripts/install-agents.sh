@@ -6,8 +6,14 @@
 # takes about 3 minutes because better-sqlite3 is compiled from source (no prebuilt
 # binaries can be downloaded here).
 #
+# The whole dependency tree is pinned by scripts/agents-package-lock.json: claude-flow's
+# own dependencies float, and on 2026-12-06 a fresh install pulled @claude-flow/security 3.0.7, whose input validation refuses agent types the tests and
+# users spawn ("coordinator", "analyst", "architect", "optimizer"). The lock is the tree the
+# tests were verified against; regenerate it only with a version that passes `make test`.
+#
 # Environment:
-#   CLAUDE_FLOW_VERSION   version to install (default below; known to work on Node 20)
+#   CLAUDE_FLOW_VERSION   version to install (default below; known to work on Node 20;
+#                         another version is resolved afresh, without the lock)
 #   BETTER_SQLITE3_VERSION  forced for every copy in the tree (13.x needs Node >= 22 and
 #                           segfaults on Node 20; one forced version also means one compile)
 #   FORCE=1               reinstall even when the stamp matches
@@ -22,13 +28,20 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 AGENTS_DIR="$REPO_ROOT/.agents"
 CLI="$AGENTS_DIR/node_modules/claude-flow/bin/cli.js"
 STAMP="$AGENTS_DIR/.stamp-claude-flow"
+LOCK="$SCRIPT_DIR/agents-package-lock.json"
+PINNED_VERSION=3.43.0  # the claude-flow version the lock was made with
+if [[ "$CLAUDE_FLOW_VERSION" == "$PINNED_VERSION" ]]; then
+    WANT="$CLAUDE_FLOW_VERSION+lock-$(sha256sum "$LOCK" | cut -c1-12)"  # a new lock reinstalls
+else
+    WANT="$CLAUDE_FLOW_VERSION"
+fi
 LOG="$AGENTS_DIR/install.log"
 
 die() { echo "install-agents: error: $*" >&2; exit 1; }
 say() { echo "install-agents: $*"; }
 
 # Fast path first: nothing but a file read and one `node --version` of the CLI.
-if [[ "${FORCE:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP" 2>/dev/null)" == "$CLAUDE_FLOW_VERSION" ]] \
+if [[ "${FORCE:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP" 2>/dev/null)" == "$WANT" ]] \
     && command -v node >/dev/null 2>&1 \
     && node "$CLI" --version >/dev/null 2>&1; then
     say "claude-flow $CLAUDE_FLOW_VERSION already installed in $AGENTS_DIR (cached)"
@@ -60,7 +73,7 @@ exec 9>"$AGENTS_DIR/.install.lock"
 if command -v flock >/dev/null 2>&1; then
     flock 9
     # Another run may have finished while we waited.
-    if [[ "${FORCE:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$CLAUDE_FLOW_VERSION" ]] \
+    if [[ "${FORCE:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] \
         && node "$CLI" --version >/dev/null 2>&1; then
         say "claude-flow $CLAUDE_FLOW_VERSION installed by a concurrent run"
         exit 0
@@ -87,7 +100,16 @@ say "installing claude-flow $CLAUDE_FLOW_VERSION with node $(node --version), np
 say "better-sqlite3 is compiled from source: expect about 3 minutes; log: $LOG"
 
 start=$SECONDS
-(cd "$AGENTS_DIR" && npm install --no-audit --no-fund --loglevel=http) >"$LOG" 2>&1 &
+if [[ "$CLAUDE_FLOW_VERSION" == "$PINNED_VERSION" ]]; then
+    cp "$LOCK" "$AGENTS_DIR/package-lock.json"
+    # npm install, not npm ci: the lock has no entries for other platforms' optional
+    # binaries, which npm ci counts as out of sync; install keeps every locked version
+    install=(npm install --no-audit --no-fund --loglevel=http)
+else
+    rm -f "$AGENTS_DIR/package-lock.json"
+    install=(npm install --no-audit --no-fund --loglevel=http)
+fi
+(cd "$AGENTS_DIR" && "${install[@]}") >"$LOG" 2>&1 &
 npm_pid=$!
 
 # Heartbeat so a CI log shows the install is alive, with the newest log line as a hint.
@@ -100,7 +122,7 @@ done
 if ! wait "$npm_pid"; then
     echo "---- last lines of $LOG ----" >&2
     tail -n 30 "$LOG" >&2
-    die "npm install failed after $((SECONDS - start))s (full log: $LOG)"
+    die "${install[*]} failed after $((SECONDS - start))s (full log: $LOG)"
 fi
 
 installed="$(node "$CLI" --version 2>/dev/null | tr -d '\r' | tail -n 1 || true)"
@@ -110,5 +132,5 @@ installed="$(node "$CLI" --version 2>/dev/null | tr -d '\r' | tail -n 1 || true)
 (cd "$AGENTS_DIR" && node -e 'const D=require("better-sqlite3"); new D(":memory:").prepare("select 1").get()') \
     || die "better-sqlite3 does not load under node $(node --version); see $LOG"
 
-echo "$CLAUDE_FLOW_VERSION" >"$STAMP"
+echo "$WANT" >"$STAMP"
 say "done in $((SECONDS - start))s: claude-flow $installed, better-sqlite3 $(cd "$AGENTS_DIR" && node -p 'require("better-sqlite3/package.json").version')"
