@@ -57,13 +57,14 @@ class Refinement:
 # enough (8 hops) to unfold what the coarse graph could not show.
 COARSE = Refinement(pivots=64, epochs=10, reach=8.0, end=0.1)
 # The finest level is the layout people see, and its stress is what the pivot model gets
-# wrong: with 64 pivots a 20,000-node random graph ended 1.4-1.7x sfdp's stress, with 1,500
-# pivots 0.95x. So it gets as many pivots as FINE_TERMS pivot terms per epoch allow (1,500
-# at 20,000 nodes, 300 at 100,000: n * pivots * 8 bytes of distances and weights), more
-# epochs, and a cooler start (the coarse levels have laid the shape out) and end.
-FINE_TERMS = 30_000_000
+# wrong: a 20,000-node random graph ended at 1.4-1.7x sfdp's stress with 64 pivots,
+# 0.96-1.00x with 1,500 (over seeds 0-2), 0.95x with 2,000. So it gets as many pivots as
+# FINE_TERMS pivot terms per epoch allow (2,000 at 20,000 nodes, 400 at 100,000: n * pivots
+# * 8 bytes of distances and weights, 320 MB at the peak), more epochs, and a cooler start
+# (the coarse levels have laid the shape out) and end.
+FINE_TERMS = 40_000_000
 FIT_PIVOTS = 64
-FINE = Refinement(pivots=1_500, epochs=20, reach=3.0, end=0.01)
+FINE = Refinement(pivots=2_000, epochs=20, reach=3.0, end=0.01)
 
 
 @njit(cache=True, nogil=True)
@@ -274,7 +275,7 @@ def _schedule(w_min: float, w_max: float, epochs: int) -> np.ndarray:
 def _fit_scale(pos: np.ndarray, pivots: np.ndarray, pivot_dist: np.ndarray) -> float:
     """The factor that best fits the layout's distances to hop distances over the terms of
     the first FIT_PIVOTS pivots (weighted 1/d^2): a prolonged layout is in the coarse
-    level's units. One number from n * FIT_PIVOTS terms is exact enough; all 1,500 pivots
+    level's units. One number from n * FIT_PIVOTS terms is exact enough; all 2,000 pivots
     of a finest level cost a second for nothing."""
     num = den = 0.0
     for p, row in zip(pivots[:FIT_PIVOTS], pivot_dist[:FIT_PIVOTS], strict=True):
