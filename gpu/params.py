@@ -73,7 +73,7 @@ class SimParams:
     # placed_temperature instead of a warm-up: cool enough to keep the placement's shape (a
     # 2,000-node grid keeps 0.40x sfdp's stress), warm enough to settle what the force model
     # wants locally. Up to 2,048 nodes every pair is a term (0.3 s); above, the multilevel
-    # path: at 20,000 nodes 5-9 s on the 2-core dev machine (the layout actor is busy that
+    # path: at 20,000 nodes 6-10 s on the 2-core dev machine (the layout actor is busy that
     # long) for 0.45x sfdp's stress on a grid, 0.8x on a tree and on Barabasi-Albert, 0.95x
     # on a random graph. At 100,000 nodes a random graph's hierarchy barely shrinks: 48 s and
     # a worse layout than the spawn positions', so bigger graphs start from spawn positions
