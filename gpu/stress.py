@@ -67,29 +67,35 @@ FIT_PIVOTS = 64
 FINE = Refinement(pivots=2_000, epochs=20, reach=3.0, end=0.01)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _flood(offsets: np.ndarray, columns: np.ndarray, start: int, row: np.ndarray,
+           queue: np.ndarray) -> int:
+    """Breadth-first from ``start`` over the nodes whose ``row`` is still -1, writing their
+    hop distance into it (capped at 32,000: no placement is that deep); the nodes reached
+    are ``queue[:returned]``."""
+    row[start] = 0
+    queue[0] = start
+    head, tail = 0, 1
+    while head < tail:
+        u = queue[head]
+        head += 1
+        du = min(row[u] + 1, 32_000)
+        for e in range(offsets[u], offsets[u + 1]):
+            v = columns[e]
+            if row[v] < 0:
+                row[v] = du
+                queue[tail] = v
+                tail += 1
+    return tail
+
+
 @njit(cache=True, nogil=True)
 def _bfs(offsets: np.ndarray, columns: np.ndarray, sources: np.ndarray, n: int) -> np.ndarray:
-    """Hop distances from each source, (len(sources), n) int16; unreachable: -1 (distances
-    past 32,000 are capped: no placement is that deep)."""
+    """Hop distances from each source, (len(sources), n) int16; unreachable: -1."""
     out = np.full((sources.size, n), -1, dtype=np.int16)
     queue = np.empty(n, dtype=np.int64)
     for k in range(sources.size):
-        s = sources[k]
-        row = out[k]
-        row[s] = 0
-        head = 0
-        tail = 1
-        queue[0] = s
-        while head < tail:
-            u = queue[head]
-            head += 1
-            du = min(row[u] + 1, 32_000)
-            for e in range(offsets[u], offsets[u + 1]):
-                v = columns[e]
-                if row[v] < 0:
-                    row[v] = du
-                    queue[tail] = v
-                    tail += 1
+        _flood(offsets, columns, sources[k], out[k], queue)
     return out
 
 
@@ -316,26 +322,17 @@ def _finest(n: int) -> Refinement:
 
 @njit(cache=True, nogil=True)
 def _components(offsets: np.ndarray, columns: np.ndarray, n: int) -> np.ndarray:
-    """A component label per node, 0 .. c-1 in order of each component's first node."""
+    """A component label per node, 0 .. c-1 in order of each component's first node: one
+    flood per component over a shared distance row (a flood stops at nodes already seen)."""
     label = np.full(n, -1, dtype=np.int64)
+    seen = np.full(n, -1, dtype=np.int16)
     queue = np.empty(n, dtype=np.int64)
     count = 0
     for s in range(n):
-        if label[s] >= 0:
-            continue
-        label[s] = count
-        head, tail = 0, 1
-        queue[0] = s
-        while head < tail:
-            u = queue[head]
-            head += 1
-            for e in range(offsets[u], offsets[u + 1]):
-                v = columns[e]
-                if label[v] < 0:
-                    label[v] = count
-                    queue[tail] = v
-                    tail += 1
-        count += 1
+        if seen[s] < 0:
+            reached = _flood(offsets, columns, s, seen, queue)
+            label[queue[:reached]] = count
+            count += 1
     return label
 
 
