@@ -282,7 +282,8 @@ class LayoutEngine:
             vel_new[kept] = old_vel[old_order[at[kept]]]
             known |= kept
         place = (3 <= n <= self._params.place_max_nodes and known.sum() * 2 < n
-                 and bool(np.any(si != di)))  # without an edge there is nothing to place by
+                 and bool(np.any(si != di))  # without an edge there is nothing to place by
+                 and stress.worth_placing(n, si, di))
         unit = None
         if place:
             unit = stress.place(n, si, di)

@@ -75,10 +75,10 @@ class SimParams:
     # wants locally. Up to 2,048 nodes every pair is a term (0.3 s); above, the multilevel
     # path: at 20,000 nodes 6-10 s on the 2-core dev machine (the layout actor is busy that
     # long) for 0.45x sfdp's stress on a grid, 0.8x on a tree and on Barabasi-Albert, 0.95x
-    # on a random graph. At 100,000 nodes a random graph's hierarchy barely shrinks: 48 s and
-    # a worse layout than the spawn positions', so bigger graphs start from spawn positions
-    # and a warm-up, as before.
-    place_max_nodes: int = 20_000
+    # on a random graph. Above 20,000 nodes only a long graph (a grid, a mesh) is placed, as
+    # the spawn ball serves a short one better (gpu.stress.worth_placing): a 316x316 grid in
+    # about 3 s at half sfdp's stress. Bigger graphs start from spawn positions and a warm-up.
+    place_max_nodes: int = 100_000
     placed_temperature: float = 0.03
 
     def __post_init__(self) -> None:

@@ -16,6 +16,8 @@ ideal distance, with a step that anneals from 1/w_min to 0.1/w_max).
   edges, and terms to pivots for the rest, each weighted by how many nodes of the pivot's
   region it stands for. The coarser levels use few pivots (:data:`COARSE`); the finest, the
   one people see, as many as :data:`FINE_TERMS` allows (:data:`FINE`).
+- Above :data:`SHORT_MAX_NODES` only a long graph (a grid, a tree) is worth placing
+  (:func:`worth_placing`), and few pivots keep its shape (:data:`LONG`).
 
 The positions come out in hops (an edge about 1 long); ``LayoutEngine.set_graph`` scales them
 to the force model's own balance and starts the live steps cool. The placement is graph
@@ -31,7 +33,7 @@ from numba import njit
 
 from gpu import multilevel
 
-__all__ = ["FULL_NODES", "normalised_stress", "place"]
+__all__ = ["FULL_NODES", "normalised_stress", "place", "worth_placing"]
 
 # Every pair is a term up to this many nodes: 2,048^2 int16 distances (8 MiB) and about
 # 0.3 s of descent on the 2-core dev machine.
@@ -59,12 +61,25 @@ COARSE = Refinement(pivots=64, epochs=10, reach=8.0, end=0.1)
 # The finest level is the layout people see, and its stress is what the pivot model gets
 # wrong: a 20,000-node random graph ended at 1.4-1.7x sfdp's stress with 64 pivots,
 # 0.96-1.00x with 1,500 (over seeds 0-2), 0.95x with 2,000. So it gets as many pivots as
-# FINE_TERMS pivot terms per epoch allow (2,000 at 20,000 nodes, 400 at 100,000: n * pivots
-# * 8 bytes of distances and weights, 320 MB at the peak), more epochs, and a cooler start
+# FINE_TERMS pivot terms per epoch allow (2,000 at 20,000 nodes: n * pivots * 8 bytes of
+# distances and weights, 320 MB at the peak), more epochs, and a cooler start
 # (the coarse levels have laid the shape out) and end.
 FINE_TERMS = 40_000_000
 FIT_PIVOTS = 64
 FINE = Refinement(pivots=2_000, epochs=20, reach=3.0, end=0.01)
+# Up to this many nodes the finest level gets all of FINE's pivots (20,000). Above it they
+# thin out, and a short graph (a random or scale-free one: every node a few hops from every
+# other) loses what placing it was for: a 100,000-node random graph came out at stress 0.18
+# with 400 pivots, where the spawn ball and 20 s of live steps reach 0.128. A long graph (a
+# grid, a mesh, a chain) gets its shape from the coarse levels, and few pivots keep it: a
+# 316x316 grid reached 0.0110 with 400 pivots and 20 epochs (8.4 s), 0.0116 with LONG
+# (3.0 s), where sfdp reaches 0.021 in 52 s; a 131,071-node binary tree 0.099 in 2.4 s against
+# the spawn ball's 0.141 after 12 s of live steps. So above SHORT_MAX_NODES only a long graph
+# is placed (:func:`worth_placing`), and its finest level is refined as LONG.
+SHORT_MAX_NODES = FINE_TERMS // FINE.pivots
+LONG_FACTOR = 1.5
+LONG_SOURCES = 8
+LONG = Refinement(pivots=64, epochs=10, reach=3.0, end=0.01)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -315,9 +330,28 @@ def _refine(n: int, offsets: np.ndarray, columns: np.ndarray, pos: np.ndarray,
 
 
 def _finest(n: int) -> Refinement:
-    """:data:`FINE` with as many pivots as :data:`FINE_TERMS` allows at ``n`` nodes."""
-    pivots = min(max(FINE_TERMS // n, COARSE.pivots), FINE.pivots)
-    return Refinement(pivots, FINE.epochs, FINE.reach, FINE.end)
+    """:data:`FINE` with as many pivots as :data:`FINE_TERMS` allows at ``n`` nodes; above
+    :data:`SHORT_MAX_NODES` (only long graphs get there) :data:`LONG`."""
+    if n > SHORT_MAX_NODES:
+        return LONG
+    return Refinement(min(FINE_TERMS // n, FINE.pivots), FINE.epochs, FINE.reach, FINE.end)
+
+
+def worth_placing(n: int, src: np.ndarray, dst: np.ndarray) -> bool:
+    """Whether placing this graph beats starting it from the spawn ball: always up to
+    :data:`SHORT_MAX_NODES` nodes; above, only a long graph, whose mean hop distance (from
+    :data:`LONG_SOURCES` nodes of its largest component) exceeds :data:`LONG_FACTOR` ln n.
+    A small-world graph spans about ln n / ln(mean degree) hops: at 100,000 nodes a random
+    graph of mean degree 4 is 8.7 on average and Barabasi-Albert 5.8, against a tree's 27
+    and a 316x316 grid's 216 (ln n is 11.5)."""
+    if n <= SHORT_MAX_NODES:
+        return True
+    offsets, columns = multilevel.csr(n, np.asarray(src, np.int64), np.asarray(dst, np.int64))
+    label = _components(offsets, columns, n)
+    main = np.flatnonzero(label == np.argmax(np.bincount(label)))
+    sources = np.random.default_rng(0).choice(main, LONG_SOURCES).astype(np.int64)
+    rows = _bfs(offsets, columns, sources, n)
+    return float(rows[rows > 0].mean()) > LONG_FACTOR * np.log(n)
 
 
 @njit(cache=True, nogil=True)

@@ -139,6 +139,57 @@ async def test_dragging_a_node_pins_it_where_it_was_dropped(browser: Any, consol
     assert problems.items == []
 
 
+async def knowledge_positions(url: str) -> dict[int, tuple[float, float, float]]:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/api/graph?kind=knowledge") as r:
+        return {n["id"]: tuple(n["position"]) for n in (await r.json())["knowledge"]["nodes"]}
+
+
+async def wait_rest(url: str, timeout: float = 40.0) -> None:
+    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
+        while True:
+            async with session.get(f"{url}/api/health?refresh=true") as r:
+                if (await r.json())["components"]["gpu_layout"]["detail"]["at_rest"]:
+                    return
+            await asyncio.sleep(0.1)
+
+
+async def test_dragging_a_node_moves_its_neighbourhood_and_the_rest_stays_still(
+        browser: Any) -> None:
+    """Issue 20's "done when": a drag in the console wakes the dragged node's neighbourhood
+    (wake_hops, 2 by default) and nothing else, so the viewer's picture holds."""
+    d = await start_daemon(WITHOUT_AGENTS + "[actors.gpu_layout]\nrest_window_s = 0.25\n"
+                           "[actors.gpu_layout.params]\ncooling_rate = 0.97\nwarmup_iterations = 20\n")
+    try:
+        body = graph(150)
+        await put_graph(d.url, body)
+        page, problems = await open_console(browser, d.url + "/")
+        await page.wait_for_selector("#stats[data-nodes='150']", timeout=20_000)
+        await wait_rest(d.url)
+        before = await knowledge_positions(d.url)
+        at = await screen(page, 3)
+        await page.mouse.move(at["x"], at["y"])
+        await page.mouse.down()
+        for step in range(1, 11):
+            await page.mouse.move(at["x"] + 12 * step, at["y"] - 6 * step)
+            await asyncio.sleep(0.04)
+        await page.mouse.up()
+        await asyncio.sleep(0.5)
+        await wait_rest(d.url)
+        after = await knowledge_positions(d.url)
+        links = [(e["source"], e["target"]) for e in body["edges"]]
+        near = {3}
+        for _ in range(2):
+            near |= {b for a, b in links if a in near} | {a for a, b in links if b in near}
+        moved = {i for i in before if math.dist(before[i], after[i]) > 1e-3}
+        assert math.dist(before[3], after[3]) > 20  # the dragged node went where it was put
+        assert len(moved - {3}) >= 1, moved  # its neighbourhood followed
+        assert moved <= near, sorted(moved - near)  # everything else held still, exactly
+        assert len(near) < 40  # the check means something: most of the graph is outside
+        assert problems.items == []
+    finally:
+        await d.stop()
+
+
 async def test_a_kill_from_the_actor_tree_shows_the_new_incarnation(
         browser: Any, console_daemon: Daemon) -> None:
     d = console_daemon
