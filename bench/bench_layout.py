@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 import time
 import tracemalloc
@@ -208,6 +209,8 @@ def quality(backend: str) -> list[tuple[str, float, float]]:
     return out
 
 
+# igraph's FR 3D at about 20,000 nodes takes 10-15 minutes a graph: opt in with this variable.
+IGRAPH_20K = "BENCH_IGRAPH_20K"
 LIVE_STEPS = 480  # 8 s of the layout actor at its 60 Hz
 # Below this, a wall-clock comparison is the scheduler's noise (igraph lays out the 15-node
 # Florentine families in about 1 ms): "no more time" is judged against at least this.
@@ -266,6 +269,15 @@ def family_quality(backend: str) -> None:
         print(f"[{verdict(ours <= sf)}] {name} ~20,000 (n={n:,}, sampled pairs): multilevel "
               f"placement {ours / sf:.2f}x sfdp in {ours_s:.1f} s against its {sf_s:.1f} s "
               f"(target <= 1.0x; the live default up to 20,000 nodes)")
+        if os.environ.get(IGRAPH_20K):
+            ig_pos, ig_s = igraph_fr(graph)
+            ig = normalised_stress(ig_pos, src, dst)
+            print(f"[{verdict(ours <= 0.9 * ig and ours_s <= ig_s)}] {name} ~20,000: "
+                  f"{ours / ig:.2f}x igraph FR 3D in {ours_s:.1f} s against its {ig_s:.0f} s "
+                  f"(target <= 0.9x, no more time)")
+    if not os.environ.get(IGRAPH_20K):
+        print(f"  igraph FR 3D at about 20,000 nodes skipped: {IGRAPH_20K}=1 runs it "
+              f"(10 to 15 minutes a graph on 2 cores; bench/REPORT.md keeps the last figures)")
 
 
 READABLE_SIDE = 316  # a 316x316 grid: 99,856 nodes
@@ -371,7 +383,7 @@ def report(backend: str, libs: list[Row]) -> None:
         print(f"\n[{verdict(r1 >= 20)}] CPU exact step vs igraph FR 3D at N=10k: {r1:.1f}x (target >= 20x)"
               + extrapolated((fr3, 10_000), (exact, 10_000)))
         r2 = grid2.t[100_000] / grid.t[100_000]
-        print(f"[{verdict(r2 >= 1.0)}] grid step vs igraph grid FR 2D at N=100k: {r2:.2f}x (target >= 1.0)"
+        print(f"[{verdict(r2 >= 2.0)}] grid step vs igraph grid FR 2D at N=100k: {r2:.2f}x (target >= 2.0, issue 20)"
               + extrapolated((grid2, 100_000), (grid, 100_000)))
         r3 = exact.t[100_000] / grid.t[100_000]
         print(f"[{verdict(r3 >= 20)}] grid step vs our exact step at N=100k: {r3:.1f}x (target >= 20x)"
