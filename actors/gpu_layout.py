@@ -491,7 +491,7 @@ class LayoutActor(TickingActor):
             dp = ((pos - self._sent_pos) ** 2).sum(axis=1)
             dv = ((vel - self._sent_vel) ** 2).sum(axis=1)
             moved = (dp > POSITION_DEADBAND**2) | (dv > VELOCITY_DEADBAND**2)
-        return PositionFrame.make(self._seq + 1, ids, pos, vel, moved, full)
+        return PositionFrame.make(self._seq + 1, ids, pos, vel, moved, full, engine.params.bounds)
 
     def _publish(self) -> None:
         frame = self._frame(full=False)

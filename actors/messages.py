@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from actors.graph import Graph, GraphEdge, GraphNode, NodeKind
+from gpu.params import SimParams
 
 __all__ = [
     "ActorStatus",
@@ -126,6 +127,9 @@ class Unsubscribe:
     key: str
 
 
+DEFAULT_BOUNDS = SimParams().bounds
+
+
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -142,14 +146,15 @@ class PositionFrame:
     velocities: np.ndarray  # float32 (n, 3)
     moved: np.ndarray  # bool (n,)
     full: bool  # the previous frame's ids differ: deltas against it mean nothing
+    bounds: float = DEFAULT_BOUNDS  # the world is [-bounds, bounds] per axis (v3 quantizes in it)
 
     @classmethod
     def make(
         cls, seq: int, wire_ids: np.ndarray, positions: np.ndarray, velocities: np.ndarray,
-        moved: np.ndarray, full: bool,
+        moved: np.ndarray, full: bool, bounds: float = DEFAULT_BOUNDS,
     ) -> PositionFrame:
         return cls(seq, _frozen(wire_ids), _frozen(positions), _frozen(velocities),
-                   _frozen(moved), full)
+                   _frozen(moved), full, bounds)
 
     def __len__(self) -> int:
         return int(self.wire_ids.shape[0])

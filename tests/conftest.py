@@ -204,6 +204,66 @@ def decode_by_spec(data: bytes) -> list[tuple[int, tuple[float, ...], tuple[floa
     return out
 
 
+class V3BySpec:
+    """A protocol v3 client written from docs/protocol.md alone (struct and plain loops, not
+    the server's codec): node ids in keyframe order and their positions."""
+
+    def __init__(self) -> None:
+        self.key: int | None = None
+        self.seq = 0
+        self.ids: list[int] = []
+        self.q: list[list[int]] = []
+        self.origin, self.step = 0.0, 1.0
+
+    def positions(self) -> dict[int, tuple[float, float, float]]:
+        return {i: tuple(self.origin + c * self.step for c in q)  # type: ignore[misc]
+                for i, q in zip(self.ids, self.q, strict=True)}
+
+    def apply(self, data: bytes) -> str:
+        version, kind, flags, key, seq = struct.unpack_from("<BBHII", data)
+        assert version == 3 and kind in (1, 2), (version, kind)
+        if kind == 1:
+            n, ox, _oy, _oz, step = struct.unpack_from("<I4f", data, 12)
+            self.ids = list(struct.unpack_from(f"<{n}I", data, 32))
+            flat = struct.unpack_from(f"<{3 * n}H", data, 32 + 4 * n)
+            self.q = [list(flat[3 * i:3 * i + 3]) for i in range(n)]
+            self.key, self.seq, self.origin, self.step = key, seq, ox, step
+            return "key"
+        base, n, count, far = struct.unpack_from("<IIII", data, 12)
+        assert (key, base, n) == (self.key, self.seq, len(self.ids)), "a delta for my state"
+        at = 28
+        if flags & 1:  # LEB128 gaps
+            index, last = [], -1
+            for _ in range(count):
+                value, shift = 0, 0
+                while True:
+                    byte = data[at]
+                    at += 1
+                    value |= (byte & 0x7F) << shift
+                    shift += 7
+                    if byte < 0x80:
+                        break
+                last += value + 1
+                index.append(last)
+        else:
+            index = [i for i in range(n) if data[at + (i >> 3)] >> (i & 7) & 1]
+            at += (n + 7) // 8
+        at += -at % 4
+        marks = [bool(data[at + (k >> 3)] >> (k & 7) & 1) for k in range(count)]
+        at += (count + 7) // 8
+        at += -at % 4
+        near = [i for i, m in zip(index, marks, strict=True) if not m]
+        for k, i in enumerate(near):
+            moves = struct.unpack_from("<3b", data, at + 3 * k)
+            self.q[i] = [c + m for c, m in zip(self.q[i], moves, strict=True)]
+        at += 3 * len(near)
+        at += -at % 4
+        for k, i in enumerate(i for i, m in zip(index, marks, strict=True) if m):
+            self.q[i] = list(struct.unpack_from("<3H", data, at + 6 * k))
+        self.seq = seq
+        return "delta"
+
+
 async def receive_json(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5) -> dict[str, Any]:
     """The next text message of type ``kind``; others are skipped, but an ``error`` message
     fails at once (unless it is what the test waits for) instead of a timeout later."""

@@ -1,7 +1,10 @@
 """Fan-out of position frames to ``/wss`` clients that never waits on a slow reader.
 
 Each frame is encoded once for everyone (and a full encoding at most once, for clients that
-missed a frame). Each client has a slot that holds only the newest frame and its own sender
+missed a frame). Protocol v3 clients are served from one :class:`transport.codec_v3.Chain`:
+the delta from the state before, encoded once and shared by every v3 client that holds that
+state; a client that missed states gets a delta from the one it holds (one encoding per
+lagging state) or the keyframe. Its baseline is what was written to its socket. Each client has a slot that holds only the newest frame and its own sender
 task: a slow client's slot is overwritten (the loss is counted) while the others go on. Frames
 arrive from the layout actor's thread through ``call_soon_threadsafe``; everything else runs on
 the event loop, so there are no locks here.
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 
 from actors.messages import PositionFrame
 from transport.codec import encode_records
+from transport.codec_v3 import Chain
 
 __all__ = ["Client", "FrameHub", "Send"]
 
@@ -38,6 +42,8 @@ class Client:
     dropped: int = 0  # replaced unsent while the client was still busy with an earlier one
     throttled: bool = False  # waiting out its interval: replacements then are by request
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    protocol: int = 2
+    v3_at: tuple[int, int] | None = None  # v3: the (key, seq) state written to its socket
 
 
 class _Encodings:
@@ -74,6 +80,7 @@ class FrameHub:
         self._clients: dict[int, Client] = {}
         self._ids = itertools.count(1)
         self._latest: _Encodings | None = None
+        self._chain = Chain()
         self._on_sent = on_sent or (lambda _n, _b: None)
         self._on_dropped = on_dropped or (lambda _n: None)
 
@@ -86,11 +93,19 @@ class FrameHub:
         self._clients[client.id] = client
         return client
 
-    def subscribe(self, client: Client, interval_s: float) -> None:
+    def subscribe(self, client: Client, interval_s: float, protocol: int = 2,
+                  resume: tuple[int, int] | None = None) -> None:
         """Start sending to ``client``, at once with the newest frame: a layout at rest
-        publishes nothing, and a newcomer must still see where everything is."""
+        publishes nothing, and a newcomer must still see where everything is. A v3 client
+        may ``resume`` from the (key, seq) state it holds (after a reconnect): it then gets
+        a delta from there while that state is kept, else a keyframe."""
         client.interval_s = interval_s
         client.subscribed = True
+        client.protocol = protocol
+        client.v3_at = resume if protocol == 3 else None
+        if protocol == 3 and not self._chain.started and self._latest is not None:
+            f = self._latest.frame
+            self._chain.advance(f.wire_ids, f.positions, f.bounds)
         if client.pending is None and self._latest is not None:
             client.pending = self._latest.frame
             client.wake.set()
@@ -113,9 +128,15 @@ class FrameHub:
     def publish(self, frame: PositionFrame) -> None:
         """On the loop: put the frame in every subscribed client's newest-frame slot."""
         self._latest = _Encodings(frame)
+        v3 = any(c.subscribed and c.protocol == 3 for c in self._clients.values())
+        fresh = False
+        if v3:
+            fresh = self._chain.advance(frame.wire_ids, frame.positions, frame.bounds)
+        elif self._chain.started:
+            self._chain.reset()
         dropped = 0
         for client in self._clients.values():
-            if not client.subscribed:
+            if not client.subscribed or (client.protocol == 3 and not fresh):
                 continue
             if client.pending is not None and not client.throttled:
                 client.dropped += 1
@@ -151,8 +172,16 @@ class FrameHub:
                 if frame is None:
                     continue
             client.pending = None
-            data = self._bytes_for(client, frame)
+            state = None
+            if client.protocol == 3:
+                data, state = self._chain.frame_for(client.v3_at), self._chain.state
+                if data is None:  # it holds the newest state already
+                    continue
+            else:
+                data = self._bytes_for(client, frame)
             await send(data)
+            if state is not None:
+                client.v3_at = state  # its baseline: what was written to its socket
             last_sent_at = time.monotonic()
             client.last_seq = frame.seq
             client.sent += 1

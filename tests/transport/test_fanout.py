@@ -77,3 +77,64 @@ async def test_a_busy_client_gets_only_the_newest_frame() -> None:
         hub.remove_client(client)
         release.set()
         await sender
+
+
+async def test_v3_clients_share_one_encoding_and_a_slow_one_catches_up_exactly() -> None:
+    """Issue 21: every v3 client that holds the state before gets the very same bytes (one
+    encoding per frame); a client whose slot dropped frames gets a frame from the state
+    written to its socket, and ends where the others are."""
+    from transport.codec_v3 import Follower
+
+    hub = FrameHub()
+    rng = np.random.default_rng(0)
+    ids = np.arange(500, dtype=np.uint32) | np.uint32(KNOWLEDGE_FLAG)
+    pos = (rng.normal(size=(500, 3)) * 100).astype(np.float32)
+    fast, slow = hub.add_client(), hub.add_client()
+    got: dict[int, list[bytes]] = {fast.id: [], slow.id: []}
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+
+    async def fast_send(data: bytes) -> None:
+        got[fast.id].append(data)
+        arrived.set()
+
+    async def slow_send(data: bytes) -> None:
+        got[slow.id].append(data)
+        await release.wait()
+
+    def publish(seq: int) -> None:
+        nonlocal pos
+        pos = pos + (rng.normal(size=pos.shape) * 2).astype(np.float32)
+        hub.publish(PositionFrame.make(seq, ids, pos, np.zeros_like(pos), np.ones(500, bool), False))
+
+    publish(0)
+    senders = [asyncio.create_task(hub.run_sender(fast, fast_send)),
+               asyncio.create_task(hub.run_sender(slow, slow_send))]
+    try:
+        for c in (fast, slow):
+            hub.subscribe(c, 0.0, protocol=3)
+        for seq in range(1, 6):
+            async with asyncio.timeout(5):
+                await arrived.wait()
+            arrived.clear()
+            publish(seq)
+        async with asyncio.timeout(5):
+            await arrived.wait()
+        assert got[slow.id][0] is got[fast.id][0]  # the keyframe: one encoding for both
+        assert len(got[slow.id]) == 1 and slow.dropped > 0  # stuck on it meanwhile
+        release.set()
+        async with asyncio.timeout(5):
+            while slow.v3_at != fast.v3_at:
+                await asyncio.sleep(0.01)
+        a, b = Follower(), Follower()
+        for client, follower in ((fast, a), (slow, b)):
+            for data in got[client.id]:
+                follower.apply(data)
+        assert len(got[slow.id]) == 2  # the keyframe, then one delta from it over 5 states
+        assert np.array_equal(a.q, b.q) and a.at == b.at
+        assert np.abs(a.positions() - pos).max() <= 5000 / 65535 + 5000 * 2**-23
+    finally:
+        for c in (fast, slow):
+            hub.remove_client(c)
+        release.set()
+        await asyncio.gather(*senders)

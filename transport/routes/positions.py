@@ -1,4 +1,5 @@
-"""``/wss``: the binary position stream (protocol v2) and its JSON control messages."""
+"""``/wss``: the binary position stream (protocol v2, or v3 on request) and its JSON control
+messages."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ __all__ = ["MAX_INTERVAL_MS", "MIN_INTERVAL_MS", "add_routes", "positions_ws"]
 
 MIN_INTERVAL_MS = 0
 MAX_INTERVAL_MS = 60_000
+PROTOCOLS = (2, 3)  # v2: transport.codec, the default; v3: transport.codec_v3, on request
 
 
 def add_routes(app: web.Application) -> None:
@@ -80,9 +82,22 @@ async def _control(conn: Connection, client: Any, data: dict[str, Any]) -> None:
         if options.get("binary", True) is not True:
             await conn.error("only binary position updates are supported (binary: true)")
             return
+        protocol = options.get("protocol", 2)
+        if protocol not in PROTOCOLS or isinstance(protocol, bool | float):
+            await conn.error(f"subscribe_position_updates: protocol must be one of {list(PROTOCOLS)}")
+            return
+        resume = _resume(options.get("resume"))
+        if resume is False:
+            await conn.error("subscribe_position_updates: resume must be "
+                             '{"key": k, "seq": s}, two integers in [0, 2^32)')
+            return
+        confirmed: dict[str, Any] = {"interval": interval, "binary": True}
+        if "protocol" in options:  # a v2 client that names no protocol gets v2's reply, unchanged
+            confirmed["protocol"] = protocol
         await conn.send_json({"type": "subscription_confirmed", "timestamp": now_ms(),
-                              "data": {"interval": interval, "binary": True}})
-        conn.services.hub.subscribe(client, interval / 1000.0)  # frames after the confirmation
+                              "data": confirmed})
+        # frames after the confirmation
+        conn.services.hub.subscribe(client, interval / 1000.0, protocol, resume or None)
     elif kind == "unsubscribe_position_updates":
         client.subscribed = False
         client.pending = None
@@ -96,6 +111,19 @@ async def _control(conn: Connection, client: Any, data: dict[str, Any]) -> None:
                          known=["ping", "subscribe_position_updates",
                                 "unsubscribe_position_updates", "request_full_snapshot",
                                 "requestBotsGraph"])
+
+
+def _resume(value: Any) -> tuple[int, int] | None | bool:
+    """A v3 client's ``resume`` state (key, seq); None when absent; False when malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"key", "seq"}:
+        return False
+    key, seq = value["key"], value["seq"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32
+               for v in (key, seq)):
+        return False
+    return key, seq
 
 
 async def _snapshot(conn: Connection, data: dict[str, Any]) -> None:

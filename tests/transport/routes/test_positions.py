@@ -4,6 +4,7 @@ decoded here by the protocol's text (struct), not by the server's own codec."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
 import time
@@ -14,7 +15,16 @@ import pytest
 
 from actors.graph import AGENT_FLAG, KNOWLEDGE_FLAG, Graph, GraphEdge, GraphNode, NodeKind
 from actors.messages import PositionFrame, SetGraph, Step
-from tests.conftest import Daemon, decode_by_spec, load_graph, receive, receive_binary, receive_json, start_daemon
+from tests.conftest import (
+    Daemon,
+    V3BySpec,
+    decode_by_spec,
+    load_graph,
+    receive,
+    receive_binary,
+    receive_json,
+    start_daemon,
+)
 
 
 async def test_connect_ping_subscribe_and_stream(daemon: Daemon) -> None:
@@ -334,3 +344,85 @@ async def test_a_still_graph_goes_quiet_on_wss_and_a_drag_wakes_it() -> None:
             assert not (await layout_detail(d))["at_rest"]
     finally:
         await d.stop()
+
+
+async def graph_positions(d: Daemon) -> dict[int, tuple[float, float, float]]:
+    async with d.session.get(f"{d.url}/api/graph?kind=knowledge") as r:
+        nodes = (await r.json())["knowledge"]["nodes"]
+    return {KNOWLEDGE_FLAG | n["id"]: tuple(n["position"]) for n in nodes}
+
+
+async def test_protocol_v3_streams_compact_frames_that_end_where_the_layout_is() -> None:
+    """Issue 21: a client asks for v3 and gets it echoed, a keyframe first, then deltas; read
+    by a decoder written from docs/protocol.md, its positions end within the stated bound
+    (bounds / 65535, plus float32 rounding) of GET /api/graph's."""
+    from tests.conftest import WITHOUT_AGENTS
+
+    d = await start_daemon(WITHOUT_AGENTS + REST_FAST)
+    try:
+        await load_graph(d, 300)
+        async with d.session.ws_connect(f"{d.ws_url}/wss") as ws:
+            await receive_json(ws, "connection_established")
+            await ws.send_json({"type": "subscribe_position_updates",
+                                "data": {"interval": 30, "protocol": 3}})
+            confirmed = await receive_json(ws, "subscription_confirmed")
+            assert confirmed["data"] == {"interval": 30, "binary": True, "protocol": 3}
+            client = V3BySpec()
+            first = await receive_binary(ws, 5)
+            assert first[0] == 3 and client.apply(first) == "key"
+            assert len(first) == 32 + 10 * 300  # 10 bytes a node, v2's 36
+            kinds = []
+            async with asyncio.timeout(40):
+                while not (await layout_detail(d))["at_rest"]:
+                    try:
+                        kinds.append(client.apply(await receive_binary(ws, 0.5)))
+                    except TimeoutError:
+                        pass
+            with contextlib.suppress(TimeoutError):
+                while True:  # what was sent before rest
+                    kinds.append(client.apply(await receive_binary(ws, 0.5)))
+            assert kinds and set(kinds) == {"delta"}
+            truth = await graph_positions(d)
+            got = client.positions()
+            assert set(got) == set(truth)
+            error = max(abs(a - b) for i in truth for a, b in zip(got[i], truth[i], strict=True))
+            assert error <= 5000.0 / 65535 + 5000.0 * 2**-23, error
+    finally:
+        await d.stop()
+
+
+async def test_a_v3_client_that_reconnects_resumes_with_a_delta() -> None:
+    from tests.conftest import WITHOUT_AGENTS
+
+    d = await start_daemon(WITHOUT_AGENTS)
+    try:
+        await load_graph(d, 200)
+        client = V3BySpec()
+        async with d.session.ws_connect(f"{d.ws_url}/wss") as ws:
+            await ws.send_json({"type": "subscribe_position_updates",
+                                "data": {"interval": 30, "protocol": 3}})
+            await receive_json(ws, "subscription_confirmed")
+            for _ in range(3):
+                client.apply(await receive_binary(ws, 5))
+        async with d.session.ws_connect(f"{d.ws_url}/wss") as ws:
+            await ws.send_json({"type": "subscribe_position_updates", "data": {
+                "interval": 30, "protocol": 3, "resume": {"key": client.key, "seq": client.seq}}})
+            await receive_json(ws, "subscription_confirmed")
+            assert client.apply(await receive_binary(ws, 5)) == "delta"  # from its own state
+    finally:
+        await d.stop()
+
+
+async def test_bad_v3_subscriptions_get_errors_and_v2_replies_are_unchanged(daemon: Daemon) -> None:
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss") as ws:
+        for data, words in (({"protocol": 4}, "protocol must be one of [2, 3]"),
+                            ({"protocol": "3"}, "protocol must be one of"),
+                            ({"protocol": True}, "protocol must be one of"),
+                            ({"protocol": 3, "resume": {"key": -1, "seq": 0}}, "resume must be"),
+                            ({"protocol": 3, "resume": [1, 2]}, "resume must be")):
+            await ws.send_json({"type": "subscribe_position_updates", "data": data})
+            error = await receive_json(ws, "error")
+            assert words in error["message"], error
+        await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": 30}})
+        confirmed = await receive_json(ws, "subscription_confirmed")
+        assert confirmed["data"] == {"interval": 30, "binary": True}  # v2: no new field
