@@ -426,3 +426,12 @@ async def test_bad_v3_subscriptions_get_errors_and_v2_replies_are_unchanged(daem
         await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": 30}})
         confirmed = await receive_json(ws, "subscription_confirmed")
         assert confirmed["data"] == {"interval": 30, "binary": True}  # v2: no new field
+
+
+async def test_wss_declines_permessage_deflate(daemon: Daemon) -> None:
+    """Each connection would compress its own copy of every frame (16 ms a viewer for a v2
+    frame of 10,000 nodes): /wss declines it, as browsers offer it by default."""
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/wss", compress=15) as ws:
+        assert ws.compress == 0
+    async with daemon.session.ws_connect(f"{daemon.ws_url}/ws/hybrid-health", compress=15) as ws:
+        assert ws.compress == 15  # the small JSON routes keep it
