@@ -38,6 +38,7 @@ nodes' new coordinates (``u16`` x 3 each). A node not named keeps its coordinate
 
 from __future__ import annotations
 
+import secrets
 import struct
 from dataclasses import dataclass
 
@@ -183,7 +184,9 @@ class Chain:
     """
 
     def __init__(self) -> None:
-        self.key = 0
+        # Keys start at random: a client resuming after a daemon restart must not name a
+        # state of the new chain by accident (every key is new to it, so it gets a keyframe).
+        self.key = secrets.randbits(32)
         self.seq = 0
         self._ids: np.ndarray | None = None
         self._box: Box | None = None

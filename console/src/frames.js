@@ -1,4 +1,4 @@
-// The /wss binary protocol v2 (docs/protocol.md), decoded straight into typed arrays.
+// The /wss binary protocols v2 and v3 (docs/protocol.md), decoded straight into typed arrays.
 //
 // A frame is one version byte (2) and k records of 36 bytes, little-endian:
 //   id u32 (flags: bit 31 agent, bit 30 knowledge; the node id is id & 0x3fffffff),
@@ -135,6 +135,175 @@ export class Positions {
     }
     this.count = w;
     return w !== before;
+  }
+}
+
+// Protocol v3 (docs/protocol.md): a keyframe fixes the node order and quantized positions
+// (u16 per axis: origin + q * step), deltas name nodes by index (bitmap or LEB128 gaps) and
+// carry i8 moves or absolute u16 coordinates. Sections start at multiples of 4 bytes, so each
+// is read as a typed array over the frame itself.
+export const VERSION3 = 3;
+const KEY = 1;
+const DELTA = 2;
+const GAPS = 1;
+
+/** The v3 state a client holds (key, seq, the keyframe's order and quantized coordinates),
+ *  written through into a Positions store: only the nodes a frame names are touched. */
+export class V3State {
+  constructor() {
+    this.key = null;
+    this.seq = 0;
+    this.n = 0;
+    this.q = new Uint16Array(0);
+    this.slot = new Int32Array(0); // keyframe index -> Positions slot
+    this.origin = 0;
+    this.step = 1;
+  }
+
+  /** The state to resume from after a reconnect, or null. */
+  get at() {
+    return this.key === null ? null : { key: this.key, seq: this.seq };
+  }
+
+  reset() {
+    this.key = null;
+  }
+
+  /** Apply a v3 frame (an ArrayBuffer) into `positions`; returns { records, added }. */
+  apply(buffer, positions) {
+    if (buffer.byteLength < 12) throw new FrameError(`v3 frame of ${buffer.byteLength} bytes`);
+    const head = new DataView(buffer);
+    const version = head.getUint8(0);
+    if (version !== VERSION3) throw new FrameError(`protocol version ${version}, expected 3`);
+    const kind = head.getUint8(1);
+    const flags = head.getUint16(2, true);
+    const key = head.getUint32(4, true);
+    const seq = head.getUint32(8, true);
+    if (kind === KEY) return this._key(buffer, head, key, seq, positions);
+    if (kind === DELTA) return this._delta(buffer, head, flags, key, seq, positions);
+    throw new FrameError(`unknown v3 frame kind ${kind}`);
+  }
+
+  _key(buffer, head, key, seq, positions) {
+    if (buffer.byteLength < 32) throw new FrameError("keyframe shorter than its header");
+    const n = head.getUint32(12, true);
+    const size = 32 + 10 * n;
+    if (buffer.byteLength !== size + ((4 - (size % 4)) % 4)) {
+      throw new FrameError(`keyframe of ${n} nodes is ${buffer.byteLength} bytes`);
+    }
+    const origin = head.getFloat32(16, true);
+    const step = head.getFloat32(28, true);
+    const ids = new Uint32Array(buffer, 32, n);
+    this.q = new Uint16Array(buffer.slice(32 + 4 * n, 32 + 10 * n));
+    this.slot = new Int32Array(n);
+    let added = 0;
+    if (positions.count + n > positions.ids.length) positions._grow(positions.count + n);
+    for (let i = 0; i < n; i++) {
+      let slot = positions.slotOf(ids[i]);
+      if (slot === undefined) {
+        slot = positions.count++;
+        positions._remember(ids[i], slot);
+        positions.ids[slot] = ids[i];
+        added++;
+      }
+      this.slot[i] = slot;
+    }
+    Object.assign(this, { key, seq, n, origin, step });
+    this._write(positions, null, n);
+    return { records: n, added };
+  }
+
+  _delta(buffer, head, flags, key, seq, positions) {
+    if (buffer.byteLength < 28) throw new FrameError("delta shorter than its header");
+    const base = head.getUint32(12, true);
+    const n = head.getUint32(16, true);
+    const count = head.getUint32(20, true);
+    const far = head.getUint32(24, true);
+    if (key !== this.key || base !== this.seq || n !== this.n) {
+      throw new FrameError(`delta ${key}:${base} does not apply to state ${this.key}:${this.seq}`);
+    }
+    if (count > n || far > count) throw new FrameError("delta: more changed nodes than nodes");
+    const bytes = new Uint8Array(buffer);
+    const index = new Int32Array(count);
+    let at = 28;
+    if (flags & GAPS) {
+      let last = -1;
+      for (let k = 0; k < count; k++) {
+        let value = 0;
+        let shift = 0;
+        let byte;
+        do {
+          if (at >= bytes.length || shift > 28) throw new FrameError("delta: bad index gaps");
+          byte = bytes[at++];
+          value += (byte & 0x7f) * 2 ** shift;
+          shift += 7;
+        } while (byte >= 0x80);
+        last += value + 1;
+        index[k] = last;
+      }
+    } else {
+      if (at + ((n + 7) >> 3) > bytes.length) throw new FrameError("delta: bitmap ends early");
+      let k = 0;
+      for (let b = 0; b < (n + 7) >> 3; b++) {
+        let bits = bytes[at + b];
+        while (bits) {
+          const low = bits & -bits;
+          if (k >= count) throw new FrameError("delta: more indices than its count");
+          index[k++] = b * 8 + 31 - Math.clz32(low);
+          bits ^= low;
+        }
+      }
+      if (k !== count) throw new FrameError("delta: fewer indices than its count");
+      at += (n + 7) >> 3;
+    }
+    if (count && index[count - 1] >= n) throw new FrameError("delta: an index beyond the nodes");
+    at += (4 - (at % 4)) % 4;
+    const marks = at;
+    at += (count + 7) >> 3;
+    at += (4 - (at % 4)) % 4;
+    const nearAt = at;
+    at += 3 * (count - far);
+    at += (4 - (at % 4)) % 4;
+    const farAt = at;
+    const end = farAt + 6 * far;
+    if (buffer.byteLength !== end + ((4 - (end % 4)) % 4)) {
+      throw new FrameError(`delta is ${buffer.byteLength} bytes, expected ${end + ((4 - (end % 4)) % 4)}`);
+    }
+    const moves = new Int8Array(buffer, nearAt, 3 * (count - far));
+    const absolute = new Uint16Array(buffer, farAt, 3 * far);
+    const q = this.q;
+    let near = 0;
+    let farK = 0;
+    for (let k = 0; k < count; k++) {
+      const p = index[k] * 3;
+      if (bytes[marks + (k >> 3)] >> (k & 7) & 1) {
+        q[p] = absolute[farK++];
+        q[p + 1] = absolute[farK++];
+        q[p + 2] = absolute[farK++];
+      } else {
+        q[p] += moves[near++];
+        q[p + 1] += moves[near++];
+        q[p + 2] += moves[near++];
+      }
+    }
+    if (farK !== 3 * far) throw new FrameError("delta: the far marks do not match its count");
+    this.seq = seq;
+    this._write(positions, index, count);
+    return { records: count, added: 0 };
+  }
+
+  /** The named keyframe indices' (all when `index` is null) coordinates into their slots. */
+  _write(positions, index, count) {
+    const { q, slot, origin, step } = this;
+    const xyz = positions.xyz;
+    for (let k = 0; k < count; k++) {
+      const i = index === null ? k : index[k];
+      const p = slot[i] * 3;
+      const c = i * 3;
+      xyz[p] = origin + q[c] * step;
+      xyz[p + 1] = origin + q[c + 1] * step;
+      xyz[p + 2] = origin + q[c + 2] * step;
+    }
   }
 }
 

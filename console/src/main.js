@@ -32,6 +32,7 @@ const scene = new Scene($("scene"), {
 worker.onmessage = (event) => {
   const message = event.data;
   if (message.type === "positions") {
+    document.body.dataset.protocol = message.protocol;  // the /wss protocol of the last frame
     scene.setPositions(message.count, message.xyz, message.ids);
     if (message.ids) scheduleGraph();
   } else if (message.type === "state") {

@@ -1,23 +1,26 @@
 // The /wss client, off the page's thread: it owns the socket, decodes every binary frame into
 // slot-indexed typed arrays (frames.js) and hands the page at most one copy of the positions
 // per display frame (transferred, not cloned). JSON messages are passed through.
-import { FrameError, Positions, dragRecord } from "./frames.js";
+import { FrameError, Positions, V3State, VERSION3, dragRecord } from "./frames.js";
 import { Reconnecting } from "./reconnect.js";
 
 const positions = new Positions();
+// v3 is asked for; a daemon that predates it streams v2, told apart by each frame's first byte.
+const v3 = new V3State();
 let socket = null;
 let token = "";
 let dirty = false;
 let idsChanged = false;
 let scheduled = false;
 let frames = 0;
+let protocol = 0; // the version byte of the last frame applied
 
 function post() {
   scheduled = false;
   if (!dirty) return;
   dirty = false;
   const xyz = positions.xyz.slice(0, positions.count * 3);
-  const message = { type: "positions", count: positions.count, xyz, frames };
+  const message = { type: "positions", count: positions.count, xyz, frames, protocol };
   const transfer = [xyz.buffer];
   if (idsChanged) {
     idsChanged = false;
@@ -34,19 +37,37 @@ function schedule() {
   }
 }
 
+function subscription() {
+  const data = { interval: 16, binary: true, protocol: 3 };
+  if (v3.at) data.resume = v3.at; // after a reconnect: a delta from the state it holds
+  return { type: "subscribe_position_updates", data };
+}
+
+function subscribe(ws) {
+  ws.send(JSON.stringify(subscription()));
+}
+
 function connect(url) {
   socket = new Reconnecting(url, {
     open(ws) {
-      ws.send(JSON.stringify({ type: "subscribe_position_updates", data: { interval: 16, binary: true } }));
-      ws.send(JSON.stringify({ type: "request_full_snapshot", graphs: ["knowledge", "agent"] }));
+      subscribe(ws);
     },
     message(event) {
       if (typeof event.data === "string") {
-        self.postMessage({ type: "json", data: JSON.parse(event.data) });
+        const data = JSON.parse(event.data);
+        if (data.type === "subscription_confirmed" && data.data?.protocol !== 3) {
+          // a daemon before v3: its first frame may be a delta, so ask for every node
+          v3.reset();
+          socket?.send(JSON.stringify({ type: "request_full_snapshot", graphs: ["knowledge", "agent"] }));
+        }
+        self.postMessage({ type: "json", data });
         return;
       }
       try {
-        const { added } = positions.apply(event.data, 1);
+        const first = new Uint8Array(event.data, 0, Math.min(1, event.data.byteLength))[0];
+        const { added } = first === VERSION3 ? v3.apply(event.data, positions)
+          : positions.apply(event.data, 1);
+        protocol = first;
         frames++;
         if (added) idsChanged = true;
         dirty = true;
@@ -54,6 +75,8 @@ function connect(url) {
       } catch (error) {
         if (!(error instanceof FrameError)) throw error;
         self.postMessage({ type: "frame_error", message: error.message });
+        v3.reset(); // a v3 state it cannot trust: subscribe again, for a keyframe
+        socket?.send(JSON.stringify(subscription()));
       }
     },
     state(state, retryMs) {

@@ -52,10 +52,15 @@ class Problems:
         page.on("pageerror", lambda e: self.items.append(f"pageerror: {e}"))
 
 
-async def open_console(browser: Any, url: str, **options: Any) -> tuple[Any, Problems]:
+async def open_console(browser: Any, url: str, before: Any = None,
+                       **options: Any) -> tuple[Any, Problems]:
+    """A new page on ``url`` once the console says connected; ``before(page)`` (a coroutine
+    function) runs before it loads, to route what the page will open."""
     context = await browser.new_context(viewport={"width": 1400, "height": 900}, **options)
     page = await context.new_page()
     problems = Problems(page)
+    if before is not None:
+        await before(page)
     await page.goto(url)
     await page.wait_for_selector("#connection[data-state='connected']", timeout=20_000)
     return page, problems

@@ -9,6 +9,7 @@ import asyncio
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +26,9 @@ from tests.conftest import (
     TOKEN,
     WITHOUT_AGENTS,
     Daemon,
+    DaemonProcess,
     agents_config,
+    spawn,
     start_daemon,
 )
 from tests.console.conftest import ARGS, ARTIFACTS, CHROMIUM, open_console
@@ -397,3 +400,71 @@ async def test_without_a_build_the_page_says_how_to_make_one(
     monkeypatch.setattr(console_route, "CONSOLE_DIR", tmp_path)
     async with console_daemon.session.get(f"{console_daemon.url}/") as r:
         assert r.status == 200 and "make ui" in await r.text()
+
+
+async def test_a_100k_node_graph_over_v3_shows_every_node_within_the_bound(browser: Any) -> None:
+    """Issue 21: the console asks for protocol v3 (decoded in its worker); a 100,000-node
+    graph, once at rest, is drawn with every node within the v3 bound of GET /api/graph."""
+    d = await start_daemon(WITHOUT_AGENTS + "[actors.gpu_layout]\nrest_window_s = 0.25\n"
+                           "[actors.gpu_layout.params]\ncooling_rate = 0.9\nwarmup_iterations = 5\n")
+    try:
+        n = 100_000
+        page, problems = await open_console(browser, d.url + "/")
+        await put_graph(d.url, graph(n))
+        await page.wait_for_function("(n) => window.hiveConsole.scene.count === n", arg=n,
+                                     timeout=60_000)
+        await wait_rest(d.url, 120)
+        truth = await knowledge_positions(d.url)
+        await asyncio.sleep(1.0)  # the last frames through the worker to the page
+        ids, xyz = await page.evaluate(
+            "() => { const s = window.hiveConsole.scene;"
+            " return [Array.from(s.ids.subarray(0, s.count)), Array.from(s.xyz.subarray(0, 3 * s.count))]; }")
+        assert len(ids) == n
+        assert await page.evaluate("() => document.body.dataset.protocol") == "3"
+        bound = 5000.0 / 65535 + 5000.0 * 2**-23
+        worst = 0.0
+        for k, wire in enumerate(ids):
+            assert wire & 0x40000000, wire
+            expected = truth[wire & 0x3FFFFFFF]
+            worst = max(worst, *(abs(xyz[3 * k + a] - expected[a]) for a in range(3)))
+        assert worst <= bound, worst
+        assert problems.items == []
+    finally:
+        await d.stop()
+
+
+# The last commit before protocol v3 (issue 21): a daemon that ignores "protocol" and streams v2.
+BEFORE_V3 = "e890d83"
+
+
+async def test_the_console_falls_back_to_v2_against_a_daemon_before_v3(
+        browser: Any, tmp_path: Path) -> None:
+    """Today's console served by a real daemon of the commit before v3 (from this repo's own
+    history, as a subprocess): it asks for v3, is confirmed without it, reads v2, and draws
+    every node where GET /api/graph says."""
+    old = tmp_path / "before-v3"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE_V3],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    shutil.copytree(console_route.CONSOLE_DIR, old / "transport" / "console_static")
+    config = tmp_path / "hive.toml"
+    config.write_text(WITHOUT_AGENTS)
+    daemon = DaemonProcess(spawn("--config", str(config), cwd=tmp_path,
+                                 env={"PYTHONPATH": str(old)}))
+    try:
+        ready = await asyncio.to_thread(daemon.wait_event, "daemon.ready", 180)
+        url = f"http://127.0.0.1:{ready['port']}"
+        await put_graph(url, graph(40))
+        page, problems = await open_console(browser, url + "/")
+        await page.wait_for_selector("#stats[data-nodes='40']", timeout=20_000)
+        await page.wait_for_function("() => window.hiveConsole.scene.count === 40", timeout=10_000)
+        assert await page.evaluate("() => document.body.dataset.protocol") == "2"
+        truth = await knowledge_positions(url)
+        scene = await page.evaluate(
+            "() => { const s = window.hiveConsole.scene;"
+            " return [Array.from(s.ids.subarray(0, s.count)), Array.from(s.xyz.subarray(0, 3 * s.count))]; }")
+        assert sorted(i & 0x3FFFFFFF for i in scene[0]) == sorted(truth)
+        assert problems.items == []
+    finally:
+        await asyncio.to_thread(daemon.stop)
