@@ -27,10 +27,12 @@ BUILT = ROOT / "transport" / "console_static"
 NODES = 20_000
 EDGES = 40_000
 FRAMES = 200
+V3_NODES = (20_000, 100_000)
+V3_FRAMES = 50
 
 BENCH_JS = r"""
 import * as THREE from "three";
-import { Positions, applyToEdges, applyToMatrices, RECORD_BYTES } from "./src/frames.js";
+import { Positions, V3State, applyToEdges, applyToMatrices, RECORD_BYTES } from "./src/frames.js";
 
 function frame(n, seed) {
   const buffer = new ArrayBuffer(1 + n * RECORD_BYTES);
@@ -82,6 +84,42 @@ function applyObjects(nodes, state, mesh, lines, edges) {
   }
   positions.needsUpdate = true;
 }
+
+// Protocol v3: keyframes and a delta of n nodes, written by the server's own encoder into
+// files next to this page; decoded and applied into the slots, the matrices and the edges.
+window.runV3 = async (n, count) => {
+  const key = await (await fetch(`key${n}.bin`)).arrayBuffer();
+  const delta = await (await fetch(`delta${n}.bin`)).arrayBuffer();
+  const geometry = new THREE.IcosahedronGeometry(1, 1);
+  const mesh = new THREE.InstancedMesh(geometry, new THREE.MeshBasicMaterial(), n);
+  const e = 2 * n;
+  const g = new THREE.BufferGeometry();
+  g.setAttribute("position", new THREE.BufferAttribute(new Float32Array(e * 6), 3));
+  const pairs = new Int32Array(e * 2);
+  for (let i = 0; i < e; i++) { pairs[2 * i] = i % n; pairs[2 * i + 1] = (i * 7919 + 1) % n; }
+  const positions = new Positions(1024);
+  const apply = (buffer, state) => {
+    state.apply(buffer, positions);
+    applyToMatrices(positions.xyz, positions.count, mesh.instanceMatrix.array);
+    mesh.instanceMatrix.needsUpdate = true;
+    applyToEdges(positions.xyz, pairs, e, g.getAttribute("position").array);
+  };
+  let t = performance.now();
+  apply(key, new V3State());  // a new viewer: every id is new
+  const first = performance.now() - t;
+  const keys = [], deltas = [];
+  for (let i = 0; i < count; i++) {
+    const state = new V3State();
+    t = performance.now();
+    apply(key, state);  // a keyframe to a viewer that knows the ids (a new key, a reconnect)
+    keys.push(performance.now() - t);
+    t = performance.now();
+    apply(delta, state);
+    deltas.push(performance.now() - t);
+  }
+  return { first, keyMedian: quantile(keys, 0.5), keyP99: quantile(keys, 0.99),
+           deltaMedian: quantile(deltas, 0.5), count: positions.count };
+};
 
 function quantile(values, q) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -175,10 +213,33 @@ async def _measure(folder: Path) -> dict[str, Any]:
             await page.wait_for_function("typeof window.runBench === 'function'")
             result: dict[str, Any] = await page.evaluate(
                 "([n, e, c]) => window.runBench(n, e, c)", [NODES, EDGES, FRAMES])
+            for n in V3_NODES:
+                result[f"v3_{n}"] = await page.evaluate(
+                    "([n, c]) => window.runV3(n, c)", [n, V3_FRAMES])
             await browser.close()
     finally:
         await runner.cleanup()
     return result
+
+
+def _v3_frames(folder: Path) -> None:
+    """A keyframe and a delta (every node moved a little, as while converging) of each size,
+    by the server's encoder."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from transport.codec_v3 import Chain
+
+    rng = np.random.default_rng(0)
+    for n in V3_NODES:
+        ids = (np.arange(n) | 0x40000000).astype(np.uint32)
+        pos = (rng.normal(size=(n, 3)) * 400).astype(np.float32)
+        chain = Chain()
+        chain.advance(ids, pos, 5000.0)
+        at = chain.state
+        (folder / f"key{n}.bin").write_bytes(chain.frame_for(None) or b"")
+        chain.advance(ids, pos + (rng.normal(size=pos.shape) * 1.5).astype(np.float32), 5000.0)
+        (folder / f"delta{n}.bin").write_bytes(chain.frame_for(at) or b"")
 
 
 def _gzipped_js() -> int:
@@ -192,6 +253,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         folder = Path(tmp)
         _bundle(folder)
+        _v3_frames(folder)
         r = asyncio.run(_measure(folder))
     size = _gzipped_js()
     ratio = r["usualMedian"] / r["fastMedian"]
@@ -206,7 +268,22 @@ def main() -> int:
     print(f"[{'PASS' if ratio >= 5 else 'MISS'}] {ratio:.1f}x faster than the baseline (target >= 5x)")
     print(f"[{'PASS' if size < 1_000_000 else 'MISS'}] the page's JavaScript: {size / 1024:.0f} KiB "
           f"gzipped (target < 1 MB)")
-    return 0
+    print(f"\n/wss protocol v3, decoded and applied into the slots, matrices and edges (2 per "
+          f"node), {V3_FRAMES} frames each:")
+    failed = 0
+    for n in V3_NODES:
+        v = r[f"v3_{n}"]
+        print(f"  {n:>7,} nodes: keyframe median {v['keyMedian']:.2f} ms (p99 {v['keyP99']:.2f}; "
+              f"the first, every id new: {v['first']:.1f} ms), delta of every node "
+              f"{v['deltaMedian']:.2f} ms; v2 frame of 20,000 above: {r['fastMedian']:.2f} ms")
+        assert v["count"] == n
+    v = r["v3_100000"]
+    ok = v["keyMedian"] < 8
+    failed += int(not ok)
+    print(f"[{'PASS' if ok else 'FAIL'}] v3 keyframe of 100,000 nodes: median {v['keyMedian']:.2f} ms "
+          f"(target < 8; 20,000 nodes: {r['v3_20000']['keyMedian']:.2f} ms, a v2 frame of "
+          f"20,000 {r['fastMedian']:.2f} ms)")
+    return failed
 
 
 if __name__ == "__main__":

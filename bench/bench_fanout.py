@@ -34,6 +34,7 @@ import asyncio, json, struct, sys, time
 import aiohttp
 
 AGES = []
+PROTOCOL = 2
 
 def age_of(frame):
     # the first record's x is the publisher's monotonic clock (mod 1000 s) when it published
@@ -43,7 +44,10 @@ def age_of(frame):
 async def client(session, url, slow, start_at, stop_at, counts, index):
     async with session.ws_connect(url, max_msg_size=0) as ws:
         await ws.receive()  # connection_established
-        await ws.send_json({"type": "subscribe_position_updates", "data": {"interval": 0}})
+        data = {"interval": 0}
+        if PROTOCOL == 3:
+            data["protocol"] = 3
+        await ws.send_json({"type": "subscribe_position_updates", "data": data})
         n = 0
         while True:
             msg = await ws.receive()
@@ -52,7 +56,7 @@ async def client(session, url, slow, start_at, stop_at, counts, index):
             now = time.monotonic()
             if msg.type == aiohttp.WSMsgType.BINARY and start_at <= now < stop_at:
                 n += 1
-                if not slow:
+                if not slow and PROTOCOL == 2:  # v3 quantizes the clock away: v2 only
                     AGES.append(age_of(msg.data))
             if now >= stop_at:
                 break
@@ -61,8 +65,10 @@ async def client(session, url, slow, start_at, stop_at, counts, index):
         counts[index] = n
 
 async def main():
+    global PROTOCOL
     url, fast, slow = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     warmup, seconds = float(sys.argv[4]), float(sys.argv[5])
+    PROTOCOL = int(sys.argv[6])
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn) as session:
         start_at = time.monotonic() + warmup
@@ -78,7 +84,7 @@ asyncio.run(main())
 """
 
 
-async def _run(fast: int, slow: int) -> dict[str, float]:
+async def _run(fast: int, slow: int, protocol: int = 2) -> dict[str, float]:
     import structlog
     from aiohttp.test_utils import TestServer
 
@@ -102,7 +108,7 @@ async def _run(fast: int, slow: int) -> dict[str, float]:
     url = f"ws://127.0.0.1:{server.port}/wss"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CLIENT_SCRIPT, url, str(fast), str(slow), str(WARMUP), str(SECONDS),
-        stdout=subprocess.PIPE)
+        str(protocol), stdout=subprocess.PIPE)
     ids = (np.arange(NODES) | KNOWLEDGE_FLAG).astype(np.uint32)
     rng = np.random.default_rng(0)
     seq = 0
@@ -160,4 +166,16 @@ def main() -> int:
           f"{base['mean_fps']:.2f} (target >= 29.5)")
     print(f"[{'PASS' if ratio >= 0.95 else 'MISS'}] fast clients next to slow ones: "
           f"{ratio:.3f} of the first run (target >= 0.95)")
+    base3 = asyncio.run(_run(CLIENTS, 0, protocol=3))
+    mixed3 = asyncio.run(_run(CLIENTS - SLOW, SLOW, protocol=3))
+    print(f"\nthe same over protocol v3 (every node moves far each frame: a delta of absolute "
+          f"coordinates), no age:")
+    for name, r in ((f"{CLIENTS} fast clients", base3),
+                    (f"{CLIENTS - SLOW} fast + {SLOW} slow readers", mixed3)):
+        print(f"{name:34} {r['mean_fps']:13.2f} {r['min_fps']:7.2f} {r['server_cpu']:10.0%}")
+    ratio3 = mixed3["mean_fps"] / base3["mean_fps"]
+    print(f"[{'PASS' if base3['mean_fps'] >= 29.5 else 'MISS'}] v3 frames/s per client "
+          f"{base3['mean_fps']:.2f} (target >= 29.5)")
+    print(f"[{'PASS' if ratio3 >= 0.95 else 'MISS'}] v3 fast clients next to slow ones: "
+          f"{ratio3:.3f} of the first run (target >= 0.95)")
     return 0
