@@ -54,9 +54,11 @@ DELTA = 2
 GAPS = 0x0001  # flags: the delta's indices are LEB128 gaps, not a bitmap
 LEVELS = 65_535  # the largest quantized coordinate
 NEAR = 127  # the largest move, in steps, that a delta sends as a signed byte
-# States a lagging client can be brought forward from with a delta (older: a keyframe). At
-# 100,000 nodes a state is 600 kB.
+# States a lagging client can be brought forward from with a delta (older: a keyframe): the
+# newest RING, and up to HELD more that some client holds (a slow reader, a long interval).
+# At 100,000 nodes a state is 600 kB.
 RING = 8
+HELD = 32
 
 _HEAD = struct.Struct("<BBHII")
 _KEY = struct.Struct("<I4f")
@@ -208,8 +210,11 @@ class Chain:
         self._states.clear()
         self._cache.clear()
 
-    def advance(self, ids: np.ndarray, positions: np.ndarray, bounds: float) -> bool:
-        """Take a frame; True when it made a new state (or key) to send."""
+    def advance(self, ids: np.ndarray, positions: np.ndarray, bounds: float,
+                held: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset()) -> bool:
+        """Take a frame; True when it made a new state (or key) to send. ``held``: the
+        (key, seq) states clients hold, kept (up to :data:`HELD` of them) beyond the newest
+        :data:`RING` so that a slow reader still gets a delta from its own state."""
         box = Box.world(bounds)
         q = box.quantize(positions)
         q.flags.writeable = False
@@ -225,7 +230,11 @@ class Chain:
             return False
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self._states[self.seq] = q
-        self._states.pop((self.seq - RING) & 0xFFFFFFFF, None)
+        recent = {(self.seq - k) & 0xFFFFFFFF for k in range(RING)}
+        kept = sorted((seq for key, seq in held if key == self.key and seq in self._states
+                       and seq not in recent), key=lambda seq: (self.seq - seq) & 0xFFFFFFFF)
+        keep = recent | set(kept[:HELD])
+        self._states = {seq: state for seq, state in self._states.items() if seq in keep}
         self._cache.clear()
         return True
 

@@ -44,6 +44,7 @@ class Client:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     protocol: int = 2
     v3_at: tuple[int, int] | None = None  # v3: the (key, seq) state written to its socket
+    subscriptions: int = 0  # bumped by each subscribe: a send chosen before one is stale
 
 
 class _Encodings:
@@ -103,6 +104,7 @@ class FrameHub:
         client.subscribed = True
         client.protocol = protocol
         client.v3_at = resume if protocol == 3 else None
+        client.subscriptions += 1
         if protocol == 3 and not self._chain.started and self._latest is not None:
             f = self._latest.frame
             self._chain.advance(f.wire_ids, f.positions, f.bounds)
@@ -131,7 +133,8 @@ class FrameHub:
         v3 = any(c.subscribed and c.protocol == 3 for c in self._clients.values())
         fresh = False
         if v3:
-            fresh = self._chain.advance(frame.wire_ids, frame.positions, frame.bounds)
+            held = {c.v3_at for c in self._clients.values() if c.v3_at is not None}
+            fresh = self._chain.advance(frame.wire_ids, frame.positions, frame.bounds, held)
         elif self._chain.started:
             self._chain.reset()
         dropped = 0
@@ -173,6 +176,7 @@ class FrameHub:
                     continue
             client.pending = None
             state = None
+            subscription = client.subscriptions
             if client.protocol == 3:
                 data, state = self._chain.frame_for(client.v3_at), self._chain.state
                 if data is None:  # it holds the newest state already
@@ -180,8 +184,13 @@ class FrameHub:
             else:
                 data = self._bytes_for(client, frame)
             await send(data)
-            if state is not None:
-                client.v3_at = state  # its baseline: what was written to its socket
+            if state is not None and client.subscriptions == subscription:
+                # Its baseline: what was written to its socket. A subscribe while the send
+                # waited (its confirmation holds the socket) said what the client holds now:
+                # nothing (a keyframe next) or the state it resumes from.
+                client.v3_at = state
+            elif state is not None:
+                client.wake.set()
             last_sent_at = time.monotonic()
             client.last_seq = frame.seq
             client.sent += 1

@@ -155,6 +155,7 @@ export class V3State {
     this.seq = 0;
     this.n = 0;
     this.q = new Uint16Array(0);
+    this.ids = new Uint32Array(0); // the keyframe's order
     this.slot = new Int32Array(0); // keyframe index -> Positions slot
     this.origin = 0;
     this.step = 1;
@@ -193,24 +194,37 @@ export class V3State {
     }
     const origin = head.getFloat32(16, true);
     const step = head.getFloat32(28, true);
-    const ids = new Uint32Array(buffer, 32, n);
+    if (origin !== head.getFloat32(20, true) || origin !== head.getFloat32(24, true) || !(step > 0)) {
+      throw new FrameError("keyframe: the box must be a cube with a positive step");
+    }
+    this.ids = new Uint32Array(buffer.slice(32, 32 + 4 * n));
     this.q = new Uint16Array(buffer.slice(32 + 4 * n, 32 + 10 * n));
+    Object.assign(this, { key, seq, n, origin, step });
+    const added = this.rebind(positions);
+    return { records: n, added };
+  }
+
+  /** Map each keyframe index to its slot (adding the ids the store lacks) and write every
+   *  node's position: after a keyframe, and after the store's slots were compacted
+   *  (Positions.retain), which moves them. Returns the number of ids added. */
+  rebind(positions) {
+    const n = this.n;
+    if (this.key === null) return 0;
     this.slot = new Int32Array(n);
     let added = 0;
     if (positions.count + n > positions.ids.length) positions._grow(positions.count + n);
     for (let i = 0; i < n; i++) {
-      let slot = positions.slotOf(ids[i]);
+      let slot = positions.slotOf(this.ids[i]);
       if (slot === undefined) {
         slot = positions.count++;
-        positions._remember(ids[i], slot);
-        positions.ids[slot] = ids[i];
+        positions._remember(this.ids[i], slot);
+        positions.ids[slot] = this.ids[i];
         added++;
       }
       this.slot[i] = slot;
     }
-    Object.assign(this, { key, seq, n, origin, step });
     this._write(positions, null, n);
-    return { records: n, added };
+    return added;
   }
 
   _delta(buffer, head, flags, key, seq, positions) {
@@ -239,6 +253,7 @@ export class V3State {
           shift += 7;
         } while (byte >= 0x80);
         last += value + 1;
+        if (last >= n) throw new FrameError("delta: an index beyond the nodes");
         index[k] = last;
       }
     } else {
@@ -272,6 +287,20 @@ export class V3State {
     const moves = new Int8Array(buffer, nearAt, 3 * (count - far));
     const absolute = new Uint16Array(buffer, farAt, 3 * far);
     const q = this.q;
+    // Check everything before changing anything: a bad frame leaves the state as it was.
+    let marked = 0;
+    for (let k = 0, near = 0; k < count; k++) {
+      if (bytes[marks + (k >> 3)] >> (k & 7) & 1) {
+        marked++;
+        continue;
+      }
+      const p = index[k] * 3;
+      for (let a = 0; a < 3; a++) {
+        const c = q[p + a] + moves[near++];
+        if (c < 0 || c > 65535) throw new FrameError("delta: a move leaves the box");
+      }
+    }
+    if (marked !== far) throw new FrameError("delta: the far marks do not match its count");
     let near = 0;
     let farK = 0;
     for (let k = 0; k < count; k++) {
@@ -286,7 +315,6 @@ export class V3State {
         q[p + 2] += moves[near++];
       }
     }
-    if (farK !== 3 * far) throw new FrameError("delta: the far marks do not match its count");
     this.seq = seq;
     this._write(positions, index, count);
     return { records: count, added: 0 };

@@ -14,6 +14,7 @@ let idsChanged = false;
 let scheduled = false;
 let frames = 0;
 let protocol = 0; // the version byte of the last frame applied
+let resyncing = false; // waiting for the keyframe a fresh subscription brings
 
 function post() {
   scheduled = false;
@@ -50,6 +51,7 @@ function subscribe(ws) {
 function connect(url) {
   socket = new Reconnecting(url, {
     open(ws) {
+      resyncing = false;
       subscribe(ws);
     },
     message(event) {
@@ -65,6 +67,12 @@ function connect(url) {
       }
       try {
         const first = new Uint8Array(event.data, 0, Math.min(1, event.data.byteLength))[0];
+        if (resyncing && first === VERSION3) {
+          // after a frame it could not apply: deltas already on their way are for a state it
+          // no longer holds; wait for the keyframe its new subscription brings
+          if (event.data.byteLength < 2 || new Uint8Array(event.data, 1, 1)[0] !== 1) return;
+          resyncing = false;
+        }
         const { added } = first === VERSION3 ? v3.apply(event.data, positions)
           : positions.apply(event.data, 1);
         protocol = first;
@@ -75,8 +83,11 @@ function connect(url) {
       } catch (error) {
         if (!(error instanceof FrameError)) throw error;
         self.postMessage({ type: "frame_error", message: error.message });
-        v3.reset(); // a v3 state it cannot trust: subscribe again, for a keyframe
-        socket?.send(JSON.stringify(subscription()));
+        if (!resyncing) { // a v3 state it cannot trust: subscribe again, once, for a keyframe
+          resyncing = true;
+          v3.reset();
+          socket?.send(JSON.stringify(subscription()));
+        }
       }
     },
     state(state, retryMs) {
@@ -111,6 +122,7 @@ self.onmessage = (event) => {
       break;
     case "retain":
       if (positions.retain(new Set(message.ids))) {
+        v3.rebind(positions); // the slots moved; the keyframe's nodes stay (they are live)
         idsChanged = true;
         dirty = true;
         schedule();

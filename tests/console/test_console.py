@@ -468,3 +468,60 @@ async def test_the_console_falls_back_to_v2_against_a_daemon_before_v3(
         assert problems.items == []
     finally:
         await asyncio.to_thread(daemon.stop)
+
+
+async def test_the_consoles_v3_decoder_survives_compaction_and_refuses_bad_deltas(
+        browser: Any, console_daemon: Daemon) -> None:
+    """The console's own frames.js in Chromium, fed by the server's encoder. Found in review:
+    Positions.retain (dropping removed nodes) compacted the slots under the v3 keyframe's
+    index-to-slot map, and later deltas drew nodes into their neighbours' slots. And a bad
+    delta must leave the state as it was."""
+    import numpy as np
+
+    from transport.codec_v3 import Chain, Follower
+
+    chain = Chain()
+    rng = np.random.default_rng(4)
+    first_ids = (np.arange(10) | 0x40000000).astype(np.uint32)
+    chain.advance(first_ids, rng.normal(size=(10, 3)).astype(np.float32) * 100, 5000.0)
+    key1 = chain.frame_for(None)
+    ids = np.concatenate([first_ids[[0, 1, 2, 4, 5, 6, 7, 8, 9]], [0x40000000 | 10]]).astype(np.uint32)
+    pos = rng.normal(size=(10, 3)).astype(np.float32) * 100
+    chain.advance(ids, pos, 5000.0)  # node 3 left, node 10 joined: a new key
+    key2, at = chain.frame_for(None), chain.state
+    pos[9] += 900.0  # far
+    pos[:4] += 2.0  # near
+    chain.advance(ids, pos, 5000.0)
+    delta = chain.frame_for(at)
+    truth = Follower()
+    truth.apply(key2)
+    truth.apply(delta)
+    page, problems = await open_console(browser, console_daemon.url + "/")
+    result = await page.evaluate("""async ([key1, key2, delta, keep]) => {
+        const m = await import("/console/frames.js");
+        const buf = (a) => new Uint8Array(a).buffer;
+        const positions = new m.Positions(4);
+        const v3 = new m.V3State();
+        v3.apply(buf(key1), positions);
+        v3.apply(buf(key2), positions);
+        positions.retain(new Set(keep));
+        v3.rebind(positions);
+        let refused = "";
+        try { v3.apply(buf(delta.slice(0, delta.length - 4)), positions); }
+        catch (e) { refused = (e instanceof m.FrameError ? "FrameError: " : "other: ") + e.message; }
+        const seqAfterRefusal = v3.seq;
+        v3.apply(buf(delta), positions);
+        const out = {};
+        for (const id of keep) {
+            const s = positions.slotOf(id);
+            out[id] = Array.from(positions.xyz.subarray(3 * s, 3 * s + 3));
+        }
+        return { out, refused, seqAfterRefusal, seq: v3.seq, count: positions.count };
+    }""", [list(key1), list(key2), list(delta), [int(i) for i in ids]])
+    assert result["refused"].startswith("FrameError"), result["refused"]
+    assert result["seqAfterRefusal"] == at[1] and result["seq"] == truth.seq
+    assert result["count"] == 10
+    expected = truth.positions()
+    for k, wire in enumerate(ids.tolist()):
+        assert np.allclose(result["out"][str(wire)], expected[k], atol=1e-3), wire
+    assert problems.items == []

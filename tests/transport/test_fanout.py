@@ -138,3 +138,70 @@ async def test_v3_clients_share_one_encoding_and_a_slow_one_catches_up_exactly()
             hub.remove_client(c)
         release.set()
         await asyncio.gather(*senders)
+
+
+async def test_a_v3_resubscribe_during_a_send_gets_a_keyframe_next() -> None:
+    """Found in review: a delta chosen before a resubscribe was written after its confirmation
+    and then recorded as the client's state, wiping out the resubscribe's "holds nothing"; a
+    client that had dropped its state got deltas it could not apply, or nothing at rest."""
+    from transport.codec_v3 import KEY, frame_kind
+
+    hub = FrameHub()
+    rng = np.random.default_rng(1)
+    ids = np.arange(50, dtype=np.uint32) | np.uint32(KNOWLEDGE_FLAG)
+    pos = (rng.normal(size=(50, 3)) * 100).astype(np.float32)
+    client = hub.add_client()
+    got: list[bytes] = []
+    gate = asyncio.Event()
+    gate.set()
+
+    async def send(data: bytes) -> None:
+        got.append(data)
+        await gate.wait()
+
+    def publish(seq: int) -> None:
+        nonlocal pos
+        pos = pos + np.float32(3.0)
+        hub.publish(PositionFrame.make(seq, ids, pos, np.zeros_like(pos), np.ones(50, bool), False))
+
+    publish(0)
+    sender = asyncio.create_task(hub.run_sender(client, send))
+    try:
+        hub.subscribe(client, 0.0, protocol=3)
+        async with asyncio.timeout(5):
+            while not got:
+                await asyncio.sleep(0.01)
+        gate.clear()
+        publish(1)
+        async with asyncio.timeout(5):
+            while len(got) < 2:  # the delta, now stuck in its send
+                await asyncio.sleep(0.01)
+        hub.subscribe(client, 0.0, protocol=3)  # the client dropped its state meanwhile
+        gate.set()
+        async with asyncio.timeout(5):
+            while len(got) < 3:
+                await asyncio.sleep(0.01)
+        assert frame_kind(got[2]) == KEY
+    finally:
+        hub.remove_client(client)
+        gate.set()
+        await sender
+
+
+def test_a_slow_readers_state_is_kept_past_the_ring() -> None:
+    from transport.codec_v3 import DELTA, RING, Chain, Follower, frame_kind
+
+    rng = np.random.default_rng(2)
+    ids = np.arange(100, dtype=np.uint32)
+    pos = (rng.normal(size=(100, 3)) * 100).astype(np.float32)
+    chain = Chain()
+    chain.advance(ids, pos, 5000.0)
+    slow = Follower()
+    slow.apply(chain.frame_for(None))
+    for _ in range(3 * RING):
+        pos = pos + np.float32(1.0)
+        chain.advance(ids, pos, 5000.0, held={slow.at})
+    data = chain.frame_for(slow.at)
+    assert frame_kind(data) == DELTA  # from its own state, not a keyframe
+    slow.apply(data)
+    assert slow.at == chain.state

@@ -86,7 +86,7 @@ async def _control(conn: Connection, client: Any, data: dict[str, Any]) -> None:
         if protocol not in PROTOCOLS or isinstance(protocol, bool | float):
             await conn.error(f"subscribe_position_updates: protocol must be one of {list(PROTOCOLS)}")
             return
-        resume = _resume(options.get("resume"))
+        resume = _resume(options.get("resume")) if protocol == 3 else None
         if resume is False:
             await conn.error("subscribe_position_updates: resume must be "
                              '{"key": k, "seq": s}, two integers in [0, 2^32)')
