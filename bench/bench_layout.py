@@ -209,7 +209,7 @@ def quality(backend: str) -> list[tuple[str, float, float]]:
     return out
 
 
-# igraph's FR 3D at about 20,000 nodes takes 10-15 minutes a graph: opt in with this variable.
+# igraph's FR 3D at about 20,000 nodes takes 4-9 minutes a graph: opt in with this variable.
 IGRAPH_20K = "BENCH_IGRAPH_20K"
 LIVE_STEPS = 480  # 8 s of the layout actor at its 60 Hz
 # Below this, a wall-clock comparison is the scheduler's noise (igraph lays out the 15-node
@@ -222,7 +222,8 @@ def family_quality(backend: str) -> None:
     layout (placed, then live steps for as long as igraph's FR took, LIVE_STEPS at most) at
     about 2,000 nodes and on networkx's real graphs; at about 20,000 the multilevel
     placement (gpu.stress, what the engine starts from there) against sfdp alone (igraph's FR 3D is
-    all-pairs, so 100x its time at 2,000 nodes: 10 to 15 minutes a graph here)."""
+    all-pairs, so 50-100x its time at 2,000 nodes: 4 to 9 minutes a graph here; opt in with
+    BENCH_IGRAPH_20K=1)."""
     from bench.layouts import FAMILIES, family, igraph_fr, real_graphs, sfdp, sfdp_missing
     from gpu.stress import normalised_stress, place
 
@@ -277,7 +278,7 @@ def family_quality(backend: str) -> None:
                   f"(target <= 0.9x, no more time)")
     if not os.environ.get(IGRAPH_20K):
         print(f"  igraph FR 3D at about 20,000 nodes skipped: {IGRAPH_20K}=1 runs it "
-              f"(10 to 15 minutes a graph on 2 cores; bench/REPORT.md keeps the last figures)")
+              f"(4 to 9 minutes a graph on 2 cores; docs/gpu.md keeps the last figures)")
 
 
 READABLE_SIDE = 316  # a 316x316 grid: 99,856 nodes
