@@ -168,8 +168,8 @@ def main() -> int:
           f"{ratio:.3f} of the first run (target >= 0.95)")
     base3 = asyncio.run(_run(CLIENTS, 0, protocol=3))
     mixed3 = asyncio.run(_run(CLIENTS - SLOW, SLOW, protocol=3))
-    print(f"\nthe same over protocol v3 (every node moves far each frame: a delta of absolute "
-          f"coordinates), no age:")
+    print("\nthe same over protocol v3 (every node moves far each frame: a delta of absolute "
+          "coordinates), no age:")
     for name, r in ((f"{CLIENTS} fast clients", base3),
                     (f"{CLIENTS - SLOW} fast + {SLOW} slow readers", mixed3)):
         print(f"{name:34} {r['mean_fps']:13.2f} {r['min_fps']:7.2f} {r['server_cpu']:10.0%}")

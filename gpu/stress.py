@@ -163,7 +163,7 @@ def _pivot_term(x: np.float32, y: np.float32, z: np.float32, pos: np.ndarray, q:
     """A node at (x, y, z) after its term towards pivot ``q`` at hop distance ``d``."""
     if d <= 1:  # the pivot itself and its neighbours are exact (edge) terms already
         return x, y, z
-    mu = np.float32(min(weight / (d * d) * eta, 1.0))
+    mu = np.float32(min(float(weight / (d * d) * eta), 1.0))
     dx = x - pos[q, 0]
     dy = y - pos[q, 1]
     dz = z - pos[q, 2]
@@ -381,8 +381,8 @@ def _pack(pos: np.ndarray, label: np.ndarray) -> np.ndarray:
     if sizes.size < 2:
         return pos
     main = int(np.argmax(sizes))
-    centre = np.stack([np.bincount(label, weights=pos[:, a]) for a in range(3)], axis=1)
-    centre /= sizes[:, None]
+    centre = np.stack([np.bincount(label, weights=pos[:, a]) for a in range(3)], axis=1) \
+        / sizes[:, None]
     local = pos - centre[label]
     reach = np.zeros(sizes.size)
     np.maximum.at(reach, label, np.linalg.norm(local, axis=1))

@@ -229,7 +229,7 @@ class V3BySpec:
             self.q = [list(flat[3 * i:3 * i + 3]) for i in range(n)]
             self.key, self.seq, self.origin, self.step = key, seq, ox, step
             return "key"
-        base, n, count, far = struct.unpack_from("<IIII", data, 12)
+        base, n, count, _far = struct.unpack_from("<IIII", data, 12)
         assert (key, base, n) == (self.key, self.seq, len(self.ids)), "a delta for my state"
         at = 28
         if flags & 1:  # LEB128 gaps

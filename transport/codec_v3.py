@@ -109,11 +109,13 @@ def _pad(n: int) -> bytes:
 def _varints(values: np.ndarray) -> bytes:
     """LEB128 of non-negative integers below 2^32, vectorised."""
     v = values.astype(np.uint64)
-    size = 1 + sum((v >= np.uint64(1 << (7 * k))).astype(np.int64) for k in range(1, 5))
-    k = np.arange(5, dtype=np.uint64)
-    groups = ((v[:, None] >> (np.uint64(7) * k)) & np.uint64(0x7F)).astype(np.uint8)
-    groups |= np.where(k[None, :] < (size[:, None] - 1).astype(np.uint64), 0x80, 0).astype(np.uint8)
-    return groups[k[None, :] < size[:, None].astype(np.uint64)].tobytes()
+    size = np.ones(v.shape, np.int64)
+    for bits in range(1, 5):
+        size += v >= np.uint64(1 << (7 * bits))
+    lanes = np.arange(5, dtype=np.uint64)
+    groups = ((v[:, None] >> (np.uint64(7) * lanes)) & np.uint64(0x7F)).astype(np.uint8)
+    groups |= np.where(lanes[None, :] < (size[:, None] - 1).astype(np.uint64), 0x80, 0).astype(np.uint8)
+    return groups[lanes[None, :] < size[:, None].astype(np.uint64)].tobytes()
 
 
 def _read_varints(buf: np.ndarray, count: int) -> tuple[np.ndarray, int]:

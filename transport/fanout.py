@@ -4,7 +4,9 @@ Each frame is encoded once for everyone (and a full encoding at most once, for c
 missed a frame). Protocol v3 clients are served from one :class:`transport.codec_v3.Chain`:
 the delta from the state before, encoded once and shared by every v3 client that holds that
 state; a client that missed states gets a delta from the one it holds (one encoding per
-lagging state) or the keyframe. Its baseline is what was written to its socket. Each client has a slot that holds only the newest frame and its own sender
+lagging state) or the keyframe. Its baseline is what was written to its socket.
+
+Each client has a slot that holds only the newest frame and its own sender
 task: a slow client's slot is overwritten (the loss is counted) while the others go on. Frames
 arrive from the layout actor's thread through ``call_soon_threadsafe``; everything else runs on
 the event loop, so there are no locks here.

@@ -86,8 +86,9 @@ async def _control(conn: Connection, client: Any, data: dict[str, Any]) -> None:
         if protocol not in PROTOCOLS or isinstance(protocol, bool | float):
             await conn.error(f"subscribe_position_updates: protocol must be one of {list(PROTOCOLS)}")
             return
-        resume = _resume(options.get("resume")) if protocol == 3 else None
-        if resume is False:
+        try:
+            resume = _resume(options.get("resume")) if protocol == 3 else None
+        except ValueError:
             await conn.error("subscribe_position_updates: resume must be "
                              '{"key": k, "seq": s}, two integers in [0, 2^32)')
             return
@@ -97,7 +98,7 @@ async def _control(conn: Connection, client: Any, data: dict[str, Any]) -> None:
         await conn.send_json({"type": "subscription_confirmed", "timestamp": now_ms(),
                               "data": confirmed})
         # frames after the confirmation
-        conn.services.hub.subscribe(client, interval / 1000.0, protocol, resume or None)
+        conn.services.hub.subscribe(client, interval / 1000.0, protocol, resume)
     elif kind == "unsubscribe_position_updates":
         client.subscribed = False
         client.pending = None
@@ -113,16 +114,16 @@ async def _control(conn: Connection, client: Any, data: dict[str, Any]) -> None:
                                 "requestBotsGraph"])
 
 
-def _resume(value: Any) -> tuple[int, int] | None | bool:
-    """A v3 client's ``resume`` state (key, seq); None when absent; False when malformed."""
+def _resume(value: Any) -> tuple[int, int] | None:
+    """A v3 client's ``resume`` state (key, seq); None when absent; ValueError when malformed."""
     if value is None:
         return None
     if not isinstance(value, dict) or set(value) != {"key", "seq"}:
-        return False
+        raise ValueError(value)
     key, seq = value["key"], value["seq"]
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32
                for v in (key, seq)):
-        return False
+        raise ValueError(value)
     return key, seq
 
 

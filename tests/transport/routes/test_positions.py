@@ -374,10 +374,8 @@ async def test_protocol_v3_streams_compact_frames_that_end_where_the_layout_is()
             kinds = []
             async with asyncio.timeout(40):
                 while not (await layout_detail(d))["at_rest"]:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         kinds.append(client.apply(await receive_binary(ws, 0.5)))
-                    except TimeoutError:
-                        pass
             with contextlib.suppress(TimeoutError):
                 while True:  # what was sent before rest
                     kinds.append(client.apply(await receive_binary(ws, 0.5)))
