@@ -40,6 +40,10 @@ __all__ = ["FULL_NODES", "normalised_stress", "place", "worth_placing"]
 FULL_NODES = 2_048
 FULL_EPOCHS = 40
 EPS = 0.1
+# Hop distances are int16 and stop here. A placed graph can be longer (a 100,000-node path),
+# and a term at the cap would pull its far end in (a placed 100k path's ends came out 66,544
+# hops apart): such terms are left out.
+DEEP = 32_000
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ FINE = Refinement(pivots=2_000, epochs=20, reach=3.0, end=0.01)
 # Up to this many nodes the finest level gets all of FINE's pivots (20,000). Above it they
 # thin out, and a short graph (a random or scale-free one: every node a few hops from every
 # other) loses what placing it was for: a 100,000-node random graph came out at stress 0.18
-# with 400 pivots, where the spawn ball and 20 s of live steps reach 0.128. A long graph (a
+# with 400 pivots, where the spawn ball and 12 s of live steps reach 0.128. A long graph (a
 # grid, a mesh, a chain) gets its shape from the coarse levels, and few pivots keep it: a
 # 316x316 grid reached 0.0110 with 400 pivots and 20 epochs (8.4 s), 0.0116 with LONG
 # (3.0 s), where sfdp reaches 0.021 in 52 s; a 131,071-node binary tree 0.099 in 2.4 s against
@@ -86,7 +90,8 @@ LONG = Refinement(pivots=64, epochs=10, reach=3.0, end=0.01)
 def _flood(offsets: np.ndarray, columns: np.ndarray, start: int, row: np.ndarray,
            queue: np.ndarray) -> int:
     """Breadth-first from ``start`` over the nodes whose ``row`` is still -1, writing their
-    hop distance into it (capped at 32,000: no placement is that deep); the nodes reached
+    hop distance into it (capped at :data:`DEEP`: a pivot term that far is left out, as its
+    true length is unknown); the nodes reached
     are ``queue[:returned]``."""
     row[start] = 0
     queue[0] = start
@@ -94,7 +99,7 @@ def _flood(offsets: np.ndarray, columns: np.ndarray, start: int, row: np.ndarray
     while head < tail:
         u = queue[head]
         head += 1
-        du = min(row[u] + 1, 32_000)
+        du = min(row[u] + 1, DEEP)
         for e in range(offsets[u], offsets[u + 1]):
             v = columns[e]
             if row[v] < 0:
@@ -161,7 +166,7 @@ def _full_descent(pos: np.ndarray, dist: np.ndarray, etas: np.ndarray, seed: int
 def _pivot_term(x: np.float32, y: np.float32, z: np.float32, pos: np.ndarray, q: np.int64,
                 d: np.int16, weight: np.float32, eta: float) -> tuple:
     """A node at (x, y, z) after its term towards pivot ``q`` at hop distance ``d``."""
-    if d <= 1:  # the pivot itself and its neighbours are exact (edge) terms already
+    if d <= 1 or d >= DEEP:  # the pivot and its neighbours: edge terms already; DEEP: unknown
         return x, y, z
     mu = np.float32(min(float(weight / (d * d) * eta), 1.0))
     dx = x - pos[q, 0]
@@ -300,7 +305,7 @@ def _fit_scale(pos: np.ndarray, pivots: np.ndarray, pivot_dist: np.ndarray) -> f
     of a finest level cost a second for nothing."""
     num = den = 0.0
     for p, row in zip(pivots[:FIT_PIVOTS], pivot_dist[:FIT_PIVOTS], strict=True):
-        ok = row > 0
+        ok = (row > 0) & (row < DEEP)
         d = row[ok].astype(np.float64)
         r = np.linalg.norm(pos[ok] - pos[p], axis=1)
         num += float(np.sum(r / d))
@@ -342,8 +347,10 @@ def worth_placing(n: int, src: np.ndarray, dst: np.ndarray) -> bool:
     :data:`SHORT_MAX_NODES` nodes; above, only a long graph, whose mean hop distance (from
     :data:`LONG_SOURCES` nodes of its largest component) exceeds :data:`LONG_FACTOR` ln n.
     A small-world graph spans about ln n / ln(mean degree) hops: at 100,000 nodes a random
-    graph of mean degree 4 is 8.7 on average and Barabasi-Albert 5.8, against a tree's 27
-    and a 316x316 grid's 216 (ln n is 11.5)."""
+    graph of mean degree 4 is 8.7 on average and Barabasi-Albert 5.8 (1.5 ln n is 17.3),
+    against a 316x316 grid's 216; a binary tree of 131,071 nodes is 27 (against 17.7). A
+    tree with more children per node is shorter: a 4-ary one of 87,381 nodes (14.4) starts
+    from spawn positions."""
     if n <= SHORT_MAX_NODES:
         return True
     offsets, columns = multilevel.csr(n, np.asarray(src, np.int64), np.asarray(dst, np.int64))
@@ -351,7 +358,8 @@ def worth_placing(n: int, src: np.ndarray, dst: np.ndarray) -> bool:
     main = np.flatnonzero(label == np.argmax(np.bincount(label)))
     sources = np.random.default_rng(0).choice(main, LONG_SOURCES).astype(np.int64)
     rows = _bfs(offsets, columns, sources, n)
-    return float(rows[rows > 0].mean()) > LONG_FACTOR * np.log(n)
+    hops = rows[rows > 0]
+    return hops.size > 0 and float(hops.mean()) > LONG_FACTOR * np.log(n)
 
 
 @njit(cache=True, nogil=True)

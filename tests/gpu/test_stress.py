@@ -251,6 +251,7 @@ def test_above_the_short_limit_only_a_long_graph_is_worth_placing() -> None:
 
 def test_a_long_graph_above_the_short_limit_is_placed_quickly_and_well() -> None:
     n, src, dst = family("grid", 25_600)
+    assert stress._finest(n) is stress.LONG  # few pivots: a long graph's shape is the coarse levels'
     engine = LayoutEngine(SimParams(), backend="cpu")
     engine.set_graph(np.arange(n), src, dst)
     assert engine.placed
@@ -259,3 +260,23 @@ def test_a_long_graph_above_the_short_limit_is_placed_quickly_and_well() -> None
     short = LayoutEngine(SimParams(), backend="cpu")
     short.set_graph(np.arange(25_000), *family("random", 25_000)[1:])
     assert not short.placed
+
+
+def test_a_graph_without_edges_is_not_worth_placing_and_says_so_quietly() -> None:
+    """Found in review: the mean over no distances was NaN (and warned)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not stress.worth_placing(30_000, np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def test_a_path_longer_than_the_distance_cap_is_not_folded() -> None:
+    """Found in review: hop distances stop at DEEP (int16), and pivot terms at the cap pulled
+    a 100,000-node path's far end in (its ends 66,544 hops apart). Terms at the cap are left
+    out: a 100,000-node path stays nearly straight."""
+    n = 100_000
+    src = np.arange(n - 1, dtype=np.int64)
+    pos = stress.place(n, src, src + 1)
+    span = float(np.linalg.norm(pos[0] - pos[-1]))
+    assert span > 0.9 * (n - 1), span
