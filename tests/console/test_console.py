@@ -48,10 +48,31 @@ async def put_graph(url: str, body: dict[str, Any], token: str = "") -> None:
         assert r.status == 200, await r.text()
 
 
-async def position_of(url: str, node_id: int) -> tuple[float, float, float]:
+async def knowledge_positions(url: str) -> dict[int, tuple[float, float, float]]:
     async with aiohttp.ClientSession() as session, session.get(f"{url}/api/graph?kind=knowledge") as r:
-        nodes = (await r.json())["knowledge"]["nodes"]
-    return tuple(next(n["position"] for n in nodes if n["id"] == node_id))  # type: ignore[return-value]
+        return {n["id"]: tuple(n["position"]) for n in (await r.json())["knowledge"]["nodes"]}
+
+
+async def position_of(url: str, node_id: int) -> tuple[float, float, float]:
+    return (await knowledge_positions(url))[node_id]
+
+
+async def drag(page: Any, node_id: int, dx: float, dy: float) -> None:
+    """Press on a knowledge node in the console and drag it by (dx, dy) pixels in ten moves."""
+    at = await screen(page, node_id)
+    await page.mouse.move(at["x"], at["y"])
+    await page.mouse.down()
+    for step in range(1, 11):
+        await page.mouse.move(at["x"] + dx * step / 10, at["y"] + dy * step / 10)
+        await asyncio.sleep(0.04)
+    await page.mouse.up()
+
+
+async def drawn_positions(page: Any) -> tuple[list[int], list[float]]:
+    """The console's slot table: wire ids and their x, y, z as the page draws them."""
+    return await page.evaluate(  # type: ignore[no-any-return]
+        "() => { const s = window.hiveConsole.scene;"
+        " return [Array.from(s.ids.subarray(0, s.count)), Array.from(s.xyz.subarray(0, 3 * s.count))]; }")
 
 
 async def screen(page: Any, node_id: int, kind: str = "knowledge") -> dict[str, float]:
@@ -127,24 +148,13 @@ async def test_dragging_a_node_pins_it_where_it_was_dropped(browser: Any, consol
     page, problems = await open_console(browser, d.url + "/")
     await page.wait_for_selector("#stats[data-nodes='20']", timeout=20_000)
     before = await position_of(d.url, 3)
-    at = await screen(page, 3)
-    await page.mouse.move(at["x"], at["y"])
-    await page.mouse.down()
-    for step in range(1, 11):
-        await page.mouse.move(at["x"] + 15 * step, at["y"] - 8 * step)
-        await asyncio.sleep(0.04)
-    await page.mouse.up()
+    await drag(page, 3, 150, -80)
     await asyncio.sleep(0.5)
     after = await position_of(d.url, 3)
     await asyncio.sleep(1.0)
     assert math.dist(before, after) > 20  # moved by the drag...
     assert math.dist(after, await position_of(d.url, 3)) < 1e-3  # ...and pinned there
     assert problems.items == []
-
-
-async def knowledge_positions(url: str) -> dict[int, tuple[float, float, float]]:
-    async with aiohttp.ClientSession() as session, session.get(f"{url}/api/graph?kind=knowledge") as r:
-        return {n["id"]: tuple(n["position"]) for n in (await r.json())["knowledge"]["nodes"]}
 
 
 async def wait_rest(url: str, timeout: float = 40.0) -> None:
@@ -169,13 +179,7 @@ async def test_dragging_a_node_moves_its_neighbourhood_and_the_rest_stays_still(
         await page.wait_for_selector("#stats[data-nodes='150']", timeout=20_000)
         await wait_rest(d.url)
         before = await knowledge_positions(d.url)
-        at = await screen(page, 3)
-        await page.mouse.move(at["x"], at["y"])
-        await page.mouse.down()
-        for step in range(1, 11):
-            await page.mouse.move(at["x"] + 12 * step, at["y"] - 6 * step)
-            await asyncio.sleep(0.04)
-        await page.mouse.up()
+        await drag(page, 3, 120, -60)
         await asyncio.sleep(0.5)
         await wait_rest(d.url)
         after = await knowledge_positions(d.url)
@@ -416,9 +420,7 @@ async def test_a_100k_node_graph_over_v3_shows_every_node_within_the_bound(brows
         await wait_rest(d.url, 120)
         truth = await knowledge_positions(d.url)
         await asyncio.sleep(1.0)  # the last frames through the worker to the page
-        ids, xyz = await page.evaluate(
-            "() => { const s = window.hiveConsole.scene;"
-            " return [Array.from(s.ids.subarray(0, s.count)), Array.from(s.xyz.subarray(0, 3 * s.count))]; }")
+        ids, xyz = await drawn_positions(page)
         assert len(ids) == n
         assert await page.evaluate("() => document.body.dataset.protocol") == "3"
         bound = 5000.0 / 65535 + 5000.0 * 2**-23
@@ -461,10 +463,8 @@ async def test_the_console_falls_back_to_v2_against_a_daemon_before_v3(
         await page.wait_for_function("() => window.hiveConsole.scene.count === 40", timeout=10_000)
         assert await page.evaluate("() => document.body.dataset.protocol") == "2"
         truth = await knowledge_positions(url)
-        scene = await page.evaluate(
-            "() => { const s = window.hiveConsole.scene;"
-            " return [Array.from(s.ids.subarray(0, s.count)), Array.from(s.xyz.subarray(0, 3 * s.count))]; }")
-        assert sorted(i & 0x3FFFFFFF for i in scene[0]) == sorted(truth)
+        ids, _ = await drawn_positions(page)
+        assert sorted(i & 0x3FFFFFFF for i in ids) == sorted(truth)
         assert problems.items == []
     finally:
         await asyncio.to_thread(daemon.stop)

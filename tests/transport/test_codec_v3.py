@@ -75,6 +75,16 @@ class World:
             self.pos = self._clamp(self.pos)
 
 
+def started(seed: int, n: int) -> tuple[World, Chain, Follower]:
+    """A world of ``n`` nodes, its chain at the first state, and a client holding it."""
+    world = World(np.random.default_rng(seed), n)
+    chain = Chain()
+    chain.advance(world.ids, world.pos, world.bounds)
+    client = Follower()
+    client.apply(chain.frame_for(None))
+    return world, chain, client
+
+
 def assert_follows(client: Follower, world: World) -> None:
     assert client.ids.tolist() == world.ids.tolist()
     error = np.abs(client.positions() - world.pos).max(initial=0.0)
@@ -115,15 +125,10 @@ def test_clients_that_read_or_miss_frames_always_end_exactly_where_the_server_is
 
 
 def test_up_to_date_clients_share_one_encoding_and_laggards_get_deltas_from_their_own_state() -> None:
-    rng = np.random.default_rng(1)
-    world = World(rng, 1_000)
-    chain = Chain()
-    chain.advance(world.ids, world.pos, world.bounds)
+    world, chain, behind = started(1, 1_000)
     first = chain.frame_for(None)
     assert first is not None and frame_kind(first) == KEY
     assert chain.frame_for(None) is first  # one keyframe encoding per state
-    behind = Follower()
-    behind.apply(first)
     current = Follower()
     current.apply(first)
     for _ in range(3):
@@ -143,13 +148,8 @@ def test_up_to_date_clients_share_one_encoding_and_laggards_get_deltas_from_thei
 
 
 def test_a_still_layout_sends_nothing_and_a_converging_one_is_compact() -> None:
-    rng = np.random.default_rng(2)
-    world = World(rng, 10_000)
-    chain = Chain()
-    chain.advance(world.ids, world.pos, world.bounds)
-    client = Follower()
+    world, chain, client = started(2, 10_000)
     key = chain.frame_for(None)
-    client.apply(key)
     assert len(key) == 32 + 10 * 10_000  # 10 bytes a node, against v2's 36
     assert not chain.advance(world.ids, world.pos.copy(), world.bounds)  # the still frame
     assert chain.frame_for(client.at) is None
@@ -174,12 +174,7 @@ def test_a_sparse_delta_names_its_nodes_by_gaps() -> None:
 
 
 def test_a_delta_for_another_state_is_refused() -> None:
-    rng = np.random.default_rng(3)
-    world = World(rng, 50)
-    chain = Chain()
-    chain.advance(world.ids, world.pos, world.bounds)
-    client = Follower()
-    client.apply(chain.frame_for(None))
+    world, chain, client = started(3, 50)
     world.do("drift", 2.0)
     chain.advance(world.ids, world.pos, world.bounds)
     delta = chain.frame_for(client.at)
