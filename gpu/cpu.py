@@ -25,6 +25,7 @@ from gpu.params import PARALLEL_THRESHOLD_N, SimParams, schedule
 
 __all__ = [
     "BUILD_CHUNKS",
+    "GRID_STATE_LEN",
     "NO_CUTOFF2",
     "ROW_COLS",
     "ROW_NODES",
@@ -34,6 +35,7 @@ __all__ = [
     "far_field_cells",
     "forces_exact",
     "forces_grid",
+    "gather_sorted",
     "integrate",
     "run_steps",
     "springs_gravity",
@@ -327,15 +329,34 @@ def integrate(
     return ke
 
 
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def gather_sorted(n, x, y, z, perm, sx, sy, sz):
+    """Refresh the sorted copies from the current positions, keeping the cell order: what a
+    step that keeps the grid (``SimParams.grid_skin``) does instead of the sort."""
+    for s in prange(n):
+        i = perm[s]
+        sx[s] = x[i]
+        sy[s] = y[i]
+        sz[s] = z[i]
+
+
+# grid_state (float64): [moved, inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq, cell]. ``moved`` is
+# the most any node can have moved since the grid was built (sum of vmax * dt), STALE_GRID
+# when there is no grid to keep; ``cell`` the cell size it was built for.
+GRID_STATE_LEN = 11
+STALE_GRID = 1.0e300
+
+
 @njit(fastmath=True, cache=True, nogil=True)
 def run_steps(
     n_steps, it0, n, x, y, z, vx, vy, vz, fx, fy, fz, pinned, off, nbr, w, p, use_grid,
     max_cells, res, cell_start, hist, keys, bbox, sx, sy, sz, perm, mass, comx, comy, comz,
-    qx, qy, qz, ffx, ffy, ffz, buf, cols,
+    qx, qy, qz, ffx, ffy, ffz, buf, cols, gs,
 ):
     """Run ``n_steps`` steps starting at iteration ``it0``; return the final kinetic energy.
 
-    ``p`` holds the SimParams scalars in the order of ``CpuBackend._param_vector``.
+    ``p`` holds the SimParams scalars in the order of ``CpuBackend._param_vector``; ``gs`` the
+    grid kept between steps (GRID_STATE_LEN, updated in place).
     """
     f32 = np.float32
     dt = f32(p[0])
@@ -345,23 +366,40 @@ def run_steps(
     grav = f32(p[4])
     max_force = f32(p[7])
     md = f32(p[8])
-    cell = p[10]
+    cell = max(p[10], p[9])
     bounds = f32(p[11])
+    skin = p[16]
     ke = 0.0
     for s in range(n_steps):
         ramp, damp, vmax = _schedule(it0 + s, int(p[12]), p[13], p[5], p[6], p[14], p[15])
         if use_grid:
-            inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq = build_grid(
-                n, x, y, z, max(cell, p[9]), max_cells, res,
-                cell_start, hist, keys, bbox, sx, sy, sz, perm, mass, comx, comy, comz, qx, qy, qz,
-            )
-            far_field_cells(
-                cell_start, inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq, qx, qy, qz,
-                mass, comx, comy, comz, k, md, ffx, ffy, ffz,
-            )
+            if gs[0] > skin * cell or gs[10] != cell:
+                inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq = build_grid(
+                    n, x, y, z, cell, max_cells, res,
+                    cell_start, hist, keys, bbox, sx, sy, sz, perm, mass, comx, comy, comz,
+                    qx, qy, qz,
+                )
+                gs[0] = 0.0
+                gs[1] = inv_h
+                gs[2] = gdx
+                gs[3] = gdy
+                gs[4] = gdz
+                gs[5] = ox
+                gs[6] = oy
+                gs[7] = oz
+                gs[8] = kf
+                gs[9] = nq
+                gs[10] = cell
+                far_field_cells(
+                    cell_start, f32(gs[1]), int(gs[2]), int(gs[3]), int(gs[4]), f32(gs[5]),
+                    f32(gs[6]), f32(gs[7]), int(gs[8]), int(gs[9]), qx, qy, qz,
+                    mass, comx, comy, comz, k, md, ffx, ffy, ffz,
+                )
+            else:
+                gather_sorted(n, x, y, z, perm, sx, sy, sz)
             forces_grid(
-                n, fx, fy, fz, k, md, NO_CUTOFF2, sx, sy, sz, perm, cell_start, gdx, gdy, gdz,
-                ffx, ffy, ffz, True, buf, cols,
+                n, fx, fy, fz, k, md, NO_CUTOFF2, sx, sy, sz, perm, cell_start,
+                int(gs[2]), int(gs[3]), int(gs[4]), ffx, ffy, ffz, True, buf, cols,
             )
             springs_gravity(n, x, y, z, off, nbr, w, fx, fy, fz, spring_k, rest, grav)
         else:
@@ -372,6 +410,8 @@ def run_steps(
             n, x, y, z, vx, vy, vz, fx, fy, fz, pinned,
             f32(ramp), max_force, dt, f32(damp), f32(vmax), bounds,
         )
+        if gs[0] < STALE_GRID:
+            gs[0] += f32(vmax) * dt
     return ke
 
 
@@ -391,6 +431,9 @@ class CpuBackend:
         # One block per thread that a parallel loop may run on (numba.get_thread_id()).
         self.row_buf = np.zeros((threads, 3, ROW_NODES + ROW_PAD + 4), np.float32)
         self.row_cols = np.zeros((threads, ROW_COLS + 1), np.int32)
+        # The grid that run_steps keeps across steps (see SimParams.grid_skin).
+        self.grid_state = np.zeros(GRID_STATE_LEN, np.float64)
+        self.grid_state[0] = STALE_GRID
 
     @property
     def capacity(self) -> int:
@@ -445,6 +488,7 @@ class CpuBackend:
         b["w"][: weights.shape[0]] = weights
         self.n = n
         self.n_entries = neighbours.shape[0]
+        self.grid_state[0] = STALE_GRID
 
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of positions and velocities as (n, 3) float32."""
@@ -471,6 +515,7 @@ class CpuBackend:
             b[name][i] = pos[d]
             b["v" + name][i] = 0.0
         b["pinned"][i] = 1 if pinned else 0
+        self.grid_state[0] = STALE_GRID  # a moved node may be far from its cell
 
     @staticmethod
     def _param_vector(p: SimParams) -> np.ndarray:
@@ -479,7 +524,7 @@ class CpuBackend:
                 p.dt, p.repel_k, p.spring_k, p.rest_length, p.center_gravity_k, p.damping,
                 p.max_velocity, p.max_force, p.min_distance, p.repulsion_cutoff,
                 p.grid_cell_size, p.bounds, p.warmup_iterations, p.warmup_extra_damping,
-                p.cooling_rate, p.min_temperature,
+                p.cooling_rate, p.min_temperature, p.grid_skin,
             ],
             dtype=np.float64,
         )
@@ -506,6 +551,7 @@ class CpuBackend:
                 cell_budget(self.capacity), params.far_field_resolution, b["cell_start"], *self._sort_bufs(),
                 b["sx"], b["sy"], b["sz"], b["perm"], b["mass"], b["comx"], b["comy"], b["comz"],
                 b["qx"], b["qy"], b["qz"], b["ffx"], b["ffy"], b["ffz"], self.row_buf, self.row_cols,
+                self.grid_state,
             )
         finally:
             numba.set_num_threads(threads)
@@ -534,6 +580,7 @@ class CpuBackend:
                 NO_CUTOFF2 if mode == "exact" else cut2, *tail,
             )
         elif mode in ("grid", "grid_near"):
+            self.grid_state[0] = STALE_GRID  # the sort below replaces the kept one
             res = params.far_field_resolution
             geo = build_grid(
                 n, x, y, z, max(params.grid_cell_size, params.repulsion_cutoff),

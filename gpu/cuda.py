@@ -207,8 +207,7 @@ def k_grid_scatter(n, x, y, z, keys, cursor, sx, sy, sz, perm, nq, mass, comx, c
 @cuda.jit
 def k_forces_grid(
     n, x, y, z, off, nbr, w, fx, fy, fz, k, md, cut2, spring_k, rest, grav,
-    sx, sy, sz, perm, cell_start, inv_h, gdx, gdy, gdz, ox, oy, oz,
-    ffx, ffy, ffz, far,
+    sx, sy, sz, perm, keys, cell_start, gdx, gdy, gdz, ffx, ffy, ffz, far,
 ):
     """Near field (pairs in the 27 cells around the node's, closer than sqrt(cut2)) + the
     cell's far field + springs + gravity, one sorted slot per thread (as gpu.cpu.forces_grid,
@@ -221,7 +220,12 @@ def k_forces_grid(
         xi = sx[s]
         yi = sy[s]
         zi = sz[s]
-        cx, cy, cz = _cell_of(xi, yi, zi, ox, oy, oz, inv_h, gdx, gdy, gdz)
+        # The cell the node was sorted into, not the one it is in now: a kept grid
+        # (SimParams.grid_skin) still splits every pair once between near and far field.
+        c = keys[i]
+        cx = c % gdx
+        cy = (c // gdx) % gdy
+        cz = c // (gdx * gdy)
         ax = xi - xi  # a float32 zero
         ay = ax
         az = ax
@@ -254,7 +258,6 @@ def k_forces_grid(
                             ay += np.float32(py)
                             az += np.float32(pz)
         if far:
-            c = cx + gdx * (cy + gdy * cz)
             ax += ffx[c]
             ay += ffy[c]
             az += ffz[c]
@@ -262,6 +265,16 @@ def k_forces_grid(
         fx[i] = ax + px - grav * xi
         fy[i] = ay + py - grav * yi
         fz[i] = az + pz - grav * zi
+
+
+@cuda.jit
+def k_gather_sorted(n, x, y, z, perm, sx, sy, sz):
+    """Refresh the sorted copies from the current positions in the kept cell order."""
+    for s in range(cuda.grid(1), n, cuda.gridsize(1)):
+        i = perm[s]
+        sx[s] = x[i]
+        sy[s] = y[i]
+        sz[s] = z[i]
 
 
 @cuda.jit
@@ -323,6 +336,11 @@ class CudaBackend:
         self._ke_host = cuda.pinned_array(1, dtype=np.float64)
         self.d["bbox"] = cuda.device_array(6, dtype=np.float32)
         self.d["ke"] = cuda.device_array(1, dtype=np.float64)
+        # The grid the steps keep (SimParams.grid_skin): its geometry, the cell size it was
+        # built for, and the most any node can have moved since (sum of vmax * dt).
+        self._grid: tuple | None = None
+        self._grid_cell = 0.0
+        self._moved = 0.0
         self._alloc_nodes(0)
         self._alloc_edges(0)
 
@@ -384,6 +402,7 @@ class CudaBackend:
         self._upload("nbr", neighbours.astype(np.int32))
         self._upload("w", weights.astype(np.float32))
         self.n = n
+        self._grid = None
         self.launcher.sync("load")
 
     def state(self) -> tuple[np.ndarray, np.ndarray]:
@@ -412,6 +431,7 @@ class CudaBackend:
             self.d[name][i : i + 1].copy_to_device(np.array([pos[k]], dtype=np.float32))  # type: ignore[index]
             self.d["v" + name][i : i + 1].copy_to_device(np.zeros(1, dtype=np.float32))  # type: ignore[index]
         self.d["pinned"][i : i + 1].copy_to_device(np.array([1 if pinned else 0], dtype=np.uint8))  # type: ignore[index]
+        self._grid = None  # a moved node may be far from its cell
 
     def _node_args(self) -> tuple:
         d = self.d
@@ -419,7 +439,9 @@ class CudaBackend:
             self.n, d["x"], d["y"], d["z"], d["off"], d["nbr"], d["w"], d["fx"], d["fy"], d["fz"],
         )
 
-    def _forces(self, p: SimParams, mode: str) -> None:
+    def _forces(self, p: SimParams, mode: str, keep: bool = False) -> None:
+        """Forces into fx/fy/fz. ``keep``: a step's, which may reuse the grid of the steps
+        before it (SimParams.grid_skin, decided as gpu.cpu.run_steps decides it)."""
         f32 = np.float32
         k, md = f32(p.repel_k), f32(p.min_distance)
         tail = (f32(p.spring_k), f32(p.rest_length), f32(p.center_gravity_k))
@@ -432,22 +454,34 @@ class CudaBackend:
             return
         if mode not in ("grid", "grid_near"):
             raise ValueError(f"unknown force mode {mode!r}")
-        geo = self._build_grid(p)
         d = self.d
-        inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq = geo
-        ncell = gdx * gdy * gdz
-        self.launcher.launch(
-            "k_far_cells", k_far_cells, ncell, ncell, d["cell_start"], inv_h, gdx, gdy, gdz,
-            ox, oy, oz, kf, nq, d["qx"], d["qy"], d["qz"], d["mass"], d["comx"], d["comy"],
-            d["comz"], k, md, d["ffx"], d["ffy"], d["ffz"],
-        )
+        cell = max(p.grid_cell_size, p.repulsion_cutoff)
+        if keep and self._grid is not None and self._moved <= p.grid_skin * cell \
+                and self._grid_cell == cell:
+            geo = self._grid
+            self.launcher.launch(
+                "k_gather_sorted", k_gather_sorted, self.n, self.n, d["x"], d["y"], d["z"],
+                d["perm"], d["sx"], d["sy"], d["sz"],
+            )
+        else:
+            geo = self._build_grid(p)
+            inv_h, gdx, gdy, gdz, ox, oy, oz, kf, nq = geo
+            ncell = gdx * gdy * gdz
+            self.launcher.launch(
+                "k_far_cells", k_far_cells, ncell, ncell, d["cell_start"], inv_h, gdx, gdy, gdz,
+                ox, oy, oz, kf, nq, d["qx"], d["qy"], d["qz"], d["mass"], d["comx"], d["comy"],
+                d["comz"], k, md, d["ffx"], d["ffy"], d["ffz"],
+            )
+            self._grid, self._grid_cell = (geo, cell) if keep else (None, 0.0)
+            self._moved = 0.0
+        _inv_h, gdx, gdy, gdz = geo[:4]
         # "grid" sums every pair in the 27 cells (the far field covers the rest); "grid_near"
         # only those within the cutoff, to check the cell list against "exact_cutoff".
         self.launcher.launch(
             "k_forces_grid", k_forces_grid, self.n, *self._node_args(), k, md,
             NO_CUTOFF2 if mode == "grid" else cut2, *tail,
-            d["sx"], d["sy"], d["sz"], d["perm"], d["cell_start"], inv_h, gdx, gdy, gdz,
-            ox, oy, oz, d["ffx"], d["ffy"], d["ffz"], mode == "grid",
+            d["sx"], d["sy"], d["sz"], d["perm"], d["keys"], d["cell_start"], gdx, gdy, gdz,
+            d["ffx"], d["ffy"], d["ffz"], mode == "grid",
         )
 
     def _build_grid(self, p: SimParams) -> tuple:
@@ -504,7 +538,7 @@ class CudaBackend:
                 iteration + s, p.warmup_iterations, p.warmup_extra_damping, p.damping,
                 p.max_velocity, p.cooling_rate, p.min_temperature,
             )
-            self._forces(p, mode)
+            self._forces(p, mode, keep=True)
             if s == n_steps - 1:
                 L.launch("k_zero_f64", k_zero_f64, 1, d["ke"])
             L.launch(
@@ -513,6 +547,7 @@ class CudaBackend:
                 f32(ramp), f32(p.max_force), f32(p.dt), f32(damp), f32(vmax), f32(p.bounds),
                 d["ke"],
             )
+            self._moved += float(f32(vmax) * f32(p.dt))  # no node moves farther in a step
         L.copy_to_host(d["ke"], 1, self._ke_host)
         return float(self._ke_host[0])
 

@@ -63,6 +63,14 @@ class SimParams:
     grid_threshold: int = GRID_THRESHOLD_N
     # Coarse far-field cells per axis (cell centres of mass push apart distant clusters).
     far_field_resolution: int = 6
+    # The grid (cell sort and far field) is kept across steps until the nodes may have moved
+    # this fraction of a cell since it was built: the bound is the sum of the steps' velocity
+    # limits times dt (no node moves faster), so both backends rebuild on the same steps, and
+    # a drag or a graph change rebuilds at once. Between builds only the sorted positions are
+    # refreshed. The near and far fields still split every pair exactly once (a node counts
+    # in the cell it was sorted into); what goes stale is where the far field is evaluated and
+    # the coarse centres of mass, by at most this fraction of a cell. 0 rebuilds every step.
+    grid_skin: float = 0.5
     # Initial positions of new ids lie in a ball of radius spawn_radius * cbrt(node count): near
     # the equilibrium size, where gravity g*R balances the repulsion of N nodes inside,
     # R ~ (repel_k * N / center_gravity_k)**(1/3) = 21.5 * cbrt(N) with the defaults; spawning
@@ -101,7 +109,7 @@ class SimParams:
             if getattr(self, name) < 0:
                 raise ValueError(f"SimParams.{name} must be >= 0, got {getattr(self, name)!r}")
         unit = ("damping", "warmup_extra_damping", "cooling_rate", "min_temperature",
-                "placed_temperature")
+                "placed_temperature", "grid_skin")
         for name in unit:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"SimParams.{name} must be in [0, 1], got {getattr(self, name)!r}")

@@ -50,6 +50,8 @@ small = {"repulsion_cutoff": 15.0, "grid_cell_size": 15.0, "warmup_iterations": 
 for name, params in (
     ("exact", SimParams(grid_threshold=10**9, **small)),
     ("grid", SimParams(grid_threshold=1, **small)),
+    # slow steps (vmax * dt = 0.4, skin 7.5): the grid is kept across steps on both backends
+    ("grid_kept", SimParams(grid_threshold=1, max_velocity=2.0, **small)),
 ):
     p_cpu, v_cpu, ke_cpu, f_cpu, _ = run(params, "cpu", 6)
     p_gpu, v_gpu, ke_gpu, f_gpu, cap_gpu = run(params, "cuda", 6)

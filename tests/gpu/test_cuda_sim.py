@@ -34,7 +34,7 @@ def test_auto_picks_cuda_when_available(sim_result: dict) -> None:
     assert sim_result["backend"] == "cuda"
 
 
-@pytest.mark.parametrize("mode", ["exact", "grid"])
+@pytest.mark.parametrize("mode", ["exact", "grid", "grid_kept"])
 def test_cuda_matches_cpu_after_several_steps(sim_result: dict, mode: str) -> None:
     r = sim_result[mode]
     assert r["scale"] > 1.0  # a real layout, not all zeros

@@ -125,3 +125,34 @@ def test_backend_selection() -> None:
     assert LayoutEngine(backend="auto").backend_name == "cpu"
     with pytest.raises(CudaUnavailableError, match="is_available"):
         LayoutEngine(backend="cuda")
+
+
+def _grid_engine(skin: float, **kw: object) -> LayoutEngine:
+    # cells of 15 on a 300-node graph spread over ~130: a real grid, far field included
+    return make(300, grid_threshold=1, repulsion_cutoff=15.0, grid_cell_size=15.0,
+                place_max_nodes=0, grid_skin=skin, **kw)
+
+
+def test_steps_keep_the_grid_until_nodes_may_have_left_their_cells() -> None:
+    """SimParams.grid_skin: slow steps (vmax * dt = 0.4 against 7.5 of skin) reuse the first
+    step's sort and far field, so they differ from rebuilding every step, by little."""
+    kept, fresh = _grid_engine(0.5, max_velocity=2.0), _grid_engine(0.0, max_velocity=2.0)
+    kept.step(1)
+    fresh.step(1)
+    np.testing.assert_array_equal(kept.positions(), fresh.positions())  # both built step 1
+    kept.step(15)
+    fresh.step(15)
+    diff = np.abs(kept.positions() - fresh.positions()).max()
+    travel = np.abs(fresh.positions() - _grid_engine(0.0).positions()).max()
+    assert 0.0 < diff < 0.05 * travel, (diff, travel)
+
+
+def test_a_drag_rebuilds_the_grid_at_the_next_step() -> None:
+    """A node put somewhere else (a drag, a pin) may be far from its kept cell: the next step
+    sorts again, exactly as an engine that never keeps its grid."""
+    kept, fresh = _grid_engine(0.5, max_velocity=2.0), _grid_engine(0.0, max_velocity=2.0)
+    for eng in (kept, fresh):
+        eng.step(1)
+        eng.pin(int(eng.node_ids[7]), (40.0, -35.0, 20.0))
+        eng.step(1)
+    np.testing.assert_array_equal(kept.positions(), fresh.positions())
