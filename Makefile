@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing hive-supervisor and its dependencies into $(VENV) (first run only)"
 	$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-	$(BIN)/python -m pip install -q -e '.[cuda,speech,docker,test,lint]'
+	$(BIN)/python -m pip install -q -e '.[cuda,speech,docker,cluster,test,lint]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 agents:  ## install claude-flow, the real MCP server and hive-mind CLI, into .agents/ (minutes once)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,10 +62,13 @@ class GetHealth:
 
 @dataclass(frozen=True, slots=True)
 class HealthSnapshot:
-    """``body`` is the JSON document of ``/api/health``; built once, never mutated."""
+    """``body`` is the JSON document of ``/api/health``; built once, never mutated.
+    ``stale_after``: the monotonic time after which it must not be served without a refresh
+    (the cluster leader's lease deadline: a snapshot saying "leader" past it would be a lie)."""
 
     system_status: str
     body: Mapping[str, Any]
+    stale_after: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,8 @@ class HealthActor(TickingActor):
             self._loop = message
             return None
         if isinstance(message, GetHealth):
-            if message.refresh or self._snapshot is None:
+            if (message.refresh or self._snapshot is None
+                    or time.monotonic() >= self._snapshot.stale_after):
                 self._refresh()
             return self._snapshot
         if self._subscribers.handle(message):
@@ -168,11 +174,12 @@ class HealthActor(TickingActor):
                 "event_loop_lag_ms": round(self._loop.lag_ms, 3),
                 "websocket_clients": self._loop.websocket_clients,
             },
+            "cluster": _cluster(components.get("cluster")),
             "components": components,
             "actors": _actor_summary(root),
             "last_updated": dt.datetime.now(dt.UTC).isoformat(),
         }
-        self._snapshot = HealthSnapshot(status, MappingProxyType(body))
+        self._snapshot = HealthSnapshot(status, MappingProxyType(body), _stale_after(components))
         if previous is None or _signature(previous) != _signature(self._snapshot):
             if previous is not None and previous.system_status != status:
                 log.info("health.status_changed", old=previous.system_status, new=status)
@@ -221,6 +228,31 @@ def _peer(component: Mapping[str, Any] | None, key: str) -> str:
     return str(component.get("detail", {}).get(key, "unknown"))
 
 
+# What each daemon is in the cluster (``actors.cluster``): without ``[cluster]`` it is one
+# process, and says so.
+CLUSTER_KEYS = ("role", "node", "epoch", "leader", "peers", "fault")
+
+
+def _stale_after(components: dict[str, dict[str, Any]]) -> float:
+    """The leader's lease deadline (``lease_until``, this process's monotonic clock), taken
+    out of the cluster's detail; infinity when this daemon does not lead."""
+    detail = (components.get("cluster") or {}).get("detail")
+    if not isinstance(detail, dict):
+        return math.inf
+    until = detail.pop("lease_until", None)
+    return float(until) if detail.get("role") == "leader" and until is not None else math.inf
+
+
+def _cluster(component: Mapping[str, Any] | None) -> dict[str, Any]:
+    if component is None:
+        return {"role": "single"}
+    detail = component.get("detail") or {}
+    if "role" not in detail:  # the actor is down or has not answered
+        return {"role": "unknown", "node": None, "epoch": 0, "leader": None, "peers": [],
+                "fault": component.get("reason") or "no status"}
+    return {key: detail.get(key) for key in CLUSTER_KEYS}
+
+
 def _system_status(
     root: Mapping[str, Any], components: Mapping[str, Mapping[str, Any]], lag_ms: float
 ) -> str:
@@ -265,5 +297,6 @@ def _signature(snapshot: HealthSnapshot) -> tuple[Any, ...]:
         snapshot.system_status,
         body["docker_health"],
         body["mcp_health"],
+        tuple(sorted((k, str(v)) for k, v in body["cluster"].items())),
         tuple((n, c.get("health"), c.get("state")) for n, c in body["components"].items()),
     )

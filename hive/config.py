@@ -5,7 +5,8 @@ the key (and the variable, when it came from one).
 Nothing here declares a key. Each section's schema is a settings dataclass owned by the code it
 configures (:mod:`actors.schema` explains the pattern): ``[server]`` is
 :class:`transport.settings.ServerSettings`, ``[supervisor]`` is :class:`SupervisorSettings`,
-``[log]`` is :class:`hive.logs.LogSettings`,
+``[log]`` is :class:`hive.logs.LogSettings`, ``[cluster]`` is
+:class:`actors.cluster.settings.ClusterSettings`,
 and ``[actors.<name>]`` is that actor's settings class plus the :class:`ChildPolicy` keys every
 actor takes. This module only reads values and hands them to those classes.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+from actors.cluster.settings import ClusterSettings
 from actors.gpu_layout import LayoutSettings
 from actors.health import HealthSettings
 from actors.hive_mind.settings import HiveMindSettings
@@ -134,13 +136,14 @@ class Config:
     supervisor: SupervisorSettings
     actors: ActorsConfig
     log: LogSettings = field(default_factory=LogSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 def sections() -> dict[str, type]:
     """Every section's name and schema, sub-tables included (``actors.gpu_layout.params``):
     what the documentation must cover (``tests/test_documented_settings.py`` checks it)."""
     out: dict[str, type] = {"server": ServerSettings, "supervisor": SupervisorSettings,
-                            "log": LogSettings}
+                            "log": LogSettings, "cluster": ClusterSettings}
     for name, cls in ACTOR_SETTINGS.items():
         out[f"actors.{name}"] = cls
         for key in keys(cls):
@@ -179,8 +182,9 @@ def load_config(
     env = os.environ if env is None else env
     data = _read(path) if path is not None else {}
     for key in data:
-        if key not in ("server", "supervisor", "actors", "log"):
-            raise ConfigError(f"[{key}]: unknown section (known: server, supervisor, actors, log)")
+        if key not in ("server", "supervisor", "actors", "log", "cluster"):
+            raise ConfigError(
+                f"[{key}]: unknown section (known: server, supervisor, actors, log, cluster)")
     flags = overrides or {}
     server = _build(ServerSettings, "server", _table(data, "server", "server"), "HIVE_SERVER", env,
                     flags.get("server", {}))
@@ -188,6 +192,8 @@ def load_config(
                         "HIVE_SUPERVISOR", env, flags.get("supervisor", {}))
     log_settings = _build(LogSettings, "log", _table(data, "log", "log"), "HIVE_LOG", env,
                           flags.get("log", {}))
+    cluster = _build(ClusterSettings, "cluster", _table(data, "cluster", "cluster"),
+                     "HIVE_CLUSTER", env, flags.get("cluster", {}))
     actors_data = _table(data, "actors", "actors")
     for name in actors_data:
         if name not in ACTOR_SETTINGS:
@@ -203,7 +209,7 @@ def load_config(
         policy = _build(ChildPolicy, where, common, prefix, env)
         settings = _build(cls, where, own, prefix, env, known_too=policy_keys)
         built[name] = ActorSection(policy, settings)
-    return Config(server, supervisor, ActorsConfig(**built), log_settings)
+    return Config(server, supervisor, ActorsConfig(**built), log_settings, cluster)
 
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -288,6 +294,7 @@ def settings_of(config: Config) -> Iterator[tuple[str, Key, Any]]:
     yield from walk("server", config.server)
     yield from walk("log", config.log)
     yield from walk("supervisor", config.supervisor)
+    yield from walk("cluster", config.cluster)
     for name in ACTOR_SETTINGS:
         section = config.actors.section(name)
         yield from walk(f"actors.{name}", section.policy)
@@ -296,7 +303,7 @@ def settings_of(config: Config) -> Iterator[tuple[str, Key, Any]]:
 
 def effective(config: Config) -> dict[str, Any]:
     """Every section's values as TOML would hold them, secrets masked (``--check-config``)."""
-    out: dict[str, Any] = {"server": {}, "log": {}, "supervisor": {}, "actors": {}}
+    out: dict[str, Any] = {"server": {}, "log": {}, "supervisor": {}, "cluster": {}, "actors": {}}
     for name, key, value in settings_of(config):
         *tables, leaf = name.split(".")
         table = out

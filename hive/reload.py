@@ -13,7 +13,8 @@ What changes live, and how:
   a changed restart policy alone applies from the actor's next start.
 
 What needs the daemon restarted: ``host``, ``port``, ``state_dir``, the tokens,
-``max_body_bytes``, ``header_timeout_s``, ``[log] format``, ``[supervisor]``, and turning an actor on or off. One log
+``max_body_bytes``, ``header_timeout_s``, ``[log] format``, ``[supervisor]``, ``[cluster]``,
+and turning an actor on or off. One log
 line (``config.reloaded``) says what was applied, which actors were restarted, what waits for a
 restart (every key that differs from what the daemon started with) and what failed (an actor
 that did not take its settings: tried again at the next reload); a file that does not load (bad
@@ -76,7 +77,7 @@ def _restart_only(key: str, started: Config, new: Config) -> bool:
         name = rest.split(".", 1)[0]
         return not (started.actors.section(name).policy.enabled
                     and new.actors.section(name).policy.enabled)
-    return True  # [supervisor]
+    return True  # [supervisor], [cluster]
 
 
 class Reloader:

@@ -1,8 +1,9 @@
 """Build the root supervisor's spec from the configuration.
 
-The root's direct children, in start order: ``gpu_layout``, ``mcp``, ``hive_mind``, ``speech``,
-``health``. An actor with ``enabled = false`` is left out, and the actors that would have told
-it something are wired without it. The settings objects are the configuration's own; the only
+The root's direct children, in start order: ``cluster`` (only with ``[cluster] nats_url``),
+``gpu_layout``, ``mcp``, ``hive_mind``, ``speech``, ``health``. An actor with
+``enabled = false`` is left out, and the actors that would have told it something are wired
+without it. The settings objects are the configuration's own; the only
 changes made here are wiring (siblings, folders under the state folder).
 """
 
@@ -17,8 +18,8 @@ from actors.health import HealthActor
 from actors.hive_mind.actor import HiveMindActor
 from actors.mcp.actor import McpActor
 from actors.speech.actor import SpeechActor
-from hive.config import Config
-from supervisor import SupervisorSpec, WorkerSpec
+from hive.config import Config, ConfigError
+from supervisor import Backoff, SupervisorSpec, WorkerSpec
 
 __all__ = ["ACTOR_CLASSES", "START_TIMEOUT_S", "build_root", "wired"]
 
@@ -56,8 +57,28 @@ def wired(config: Config) -> dict[str, Any]:
     return {name: value for name, value in settings.items() if on[name]}
 
 
+# The cluster actor's restarts: its link survives a lost server on its own (nats-py reconnects,
+# the breaker and backoff pace the first connection), so a restart means a bug; pace those.
+CLUSTER_BACKOFF = Backoff(1.0, 30.0, 2.0, jitter=0.1)
+
+
+def cluster_actor() -> type:
+    """The cluster actor, imported only when ``[cluster]`` asks for it: its NATS client is the
+    ``cluster`` extra, which a single daemon does without."""
+    try:
+        from actors.cluster.actor import ClusterActor
+    except ImportError as exc:
+        raise ConfigError(
+            f"[cluster] nats_url is set, but the NATS client is not installed ({exc}): "
+            "pip install 'hive-supervisor[cluster]' (make run installs it)") from None
+    return ClusterActor
+
+
 def build_root(config: Config) -> SupervisorSpec:
     children = []
+    if config.cluster.enabled:
+        children.append(WorkerSpec("cluster", cluster_actor(), args=(config.cluster,),
+                                   restart="permanent", backoff=CLUSTER_BACKOFF))
     for name, settings in wired(config).items():
         policy = config.actors.section(name).policy
         children.append(WorkerSpec(

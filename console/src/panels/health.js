@@ -16,6 +16,17 @@ function breakers(components) {
   return rows;
 }
 
+// What this daemon is in the cluster (docs/cluster.md): one process, or a leader or follower
+// with the epoch, the leader and the peers.
+function cluster(data) {
+  const c = data.cluster || { role: "single" };
+  if (c.role === "single") return h("p", { id: "cluster", class: "muted" }, "cluster: single (one process)");
+  const parts = [`cluster: ${c.node ?? "?"} is `, status(c.role),
+    ` · epoch ${c.epoch ?? 0} · leader ${c.leader ?? "none"} · peers ${(c.peers || []).join(", ") || "none"}`];
+  if (c.fault) parts.push(h("span", { class: "muted" }, ` · ${c.fault}`));
+  return h("p", { id: "cluster", dataset: { role: c.role } }, ...parts);
+}
+
 function render(data) {
   const components = data.components || {};
   const performance = data.performance || {};
@@ -23,6 +34,7 @@ function render(data) {
   $("health").replaceChildren(
     h("p", {}, "system ", status(data.system_status || "unknown"),
       ` · loop lag ${lag.toFixed(1)} ms · ${performance.websocket_clients ?? 0} clients`),
+    cluster(data),
     h("table", {},
       h("tr", {}, h("th", {}, "actor"), h("th", {}, "health"), h("th", {}, "state"), h("th", {}, "reason")),
       Object.entries(components).map(([name, c]) => h("tr", { dataset: { actor: name } },

@@ -19,6 +19,8 @@ async def test_health_snapshot(daemon: Daemon) -> None:
     assert body["mcp_health"] == "unknown"  # the MCP actor is not in the tree yet
     assert body["actors"]["total_actors"] == 3
     assert body["components"]["gpu_layout"]["detail"]["backend"] == "cpu"
+    assert body["cluster"] == {"role": "single"}  # no [cluster]: one process, and it says so
+    assert "cluster" not in body["components"]
 
 
 async def test_health_is_critical_when_every_worker_is_down(daemon: Daemon) -> None:

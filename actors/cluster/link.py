@@ -1,0 +1,234 @@
+"""The NATS connection on an asyncio loop of its own (nats-py is asyncio; actors are threads).
+
+One thread runs one loop: connect behind the circuit breaker (the project's one breaker, with
+the one backoff between attempts), open the bucket, then a round every ``round_s``: the lease
+(:mod:`actors.cluster.lease`) and a heartbeat on the peers' subject. Each outcome goes to
+``report`` as a :class:`LinkReport`; the link never raises into its owner.
+
+The connection is ours to remake, not nats-py's: it is opened without automatic reconnects
+(nats-py would retry its first connect for ever, and would buffer writes while reconnecting and
+send them once back: a lease renewal sent after its leader stepped down). A failed round closes
+it, the lease steps down, and the next connection comes after the backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+import nats.js.errors
+import structlog
+
+from actors.circuit_breaker import BreakerOpen, CircuitBreaker
+from actors.cluster.lease import Lease, LeaseView
+from actors.cluster.settings import ClusterSettings
+
+__all__ = ["LinkReport", "NatsLink"]
+
+
+log = structlog.get_logger("actors.cluster")
+
+# The longest a clean stop waits for each of: the round in flight, the lease's release, the
+# connection's close (so stop() fits the supervisor's shutdown timeout).
+STOP_STEP_S = 1.0
+
+
+class BucketMismatch(RuntimeError):
+    """The lease bucket's entries do not live ``lease_ttl_s``: leading on it is unsafe."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkReport:
+    """One round's outcome: the lease as seen, the peers heard within a TTL (this daemon
+    included), and the fault when the round failed (None when it worked)."""
+
+    view: LeaseView
+    peers: tuple[str, ...]
+    fault: str | None
+    breaker: dict[str, Any] = field(default_factory=dict)
+    at: float = 0.0
+
+
+class NatsLink:
+    def __init__(self, settings: ClusterSettings, report: Callable[[LinkReport], None],
+                 failed: Callable[[BaseException], None]) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self._report = report
+        self._failed = failed
+        self.breaker = CircuitBreaker("nats", settings.breaker)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="cluster-nats", daemon=True)
+        self._stop_requested = threading.Event()  # also before the loop has started
+        self._stopping = asyncio.Event()  # the same, for the loop's waits (set on the loop)
+        self._heard: dict[str, float] = {}  # peer name -> monotonic time last heard
+        self._failures = 0  # connections in a row that failed or did not last (the backoff)
+        self.lease = Lease(self.name, settings.lease_ttl_s)
+
+    @property
+    def subject(self) -> str:
+        return f"hive.{self.settings.bucket}.peers"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 4 * STOP_STEP_S) -> None:
+        """End the rounds, hand the lease back if we hold it, close the connection. Safe to
+        call more than once, from any thread, before or after the loop started."""
+        self._stop_requested.set()
+        with contextlib.suppress(RuntimeError):  # the loop already closed
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as exc:  # a bug here: the actor fails and restarts
+            log.exception("cluster.link_failed")
+            self._failed(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    async def _main(self) -> None:
+        if self._stop_requested.is_set():
+            return
+        while not self._stopping.is_set():
+            nc = await self._connect()
+            if nc is not None:
+                try:
+                    await self._serve(nc)
+                finally:
+                    await self._close(nc)
+            if not self._stopping.is_set():
+                await self._pause(self.settings.backoff.delay(self._failures))
+                self._failures += 1
+        # stopped while not connected: nothing to release
+
+    async def _serve(self, nc: Any) -> None:
+        """Rounds on one connection until one fails or the link stops."""
+        kv = None
+        await nc.subscribe(self.subject, cb=self._heard_from)
+        while not self._stopping.is_set():
+            try:
+                kv = kv or await self._bucket(nc)
+                round_ = asyncio.ensure_future(self._round(nc, kv))
+                stop = asyncio.ensure_future(self._stopping.wait())
+                await asyncio.wait({round_, stop}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                if not round_.done():  # stopping: give the round a moment, then cancel it
+                    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                        await asyncio.wait_for(round_, STOP_STEP_S)
+                    break
+                round_.result()
+            except BreakerOpen as exc:
+                self._lost(f"NATS at {self.settings.redacted_url}: {exc}")
+                return
+            except Exception as exc:  # noqa: BLE001 - a lost server, a timeout: the peer's fault
+                self.breaker.failure(exc)
+                self._lost(f"NATS at {self.settings.redacted_url}: {_describe(exc)}")
+                return
+            await self._pause(self.settings.round_s)
+        if kv is not None:  # a clean stop: a follower takes over at its next round
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_STEP_S):
+                    await self.lease.release(kv)
+
+    async def _connect(self) -> Any:
+        """One connection attempt behind the breaker; None (reported) when it failed."""
+        s = self.settings
+        try:
+            self.breaker.check()
+            async with asyncio.timeout(s.connect_timeout_s + 1.0):
+                nc = await nats.connect(
+                    servers=[s.nats_url], name=f"hive-supervisor {self.name}",
+                    connect_timeout=s.connect_timeout_s, allow_reconnect=False,
+                    # a dead TCP connection noticed within about two TTLs
+                    ping_interval=max(1, round(s.lease_ttl_s)), max_outstanding_pings=2,
+                    error_cb=self._quiet,
+                )
+        except BreakerOpen as exc:
+            self._publish_fault(f"NATS at {s.redacted_url} unreachable: {exc}")
+            return None
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the peer's
+            self.breaker.failure(exc)
+            self._publish_fault(f"NATS at {s.redacted_url} unreachable: {_describe(exc)}")
+            return None
+        self.breaker.success()
+        log.info("cluster.connected", url=s.redacted_url, node=self.name)
+        return nc
+
+    async def _close(self, nc: Any) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(STOP_STEP_S):
+                await nc.close()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _round(self, nc: Any, kv: Any) -> None:
+        s = self.settings
+        self.breaker.check()
+        async with asyncio.timeout(s.connect_timeout_s):
+            view = await self.lease.round(kv)
+            await nc.publish(self.subject, json.dumps(
+                {"name": self.name, "role": view.role, "epoch": view.epoch}).encode())
+        self.breaker.success()
+        self._failures = 0
+        self._heard[self.name] = time.monotonic()
+        self._report(LinkReport(view, self._peers(), None, self.breaker.describe(), time.monotonic()))
+
+    async def _bucket(self, nc: Any) -> Any:
+        """The lease bucket, made on first use with entries that live one TTL; refused when
+        it exists with another life (made by daemons with another ``lease_ttl_s``, or by
+        hand): the server would expire the lease at a time its leader does not expect."""
+        s = self.settings
+        js = nc.jetstream(timeout=s.connect_timeout_s)
+        try:
+            kv = await js.key_value(s.bucket)
+        except nats.js.errors.BucketNotFoundError:
+            with contextlib.suppress(nats.js.errors.BadRequestError):  # made meanwhile
+                await js.create_key_value(bucket=s.bucket, history=1, ttl=s.lease_ttl_s)
+            kv = await js.key_value(s.bucket)
+        ttl = (await kv.status()).ttl
+        if not ttl or abs(ttl - s.lease_ttl_s) > 0.01:
+            raise BucketMismatch(
+                f"bucket {s.bucket!r} keeps entries {f'{ttl:g} s' if ttl else 'for ever'}, but "
+                f"lease_ttl_s is {s.lease_ttl_s:g}: every daemon must use the bucket's value, or "
+                f"delete the bucket to change it")
+        return kv
+
+    def _lost(self, fault: str) -> None:
+        self.lease.step_down(fault)
+        self._publish_fault(fault)
+
+    def _publish_fault(self, fault: str) -> None:
+        self._report(LinkReport(self.lease.view(), self._peers(), fault, self.breaker.describe(),
+                                time.monotonic()))
+
+    def _peers(self) -> tuple[str, ...]:
+        horizon = time.monotonic() - self.settings.lease_ttl_s
+        return tuple(sorted(name for name, at in self._heard.items() if at >= horizon))
+
+    async def _heard_from(self, msg: Any) -> None:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            name = str(json.loads(msg.data)["name"])
+            self._heard[name] = time.monotonic()
+
+    async def _quiet(self, exc: Exception) -> None:
+        log.debug("cluster.nats_error", error=_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
