@@ -70,7 +70,9 @@ class SimParams:
     # refreshed. The near and far fields still split every pair exactly once (a node counts
     # in the cell it was sorted into); what goes stale is where the far field is evaluated and
     # the coarse centres of mass, by at most this fraction of a cell. 0 rebuilds every step.
-    grid_skin: float = 0.5
+    # At 100,000 nodes from spawn: 11.0 ms a step at 0, 6.6-7.1 at 0.5, 6.2 at 1 (a build
+    # every 6th step while warming up), with the same stress after 600 steps (docs/gpu.md).
+    grid_skin: float = 1.0
     # Initial positions of new ids lie in a ball of radius spawn_radius * cbrt(node count): near
     # the equilibrium size, where gravity g*R balances the repulsion of N nodes inside,
     # R ~ (repel_k * N / center_gravity_k)**(1/3) = 21.5 * cbrt(N) with the defaults; spawning
