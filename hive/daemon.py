@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from actors.messages import Subscribe
+from actors.messages import PositionFrame, Subscribe
 from hive.config import Config, replace_server
 from hive.open_files import RESERVED_FDS, raise_open_files_limit
 from hive.reload import Reloader
@@ -28,7 +28,7 @@ from hive.state_lock import StateLocked, lock_state
 from hive.systemd import Notifier
 from hive.tree import build_root, wired
 from hive.version import version
-from supervisor import ExitReason, SupervisionError, SupervisionTree
+from supervisor import Address, ChildUnavailable, ExitReason, SupervisionError, SupervisionTree
 from transport.access_log import AccessLog
 from transport.app import build_app
 from transport.fanout import FrameHub
@@ -242,9 +242,28 @@ def assemble(
                           server.allowed_hosts)
     services = Services(tree, server, hub, metrics, wired(config), access=access,
                         relay_policy=RelayPolicy.of(server.relay_tools))
-    if services.has("gpu_layout"):
-        services.address("gpu_layout").tell(Subscribe("wss", hub.threadsafe_publisher(loop)))
+    publish = hub.threadsafe_publisher(loop)
+    if services.has("cluster"):
+        # in a cluster the hub shows what the cluster actor picks: our layout while we lead,
+        # the leader's frames while we follow
+        cluster = services.address("cluster")
+        cluster.tell(Subscribe("wss", publish))
+        if services.has("gpu_layout"):
+            services.address("gpu_layout").tell(Subscribe("cluster", _to_cluster(cluster)))
+    elif services.has("gpu_layout"):
+        services.address("gpu_layout").tell(Subscribe("wss", publish))
     return build_app(services)
+
+
+def _to_cluster(cluster: Address) -> Callable[[PositionFrame], None]:
+    """The layout's frames to the cluster actor (lost while it restarts: the next one comes)."""
+    from actors.cluster.actor import LocalFrame  # the cluster extra: only when configured
+
+    def forward(frame: PositionFrame) -> None:
+        with contextlib.suppress(ChildUnavailable):
+            cluster.tell(LocalFrame(frame, time.time()))
+
+    return forward
 
 
 def _bound_port(runner: web.AppRunner, fallback: int) -> int:

@@ -4,6 +4,12 @@ answers what this daemon is in the cluster: its role, the epoch, the leader and 
 The role is judged when it is asked, from the lease's own deadline, not only from the last
 report: a link stalled in a call (or a process stopped and resumed) is a follower the moment
 its lease runs out, whether or not a report has come since.
+
+It is also what this daemon's viewers see. In a cluster the ``FrameHub`` subscribes here, not
+to the layout: a leader shows its own layout's frames (``LocalFrame``, and publishes them for
+the followers), a follower shows the leader's (``Received`` from the link). The first frame
+from a source other than the last one's is sent whole, and frames are numbered here, so a
+viewer's deltas always follow the frame before.
 """
 
 from __future__ import annotations
@@ -14,15 +20,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+import numpy as np
 import pykka
 import structlog
 
+from actors.cluster.frames import Received
 from actors.cluster.link import LinkReport, NatsLink
 from actors.cluster.settings import ClusterSettings
-from actors.messages import ActorStatus, StatusQuery
-from supervisor import ChildContext
+from actors.messages import ActorStatus, PositionFrame, StatusQuery
+from actors.subscribers import Subscribers
+from supervisor import ChildContext, context_of
 
-__all__ = ["ClusterActor", "ClusterState", "GetCluster"]
+__all__ = ["ClusterActor", "ClusterState", "GetCluster", "LocalFrame"]
 
 
 log = structlog.get_logger("actors.cluster")
@@ -31,6 +40,14 @@ log = structlog.get_logger("actors.cluster")
 @dataclass(frozen=True, slots=True)
 class GetCluster:
     """Ask for the :class:`ClusterState` now."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFrame:
+    """A frame of this daemon's own layout, made at wall time ``at``."""
+
+    frame: PositionFrame
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +80,12 @@ class ClusterActor(pykka.ThreadingActor):
         self._report: LinkReport | None = None
         self._role: str | None = None
         self._link: NatsLink | None = None
+        self._subscribers: Subscribers[PositionFrame] = Subscribers("cluster", context_of(self))
+        self._local: LocalFrame | None = None  # the layout's newest frame
+        self._source: str | None = None  # "local" or "remote": where the last shown frame came from
+        self._seq = 0  # of the frames shown
+        self._shown_remote = 0
+        self._last_age_s = 0.0
 
     def on_start(self) -> None:
         ref = self.actor_ref
@@ -71,7 +94,7 @@ class ClusterActor(pykka.ThreadingActor):
             with contextlib.suppress(pykka.ActorDeadError):  # stopping: nobody to tell
                 ref.tell(message)
 
-        self._link = NatsLink(self.settings, tell, lambda exc: tell(_LinkFailed(exc)))
+        self._link = NatsLink(self.settings, tell, lambda exc: tell(_LinkFailed(exc)), tell)
         self.supervision.on_exit(self._link.stop)  # also after a kill (no on_stop then)
         self._link.start()
         log.info("cluster.started", node=self.settings.name, url=self.settings.redacted_url,
@@ -89,13 +112,34 @@ class ClusterActor(pykka.ThreadingActor):
             self._report = message
             self._log_changes()
             return None
+        if isinstance(message, LocalFrame):
+            self._local = message
+            if self._link is not None:
+                self._link.send_frame(message.frame, message.at)
+            if self.state().role == "leader":
+                self._show(message.frame, "local")
+            return None
+        if isinstance(message, Received):
+            if self.state().role == "follower":
+                self._show(message.frame, "remote")
+                self._shown_remote += 1
+                self._last_age_s = time.time() - message.sent_at
+            return None
+        if self._subscribers.handle(message):
+            return None
         if isinstance(message, GetCluster):
             return self.state()
         if isinstance(message, StatusQuery):
             state = self.state()
             # lease_until: the health actor serves no snapshot saying "leader" past it
-            detail = MappingProxyType({**state.detail(), "lease_until": state.until,
-                                       "breaker": dict(self._report.breaker if self._report else {})})
+            link = self._link
+            detail = MappingProxyType({
+                **state.detail(), "lease_until": state.until,
+                "breaker": dict(self._report.breaker if self._report else {}),
+                "frames": {"published": link.published if link else 0,
+                           "shown_from_leader": self._shown_remote,
+                           "stale_refused": link.dropped_stale if link else 0,
+                           "last_age_ms": round(self._last_age_s * 1e3, 1)}})
             if state.fault:
                 return ActorStatus("cluster", "degraded", state.fault, detail)
             return ActorStatus("cluster", "healthy", "", detail)
@@ -125,3 +169,16 @@ class ClusterActor(pykka.ThreadingActor):
             log.info("cluster.role", node=state.node, role=state.role, epoch=state.epoch,
                      leader=state.leader)
             self._role = state.role
+            if state.role == "leader" and self._local is not None:
+                self._show(self._local.frame, "local")  # our own layout, at once
+
+    def _show(self, frame: PositionFrame, source: str) -> None:
+        """Hand ``frame`` to the viewers' hub, numbered in the order shown; whole when the
+        source changed (a viewer's delta must follow the frame it last got)."""
+        full = frame.full or source != self._source
+        self._source = source
+        self._seq += 1
+        moved = frame.moved if not full else np.ones(len(frame), bool)
+        self._subscribers.publish(PositionFrame.make(
+            self._seq, frame.wire_ids, frame.positions, frame.velocities, moved, full,
+            frame.bounds))

@@ -5,6 +5,11 @@ the one backoff between attempts), open the bucket, then a round every ``round_s
 (:mod:`actors.cluster.lease`) and a heartbeat on the peers' subject. Each outcome goes to
 ``report`` as a :class:`LinkReport`; the link never raises into its owner.
 
+Frames (:mod:`actors.cluster.frames`) share the connection: the leader publishes the newest
+frame handed to :meth:`NatsLink.send_frame` (a slot: one waiting frame at most, newest wins)
+while its lease holds; a follower decodes what it hears and hands each picture to
+``received``, and asks for a keyframe when it has none it can build on.
+
 The connection is ours to remake, not nats-py's: it is opened without automatic reconnects
 (nats-py would retry its first connect for ever, and would buffer writes while reconnecting and
 send them once back: a lease renewal sent after its leader stepped down). A failed round closes
@@ -27,8 +32,10 @@ import nats.js.errors
 import structlog
 
 from actors.circuit_breaker import BreakerOpen, CircuitBreaker
+from actors.cluster.frames import FrameReceiver, FrameSender, NeedKey, Received, envelope_parts
 from actors.cluster.lease import Lease, LeaseView
 from actors.cluster.settings import ClusterSettings
+from actors.messages import PositionFrame
 
 __all__ = ["LinkReport", "NatsLink"]
 
@@ -38,6 +45,9 @@ log = structlog.get_logger("actors.cluster")
 # The longest a clean stop waits for each of: the round in flight, the lease's release, the
 # connection's close (so stop() fits the supervisor's shutdown timeout).
 STOP_STEP_S = 1.0
+# A follower asks for a keyframe at most this often (a lost part makes every later one useless
+# until the keyframe comes: one request for the lot).
+KEY_REQUEST_S = 0.25
 
 
 class BucketMismatch(RuntimeError):
@@ -58,11 +68,13 @@ class LinkReport:
 
 class NatsLink:
     def __init__(self, settings: ClusterSettings, report: Callable[[LinkReport], None],
-                 failed: Callable[[BaseException], None]) -> None:
+                 failed: Callable[[BaseException], None],
+                 received: Callable[[Received], None] = lambda _r: None) -> None:
         self.settings = settings
         self.name = settings.name
         self._report = report
         self._failed = failed
+        self._received = received
         self.breaker = CircuitBreaker("nats", settings.breaker)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="cluster-nats", daemon=True)
@@ -71,10 +83,34 @@ class NatsLink:
         self._heard: dict[str, float] = {}  # peer name -> monotonic time last heard
         self._failures = 0  # connections in a row that failed or did not last (the backoff)
         self.lease = Lease(self.name, settings.lease_ttl_s)
+        self._outgoing: tuple[PositionFrame, float] | None = None  # the newest local frame
+        self._frame_ready = asyncio.Event()
+        self._sender = FrameSender()
+        self._receiver = FrameReceiver()
+        self._key_asked = (0.0, -1)  # (when, for which epoch) a follower last asked for a key
+        self._nc: Any = None  # the connection being served
+        self.published = 0  # frames sent as leader
+        self.dropped_stale = 0  # frame parts refused for an old epoch (mirrors the receiver)
 
     @property
     def subject(self) -> str:
         return f"hive.{self.settings.bucket}.peers"
+
+    @property
+    def frames_subject(self) -> str:
+        return f"hive.{self.settings.bucket}.frames"
+
+    @property
+    def key_subject(self) -> str:
+        """Where followers ask the leader for a keyframe."""
+        return f"hive.{self.settings.bucket}.frames.key"
+
+    def send_frame(self, frame: PositionFrame, at: float) -> None:
+        """From any thread: publish ``frame`` (made at wall time ``at``) if we lead when the
+        loop gets to it; a frame still waiting is replaced."""
+        self._outgoing = (frame, at)
+        with contextlib.suppress(RuntimeError):  # the loop closed: the link is stopping
+            self._loop.call_soon_threadsafe(self._frame_ready.set)
 
     def start(self) -> None:
         self._thread.start()
@@ -116,8 +152,22 @@ class NatsLink:
 
     async def _serve(self, nc: Any) -> None:
         """Rounds on one connection until one fails or the link stops."""
-        kv = None
+        self._nc = nc
         await nc.subscribe(self.subject, cb=self._heard_from)
+        await nc.subscribe(self.frames_subject, cb=self._frame_in)
+        await nc.subscribe(self.key_subject, cb=self._key_wanted)
+        self._key_asked = (0.0, -1)
+        self._sender.want_key()
+        frames = asyncio.ensure_future(self._frames_out(nc))
+        try:
+            await self._rounds(nc)
+        finally:
+            frames.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await frames
+
+    async def _rounds(self, nc: Any) -> None:
+        kv = None
         while not self._stopping.is_set():
             try:
                 kv = kv or await self._bucket(nc)
@@ -152,6 +202,7 @@ class NatsLink:
                 nc = await nats.connect(
                     servers=[s.nats_url], name=f"hive-supervisor {self.name}",
                     connect_timeout=s.connect_timeout_s, allow_reconnect=False,
+                    no_echo=True,  # a leader does not hear its own frames
                     # a dead TCP connection noticed within about two TTLs
                     ping_interval=max(1, round(s.lease_ttl_s)), max_outstanding_pings=2,
                     error_cb=self._quiet,
@@ -186,6 +237,9 @@ class NatsLink:
         self.breaker.success()
         self._failures = 0
         self._heard[self.name] = time.monotonic()
+        if view.role == "follower" and view.leader is not None:
+            # a leader we have no picture from (we joined, or it is new): ask once per epoch
+            await self._ask_key(nc, view.epoch, once=True)
         self._report(LinkReport(view, self._peers(), None, self.breaker.describe(), time.monotonic()))
 
     async def _bucket(self, nc: Any) -> Any:
@@ -224,6 +278,64 @@ class NatsLink:
         with contextlib.suppress(ValueError, TypeError, KeyError):
             name = str(json.loads(msg.data)["name"])
             self._heard[name] = time.monotonic()
+
+    # -- frames ------------------------------------------------------------------------------
+
+    async def _frames_out(self, nc: Any) -> None:
+        """The leader's publisher: the newest local frame, encoded once, in parts that fit."""
+        while True:
+            await self._frame_ready.wait()
+            self._frame_ready.clear()
+            item = self._outgoing  # kept: a keyframe asked for later re-sends it
+            if item is None:
+                continue
+            if not self.lease.leading() or len(self._peers()) < 2:
+                self._sender.want_key()  # nobody follows this leader's states yet
+                continue
+            try:
+                await self._publish_frame(nc, *item)
+            except Exception as exc:  # noqa: BLE001 - a lost server: the next round reports it
+                self._sender.want_key()
+                log.warning("cluster.frame_not_sent", error=_describe(exc))
+
+    async def _publish_frame(self, nc: Any, frame: PositionFrame, at: float) -> None:
+        data = self._sender.encode(frame)
+        if data is None:
+            return
+        epoch = self.lease.epoch
+        for part in envelope_parts(data, epoch, at, self._sender.frames, nc.max_payload):
+            if not self.lease.leading():  # the lease lapsed mid-frame: the rest is stale
+                self._sender.want_key()
+                return
+            await nc.publish(self.frames_subject, part)
+        self.published += 1
+
+    async def _frame_in(self, msg: Any) -> None:
+        if self.lease.leading():
+            return
+        try:
+            received = self._receiver.take(msg.data, self.lease.epoch)
+        except NeedKey:
+            await self._ask_key(self._nc, self._receiver.epoch)
+            return
+        finally:
+            self.dropped_stale = self._receiver.stale
+        if received is not None:
+            self._received(received)
+
+    async def _key_wanted(self, _msg: Any) -> None:
+        if self.lease.leading():
+            self._sender.want_key()
+            self._frame_ready.set()
+
+    async def _ask_key(self, nc: Any, epoch: int, once: bool = False) -> None:
+        when, asked_epoch = self._key_asked
+        now = time.monotonic()
+        if (once and asked_epoch == epoch) or now - when < KEY_REQUEST_S:
+            return
+        self._key_asked = (now, epoch)
+        with contextlib.suppress(Exception):  # the round that follows reports a lost server
+            await nc.publish(self.key_subject, self.name.encode())
 
     async def _quiet(self, exc: Exception) -> None:
         log.debug("cluster.nats_error", error=_describe(exc))

@@ -18,7 +18,8 @@ import aiohttp
 import nats
 import pytest
 
-from tests.conftest import WITHOUT_AGENTS, DaemonProcess, spawn
+from actors.graph import KNOWLEDGE_FLAG
+from tests.conftest import WITHOUT_AGENTS, DaemonProcess, V3BySpec, receive_binary, spawn
 from tests.peers.nats import NatsServer
 
 TTL = 2.0
@@ -250,3 +251,68 @@ async def test_a_bucket_made_for_another_ttl_is_refused_with_the_reason(
             assert view["system_status"] == "degraded" and view["leader"] is None
     finally:
         await asyncio.to_thread(node.process.stop)
+
+
+async def v3_viewer(session: aiohttp.ClientSession, url: str) -> tuple[Any, Any]:
+    from tests.conftest import receive_json
+
+    ws = await session.ws_connect(url.replace("http", "ws") + "/wss")
+    await receive_json(ws, "connection_established")
+    await ws.send_json({"type": "subscribe_position_updates",
+                        "data": {"interval": 30, "protocol": 3}})
+    await receive_json(ws, "subscription_confirmed")
+    return ws, V3BySpec()
+
+
+async def drain(ws: Any, client: Any, quiet_s: float) -> int:
+    """Apply frames until none comes for ``quiet_s``; how many came."""
+    count = 0
+    with contextlib.suppress(TimeoutError):
+        while True:
+            client.apply(await receive_binary(ws, quiet_s))
+            count += 1
+    return count
+
+
+async def knowledge_positions(session: aiohttp.ClientSession, url: str) -> dict[int, tuple[float, ...]]:
+    async with session.get(f"{url}/api/graph?kind=knowledge") as r:
+        body = await r.json()
+    nodes = body.get("knowledge", {}).get("nodes", [])
+    return {KNOWLEDGE_FLAG | n["id"]: tuple(n["position"]) for n in nodes}
+
+
+QUANTUM = 5000.0 / 65535 + 5000.0 * 2**-23  # v3's stated error (docs/protocol.md)
+
+
+async def test_viewers_on_a_follower_see_the_leaders_layout(cluster: list[Node]) -> None:
+    async with aiohttp.ClientSession() as session:
+        views = await until(lambda: settled(session, cluster, NAMES), 30, "one leader")
+        leader = next(n for n in cluster if n.name == leader_of(views))
+        follower = next(n for n in cluster if n.name != leader.name)
+        ws, client = await v3_viewer(session, follower.url)
+        try:
+            body = {"nodes": [{"id": i} for i in range(300)],
+                    "edges": [{"source": i, "target": (i * 7 + 1) % 300} for i in range(300)]}
+            async with session.put(f"{leader.url}/api/graph", json=body) as r:
+                assert r.status == 200, await r.text()
+            client.apply(await receive_binary(ws, 10))  # the leader's layout, on the follower
+            assert len(client.ids) == 300
+            await until(lambda: at_rest(session, leader.url), 60, "the leader's layout at rest")
+            await drain(ws, client, 1.0)
+            truth = await knowledge_positions(session, leader.url)
+            got = client.positions()
+            assert set(got) == set(truth)
+            error = max(abs(a - b) for i in truth for a, b in zip(got[i], truth[i], strict=True))
+            assert error <= 2 * QUANTUM, error  # quantized twice: leader -> follower -> viewer
+            # the follower's own layout holds none of it: it shows the leader's
+            assert await knowledge_positions(session, follower.url) == {}
+            async with session.get(f"{follower.url}/api/health?refresh=true") as r:
+                detail = (await r.json())["components"]["cluster"]["detail"]
+            assert detail["frames"]["shown_from_leader"] >= 1
+        finally:
+            await ws.close()
+
+
+async def at_rest(session: aiohttp.ClientSession, url: str) -> bool:
+    async with session.get(f"{url}/api/health?refresh=true") as r:
+        return bool((await r.json())["components"]["gpu_layout"]["detail"]["at_rest"])
