@@ -32,7 +32,7 @@ import numpy as np
 import structlog
 
 from actors.graph import Graph, NodeKind, wire_id
-from actors.layout_store import LayoutSaver, LayoutStore
+from actors.layout_store import LayoutSaver, LayoutStore, SavedLayout
 from actors.memory import release_freed_memory
 from actors.messages import (
     ActorStatus,
@@ -40,6 +40,7 @@ from actors.messages import (
     GetSnapshot,
     PinNodes,
     PositionFrame,
+    ResumeLayout,
     SetGraph,
     SetParams,
     StatusQuery,
@@ -230,6 +231,8 @@ class LayoutActor(TickingActor):
             current = self._graphs.get(message.kind) or Graph.empty(message.kind)
             return self._set_graph(current.updated(message.add_nodes, message.remove_nodes,
                                                    message.add_edges, message.remove_edges))
+        if isinstance(message, ResumeLayout):
+            return self._resume(message.saved)
         if isinstance(message, PinNodes):
             return self._pin(message)
         if isinstance(message, UnpinNodes):
@@ -335,6 +338,37 @@ class LayoutActor(TickingActor):
             pinned += 1
         self._wake(self._around(np.asarray(message.wire_ids, dtype=np.int64)))
         return pinned
+
+    def _resume(self, saved: SavedLayout) -> int:
+        """Take up the layout ``saved`` (another daemon's): its graph, every position it
+        names (a node this layout knows is moved there too) and exactly its pins; then run
+        on from there, as after a restart. How many nodes it placed."""
+        engine = self._engine_or_raise()
+        self._start = (saved.wire_ids, saved.positions) if len(saved.wire_ids) else None
+        if saved.graph is not None:
+            self._set_graph(saved.graph)
+        index = {int(w): i for i, w in enumerate(saved.wire_ids.tolist())}
+        placed = 0
+        for wid in engine.node_ids.tolist():
+            i = index.get(int(wid))
+            if i is not None:
+                p = saved.positions[i]
+                engine.pin(wid, (float(p[0]), float(p[1]), float(p[2])))
+                engine.unpin(wid)
+                placed += 1
+        known = set(engine.node_ids.tolist())
+        for wid in list(engine.pins):
+            if wid not in saved.pins:
+                engine.unpin(wid)
+        for wid, pos in saved.pins.items():
+            if wid in known:
+                engine.pin(wid, pos)
+        if engine.node_count:
+            self._ids_changed = True
+            self._wake(None, reheat=False)
+            self._publish()
+        log.info("layout.resumed", nodes=engine.node_count, placed=placed, pins=len(saved.pins))
+        return placed
 
     def _restore(self, frame: PositionFrame) -> None:
         """Put known nodes back where the last incarnation left them."""

@@ -20,6 +20,7 @@ are not: telemetry brings them.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import os
 import tempfile
@@ -37,7 +38,7 @@ import structlog
 
 from actors.graph import Graph, NodeKind
 
-__all__ = ["FORMAT", "LayoutSaver", "LayoutStore", "SavedLayout"]
+__all__ = ["FORMAT", "LayoutSaver", "LayoutStore", "SavedLayout", "saved_from_bytes"]
 
 log = structlog.get_logger("actors.layout_store")
 
@@ -112,12 +113,8 @@ class LayoutStore:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if int(data["format"]) != FORMAT:
-                    raise ValueError(f"format {int(data['format'])}, this daemon reads {FORMAT}")
-                return parse(data)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError,
-                MemoryError) as exc:  # MemoryError: a tampered header claiming huge arrays
+            return _parsed(path, parse)
+        except UNREADABLE as exc:
             aside = path.with_name(f"{name}.corrupt-{int(time.time())}")
             try:
                 os.replace(path, aside)
@@ -127,6 +124,36 @@ class LayoutStore:
                         error=f"{type(exc).__name__}: {str(exc)[:200]}",
                         hint="the daemon starts without it; the file is kept for a look")
             return None
+
+
+# What reading a file that is not ours raises (MemoryError: a tampered header claiming huge arrays)
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError, MemoryError)
+
+
+def _parsed(source: Any, parse: Any) -> Any:
+    with np.load(source, allow_pickle=False) as data:
+        if int(data["format"]) != FORMAT:
+            raise ValueError(f"format {int(data['format'])}, this daemon reads {FORMAT}")
+        return parse(data)
+
+
+def saved_from_bytes(graph: bytes | None, positions: bytes | None) -> SavedLayout:
+    """The two files' contents received from elsewhere (the cluster's shared state, written
+    by the leader before): read exactly as from disk. One that cannot be read is left out,
+    and said."""
+    parsed: list[Any] = []
+    for name, raw, parse in ((GRAPH_FILE, graph, _graph_from), (POSITIONS_FILE, positions, _positions_from)):
+        value = None
+        if raw is not None:
+            try:
+                value = _parsed(io.BytesIO(raw), parse)
+            except UNREADABLE as exc:
+                log.warning("layout.state_unreadable", file=name, source="cluster",
+                            error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        parsed.append(value)
+    wire_ids, pos, pins = parsed[1] if parsed[1] is not None else (
+        np.zeros(0, np.int64), np.zeros((0, 3), np.float32), {})
+    return SavedLayout(parsed[0], wire_ids, pos, pins)
 
 
 def _graph_from(data: Any) -> Graph:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from actors.graph import Graph, GraphEdge, GraphNode, NodeKind
+from actors.layout_store import SavedLayout
 from gpu.params import SimParams
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Health",
     "PinNodes",
     "PositionFrame",
+    "ResumeLayout",
     "SetGraph",
     "SetParams",
     "StatusQuery",
@@ -74,6 +76,14 @@ class UpdateGraph:
     remove_nodes: tuple[int, ...] = ()
     add_edges: tuple[GraphEdge, ...] = ()
     remove_edges: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeLayout:
+    """Take up a layout another daemon kept (a cluster's last leader): its knowledge graph,
+    positions and pins, as a restart takes them from disk."""
+
+    saved: SavedLayout
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,9 @@ def cluster_actor() -> type:
 def build_root(config: Config) -> SupervisorSpec:
     children = []
     if config.cluster.enabled:
-        children.append(WorkerSpec("cluster", cluster_actor(), args=(config.cluster,),
+        layout = wired(config).get("gpu_layout")
+        cluster = dataclasses.replace(config.cluster, layout_dir=layout.state_dir if layout else "")
+        children.append(WorkerSpec("cluster", cluster_actor(), args=(cluster,),
                                    restart="permanent", backoff=CLUSTER_BACKOFF))
     for name, settings in wired(config).items():
         policy = config.actors.section(name).policy

@@ -25,9 +25,10 @@ import pykka
 import structlog
 
 from actors.cluster.frames import Received
-from actors.cluster.link import LinkReport, NatsLink
+from actors.cluster.link import LinkReport, NatsLink, Promoted
 from actors.cluster.settings import ClusterSettings
-from actors.messages import ActorStatus, PositionFrame, StatusQuery
+from actors.layout_store import SavedLayout, saved_from_bytes
+from actors.messages import ActorStatus, GetSnapshot, PositionFrame, ResumeLayout, StatusQuery
 from actors.subscribers import Subscribers
 from supervisor import ChildContext, context_of
 
@@ -66,6 +67,17 @@ class ClusterState:
                 "leader": self.leader, "peers": list(self.peers), "fault": self.fault}
 
 
+def _with_picture(saved: SavedLayout, picture: PositionFrame | None) -> SavedLayout:
+    """``saved`` with the positions of ``picture`` (the leader's last frame) over its own."""
+    if picture is None or not len(picture):
+        return saved
+    ids = picture.wire_ids.astype(np.int64)
+    older = ~np.isin(saved.wire_ids, ids)
+    return SavedLayout(saved.graph, np.concatenate([saved.wire_ids[older], ids]),
+                       np.concatenate([saved.positions[older], picture.positions]).astype(np.float32),
+                       saved.pins)
+
+
 @dataclass(frozen=True, slots=True)
 class _LinkFailed:
     error: BaseException
@@ -86,6 +98,8 @@ class ClusterActor(pykka.ThreadingActor):
         self._seq = 0  # of the frames shown
         self._shown_remote = 0
         self._last_age_s = 0.0
+        self._remote: PositionFrame | None = None  # the leader's last picture
+        self._resumed_epoch = 0
 
     def on_start(self) -> None:
         ref = self.actor_ref
@@ -94,7 +108,7 @@ class ClusterActor(pykka.ThreadingActor):
             with contextlib.suppress(pykka.ActorDeadError):  # stopping: nobody to tell
                 ref.tell(message)
 
-        self._link = NatsLink(self.settings, tell, lambda exc: tell(_LinkFailed(exc)), tell)
+        self._link = NatsLink(self.settings, tell, lambda exc: tell(_LinkFailed(exc)))
         self.supervision.on_exit(self._link.stop)  # also after a kill (no on_stop then)
         self._link.start()
         log.info("cluster.started", node=self.settings.name, url=self.settings.redacted_url,
@@ -119,8 +133,12 @@ class ClusterActor(pykka.ThreadingActor):
             if self.state().role == "leader":
                 self._show(message.frame, "local")
             return None
+        if isinstance(message, Promoted):
+            self._take_over(message)
+            return None
         if isinstance(message, Received):
             if self.state().role == "follower":
+                self._remote = message.frame
                 self._show(message.frame, "remote")
                 self._shown_remote += 1
                 self._last_age_s = time.time() - message.sent_at
@@ -169,8 +187,29 @@ class ClusterActor(pykka.ThreadingActor):
             log.info("cluster.role", node=state.node, role=state.role, epoch=state.epoch,
                      leader=state.leader)
             self._role = state.role
-            if state.role == "leader" and self._local is not None:
-                self._show(self._local.frame, "local")  # our own layout, at once
+
+    def _take_over(self, promoted: Promoted) -> None:
+        """We lead and hold the shared state: our layout takes up where the last leader's
+        was (its files, with the positions of the last picture it sent us, which are newer),
+        and our viewers see our layout from now on."""
+        if self.state().role != "leader" or promoted.epoch == self._resumed_epoch:
+            return
+        self._resumed_epoch = promoted.epoch
+        saved = saved_from_bytes(promoted.files.get("graph"), promoted.files.get("positions"))
+        saved = _with_picture(saved, self._remote)
+        try:
+            layout = self.supervision.sibling("gpu_layout")
+            if saved.graph is not None or len(saved.wire_ids):
+                layout.tell(ResumeLayout(saved))
+            snapshot = layout.ask(GetSnapshot(), timeout=10.0)
+        except Exception as exc:  # noqa: BLE001 - no layout here (off, restarting): said
+            log.warning("cluster.resume_failed", error=repr(exc))
+            return
+        log.info("cluster.resumed", epoch=promoted.epoch,
+                 nodes=saved.graph.node_count if saved.graph is not None else 0,
+                 positions=len(saved.wire_ids), from_picture=self._remote is not None)
+        if self.state().role == "leader":
+            self._show(snapshot, "local")
 
     def _show(self, frame: PositionFrame, source: str) -> None:
         """Hand ``frame`` to the viewers' hub, numbered in the order shown; whole when the

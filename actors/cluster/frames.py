@@ -6,9 +6,10 @@ or a new leader began). Every follower decodes what it hears into a
 :class:`~actors.messages.PositionFrame` for its own ``FrameHub``, so its viewers get the same
 swarm, in whichever protocol each asked for.
 
-A message on the subject is one part of one encoded frame, behind 28 bytes, little-endian:
+A message on the subject is one part of one encoded frame, behind 32 bytes, little-endian:
 ``magic 4s ("HVF3") | epoch u64 | sent_at f64 (the leader's wall clock) | frame u32 | part u16
-| parts u16``. A frame larger than the server's ``max_payload`` (a 100,000-node keyframe is
+| parts u16 | sender u32`` (the CRC-32 of the sender's node name: who sent it, for logs and
+tests). A frame larger than the server's ``max_payload`` (a 100,000-node keyframe is
 1 MB, NATS's default limit) goes in several parts; a receiver keeps the parts of one frame at
 a time.
 
@@ -23,6 +24,7 @@ This module does no I/O: the link publishes the parts and hands in what it hears
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,12 +33,17 @@ from actors.messages import PositionFrame
 from transport.codec import FrameError
 from transport.codec_v3 import Chain, Follower
 
-__all__ = ["ENVELOPE", "FrameReceiver", "FrameSender", "Part", "Received", "envelope_parts",
-           "read_part"]
+__all__ = ["ENVELOPE", "FrameReceiver", "FrameSender", "NeedKey", "Part", "Received",
+           "envelope_parts", "read_part", "sender_id"]
 
 MAGIC = b"HVF3"
-ENVELOPE = struct.Struct("<4sQdIHH")
-assert ENVELOPE.size == 28
+ENVELOPE = struct.Struct("<4sQdIHHI")
+assert ENVELOPE.size == 32
+
+
+def sender_id(node: str) -> int:
+    """The envelope's ``sender``: the CRC-32 of a node name."""
+    return zlib.crc32(node.encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +53,12 @@ class Part:
     frame: int
     part: int
     parts: int
+    sender: int
     data: bytes
 
 
 def envelope_parts(data: bytes, epoch: int, sent_at: float, frame: int,
-                   max_payload: int) -> list[bytes]:
+                   max_payload: int, sender: int = 0) -> list[bytes]:
     """``data`` cut into messages of at most ``max_payload`` bytes, each behind its envelope."""
     room = max_payload - ENVELOPE.size
     if room <= 0:
@@ -58,7 +66,7 @@ def envelope_parts(data: bytes, epoch: int, sent_at: float, frame: int,
     chunks = [data[i:i + room] for i in range(0, len(data), room)] or [b""]
     if len(chunks) > 0xFFFF:
         raise ValueError(f"a frame of {len(data)} bytes needs more than 65,535 parts")
-    return [ENVELOPE.pack(MAGIC, epoch, sent_at, frame & 0xFFFFFFFF, i, len(chunks)) + chunk
+    return [ENVELOPE.pack(MAGIC, epoch, sent_at, frame & 0xFFFFFFFF, i, len(chunks), sender) + chunk
             for i, chunk in enumerate(chunks)]
 
 
@@ -66,10 +74,10 @@ def read_part(message: bytes) -> Part:
     """One message's envelope and chunk; :class:`FrameError` for anything else."""
     if len(message) < ENVELOPE.size:
         raise FrameError("cluster frame part shorter than its envelope")
-    magic, epoch, sent_at, frame, part, parts = ENVELOPE.unpack_from(message)
+    magic, epoch, sent_at, frame, part, parts, sender = ENVELOPE.unpack_from(message)
     if magic != MAGIC or not 0 <= part < parts:
         raise FrameError("not a cluster frame part")
-    return Part(epoch, sent_at, frame, part, parts, message[ENVELOPE.size:])
+    return Part(epoch, sent_at, frame, part, parts, sender, message[ENVELOPE.size:])
 
 
 class FrameSender:

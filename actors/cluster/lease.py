@@ -84,6 +84,11 @@ class Lease:
     def leading(self) -> bool:
         return self._revision is not None and self._clock() < self.until
 
+    def leading_epoch(self) -> int | None:
+        """The epoch we lead, None when we do not: what a leader's writes carry (``epoch``
+        alone is also a follower's view of the leader's)."""
+        return self.epoch if self.leading() else None
+
     def view(self) -> LeaseView:
         if self.leading():
             return LeaseView("leader", self.epoch, self.name, self.until)

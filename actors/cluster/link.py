@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,9 +33,10 @@ import nats.js.errors
 import structlog
 
 from actors.circuit_breaker import BreakerOpen, CircuitBreaker
-from actors.cluster.frames import FrameReceiver, FrameSender, NeedKey, Received, envelope_parts
+from actors.cluster.frames import FrameReceiver, FrameSender, NeedKey, envelope_parts, sender_id
 from actors.cluster.lease import Lease, LeaseView
 from actors.cluster.settings import ClusterSettings
+from actors.cluster.state import SharedState, StaleWrite
 from actors.messages import PositionFrame
 
 __all__ = ["LinkReport", "NatsLink"]
@@ -48,10 +50,26 @@ STOP_STEP_S = 1.0
 # A follower asks for a keyframe at most this often (a lost part makes every later one useless
 # until the keyframe comes: one request for the lot).
 KEY_REQUEST_S = 0.25
+# How often a leader looks for layout files its layout rewrote (two stat calls): a graph load
+# reaches the shared state this long after the layout saved it, plus the upload.
+STATE_POLL_S = 0.1
 
 
 class BucketMismatch(RuntimeError):
     """The lease bucket's entries do not live ``lease_ttl_s``: leading on it is unsafe."""
+
+
+# The layout's files (actors/layout_store.py) kept in the shared state, by name there.
+LAYOUT_FILES = {"graph": "graph.npz", "positions": "positions.npz"}
+
+
+@dataclass(frozen=True, slots=True)
+class Promoted:
+    """This daemon leads ``epoch`` and has claimed the shared state: the layout's files as
+    the last leader left them (a name is absent when none was kept)."""
+
+    epoch: int
+    files: dict[str, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +85,16 @@ class LinkReport:
 
 
 class NatsLink:
-    def __init__(self, settings: ClusterSettings, report: Callable[[LinkReport], None],
-                 failed: Callable[[BaseException], None],
-                 received: Callable[[Received], None] = lambda _r: None) -> None:
+    def __init__(self, settings: ClusterSettings, tell: Callable[[Any], None],
+                 failed: Callable[[BaseException], None]) -> None:
+        """``tell`` gets what the link has to say: each round's :class:`LinkReport`, each
+        picture :class:`~actors.cluster.frames.Received` from the leader, and
+        :class:`Promoted` once this daemon leads; ``failed`` a bug that ended the loop."""
         self.settings = settings
         self.name = settings.name
-        self._report = report
+        self._report = tell
         self._failed = failed
-        self._received = received
+        self._received = tell
         self.breaker = CircuitBreaker("nats", settings.breaker)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="cluster-nats", daemon=True)
@@ -86,9 +106,13 @@ class NatsLink:
         self._outgoing: tuple[PositionFrame, float] | None = None  # the newest local frame
         self._frame_ready = asyncio.Event()
         self._sender = FrameSender()
+        self._sender_id = sender_id(self.name)
         self._receiver = FrameReceiver()
         self._key_asked = (0.0, -1)  # (when, for which epoch) a follower last asked for a key
         self._nc: Any = None  # the connection being served
+        self._state = SharedState(f"{settings.bucket}_state")
+        self._promoting: asyncio.Future[None] | None = None
+        self._synced: dict[str, tuple[int, int] | None] = {}  # layout file -> (mtime, size) sent
         self.published = 0  # frames sent as leader
         self.dropped_stale = 0  # frame parts refused for an old epoch (mirrors the receiver)
 
@@ -158,13 +182,21 @@ class NatsLink:
         await nc.subscribe(self.key_subject, cb=self._key_wanted)
         self._key_asked = (0.0, -1)
         self._sender.want_key()
-        frames = asyncio.ensure_future(self._frames_out(nc))
+        with contextlib.suppress(Exception):  # a lost server: the first round reports it
+            async with asyncio.timeout(self.settings.connect_timeout_s):
+                await self._state.open(nc, self.settings.connect_timeout_s)
+        tasks = [asyncio.ensure_future(self._frames_out(nc)),
+                 asyncio.ensure_future(self._state_out())]
         try:
             await self._rounds(nc)
         finally:
-            frames.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await frames
+            for task in [*tasks, self._promoting]:
+                if task is not None:
+                    task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._promoting = None
 
     async def _rounds(self, nc: Any) -> None:
         kv = None
@@ -240,6 +272,9 @@ class NatsLink:
         if view.role == "follower" and view.leader is not None:
             # a leader we have no picture from (we joined, or it is new): ask once per epoch
             await self._ask_key(nc, view.epoch, once=True)
+        if (view.role == "leader" and self._state.epoch != view.epoch
+                and (self._promoting is None or self._promoting.done())):
+            self._promoting = asyncio.ensure_future(self._promote(view.epoch))
         self._report(LinkReport(view, self._peers(), None, self.breaker.describe(), time.monotonic()))
 
     async def _bucket(self, nc: Any) -> Any:
@@ -279,6 +314,60 @@ class NatsLink:
             name = str(json.loads(msg.data)["name"])
             self._heard[name] = time.monotonic()
 
+    # -- the shared state ----------------------------------------------------------------------
+
+    async def _promote(self, epoch: int) -> None:
+        """Claim the shared state for ``epoch`` and hand the layout's files to the actor."""
+        try:
+            async with asyncio.timeout(4 * self.settings.connect_timeout_s):
+                await self._state.claim(epoch)
+                files = {}
+                for name in LAYOUT_FILES:
+                    value = await self._state.get(name)
+                    if value is not None:
+                        files[name] = value
+        except Exception as exc:  # noqa: BLE001 - the next round tries again, or steps down
+            log.warning("cluster.claim_failed", epoch=epoch, error=_describe(exc))
+            self._state.epoch = 0
+            return
+        # our own files are older than what was kept: sent only once the layout changes them
+        self._synced = {name: self._stat(name) for name in files}
+        log.info("cluster.state_claimed", epoch=epoch, files={k: len(v) for k, v in files.items()})
+        self._received(Promoted(epoch, files))
+
+    async def _state_out(self) -> None:
+        """While we lead: each layout file the layout rewrote, into the shared state."""
+        while True:
+            await asyncio.sleep(STATE_POLL_S)
+            if not self.settings.layout_dir or not self.lease.leading() \
+                    or self._state.epoch != self.lease.epoch:
+                continue
+            for name in LAYOUT_FILES:
+                stat = self._stat(name)
+                if stat is None or stat == self._synced.get(name):
+                    continue
+                try:
+                    path = os.path.join(self.settings.layout_dir, LAYOUT_FILES[name])
+                    data = await asyncio.to_thread(_read, path)
+                    await self._state.put(name, data)
+                except StaleWrite as exc:
+                    self.lease.step_down(str(exc))
+                    log.warning("cluster.state_write_refused", file=name, error=str(exc))
+                    break
+                except Exception as exc:  # noqa: BLE001 - a lost server or file: tried again
+                    log.warning("cluster.state_not_sent", file=name, error=_describe(exc))
+                    break
+                self._synced[name] = stat
+
+    def _stat(self, name: str) -> tuple[int, int] | None:
+        if not self.settings.layout_dir:
+            return None
+        try:
+            st = os.stat(os.path.join(self.settings.layout_dir, LAYOUT_FILES[name]))
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
     # -- frames ------------------------------------------------------------------------------
 
     async def _frames_out(self, nc: Any) -> None:
@@ -299,12 +388,15 @@ class NatsLink:
                 log.warning("cluster.frame_not_sent", error=_describe(exc))
 
     async def _publish_frame(self, nc: Any, frame: PositionFrame, at: float) -> None:
+        epoch = self.lease.leading_epoch()
+        if epoch is None:
+            return
         data = self._sender.encode(frame)
         if data is None:
             return
-        epoch = self.lease.epoch
-        for part in envelope_parts(data, epoch, at, self._sender.frames, nc.max_payload):
-            if not self.lease.leading():  # the lease lapsed mid-frame: the rest is stale
+        for part in envelope_parts(data, epoch, at, self._sender.frames, nc.max_payload,
+                                   self._sender_id):
+            if self.lease.leading_epoch() != epoch:  # the lease lapsed mid-frame: the rest is stale
                 self._sender.want_key()
                 return
             await nc.publish(self.frames_subject, part)
@@ -339,6 +431,11 @@ class NatsLink:
 
     async def _quiet(self, exc: Exception) -> None:
         log.debug("cluster.nats_error", error=_describe(exc))
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _describe(exc: BaseException) -> str:

@@ -312,3 +312,32 @@ def test_nodes_that_keep_coming_while_it_settles_do_not_keep_it_from_rest(restin
         if resting.ask(StatusQuery()).detail["at_rest"]:
             break
     assert resting.ask(StatusQuery()).detail["at_rest"], f"no rest after {added} changes"
+
+
+def test_resume_takes_up_another_layouts_graph_positions_and_pins(tree: SupervisionTree) -> None:
+    """A cluster's new leader: its own (older) graph and pins give way to the saved ones, and
+    every node it names starts exactly where it was saved."""
+    from actors.layout_store import SavedLayout
+    from actors.messages import ResumeLayout
+
+    layout = tree.address("root/layout")
+    layout.ask(SetGraph(ring(NodeKind.KNOWLEDGE, 6)))
+    layout.ask(PinNodes((KNOWLEDGE_FLAG | 0,), ((1.0, 1.0, 1.0),)))
+    saved_graph = ring(NodeKind.KNOWLEDGE, 8)
+    ids = np.array([KNOWLEDGE_FLAG | i for i in range(8)], np.int64)
+    positions = (np.arange(24, dtype=np.float32).reshape(8, 3) * 10.0)
+    pin = (KNOWLEDGE_FLAG | 5, (7.0, 8.0, 9.0))
+    assert layout.ask(ResumeLayout(SavedLayout(saved_graph, ids, positions, dict([pin])))) == 8
+    snapshot = layout.ask(GetSnapshot())
+    got = dict(zip(snapshot.wire_ids.tolist(), snapshot.positions.tolist(), strict=True))
+    assert set(got) == set(ids.tolist())
+    for wid, p in zip(ids.tolist(), positions.tolist(), strict=True):
+        expected = pin[1] if wid == pin[0] else p
+        assert got[wid] == pytest.approx(expected)
+    status = layout.ask(StatusQuery())
+    assert status.detail["nodes"] == 8 and not status.detail["at_rest"]
+    layout.ask(Step(5))  # it runs on from there: the old pin is gone, the saved one holds
+    after = layout.ask(GetSnapshot())
+    moved = dict(zip(after.wire_ids.tolist(), after.positions.tolist(), strict=True))
+    assert moved[pin[0]] == pytest.approx(pin[1])
+    assert moved[KNOWLEDGE_FLAG | 0] != pytest.approx(got[KNOWLEDGE_FLAG | 0])

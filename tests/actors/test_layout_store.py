@@ -86,3 +86,20 @@ def test_a_write_that_fails_leaves_the_last_good_file_and_is_not_fatal(
     monkeypatch.undo()
     assert saver.failures == 1 and store.load().graph == graph(10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.npz"]  # no partial file left
+
+
+def test_the_files_contents_from_elsewhere_read_as_from_disk(tmp_path: Path) -> None:
+    """A cluster's new leader gets the two files' bytes from NATS: read exactly as from disk,
+    and bytes that are no such file are left out (said), never raised."""
+    store = LayoutStore(tmp_path / "layout")
+    g = graph()
+    store.save_graph(g)
+    wire = np.array([1 << 30 | 0, 1 << 30 | 3], dtype=np.int64)
+    store.save_positions(wire, np.ones((2, 3), np.float32), {int(wire[0]): (4.0, 5.0, 6.0)})
+    raw = {name: (tmp_path / "layout" / name).read_bytes() for name in ("graph.npz", "positions.npz")}
+    saved = layout_store.saved_from_bytes(raw["graph.npz"], raw["positions.npz"])
+    assert saved.graph == g and np.array_equal(saved.wire_ids, wire)
+    assert saved.pins == {int(wire[0]): (4.0, 5.0, 6.0)}
+    broken = layout_store.saved_from_bytes(b"not a zip", raw["positions.npz"][:100])
+    assert broken.graph is None and len(broken.wire_ids) == 0 and broken.pins == {}
+    assert layout_store.saved_from_bytes(None, None).graph is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import aiohttp
 import nats
 import pytest
 
+from actors.cluster.frames import read_part, sender_id
 from actors.graph import KNOWLEDGE_FLAG
 from tests.conftest import WITHOUT_AGENTS, DaemonProcess, V3BySpec, receive_binary, spawn
 from tests.peers.nats import NatsServer
@@ -75,7 +77,9 @@ async def cluster(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[list
 async def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        value = await check()
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:
@@ -135,6 +139,13 @@ async def test_one_leader_and_a_follower_takes_over_within_the_ttl_when_it_is_ki
         assert leader_of(after) == winner
 
 
+async def stopped_layout_moves(session: aiohttp.ClientSession, url: str) -> None:
+    body = {"nodes": [{"id": i} for i in range(500)],
+            "edges": [{"source": i, "target": (i * 3 + 1) % 500} for i in range(500)]}
+    async with session.put(f"{url}/api/graph", json=body) as r:
+        assert r.status == 200
+
+
 async def test_a_stopped_leader_steps_down_and_writes_nothing_after_the_takeover(
         cluster: list[Node], nats_server: NatsServer) -> None:
     writes: list[tuple[float, dict[str, Any]]] = []
@@ -144,7 +155,20 @@ async def test_a_stopped_leader_steps_down_and_writes_nothing_after_the_takeover
         with contextlib.suppress(ValueError):
             writes.append((time.monotonic(), json.loads(msg.data)))
 
+    frames: list[tuple[float, int, int]] = []  # (when, epoch, sender) of every frame part
+    states: list[tuple[float, int]] = []  # (when, epoch) of every shared-state manifest
+
+    async def frame_part(msg: Any) -> None:
+        part = read_part(msg.data)
+        frames.append((time.monotonic(), part.epoch, part.sender))
+
+    async def state_write(msg: Any) -> None:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            states.append((time.monotonic(), int(json.loads(msg.data)["epoch"])))
+
     await watcher.subscribe("$KV.hive_cluster.leader", cb=record)
+    await watcher.subscribe("hive.hive_cluster.frames", cb=frame_part)
+    await watcher.subscribe("$KV.hive_cluster_state.*", cb=state_write)
     try:
         async with aiohttp.ClientSession() as session:
             views = await until(lambda: settled(session, cluster, NAMES), 30, "one leader")
@@ -152,6 +176,13 @@ async def test_a_stopped_leader_steps_down_and_writes_nothing_after_the_takeover
             epoch = views[old]["epoch"]
             stopped = next(n for n in cluster if n.name == old)
             others = [n for n in cluster if n.name != old]
+            # a layout in motion when it stops: it has frames and files to send when resumed
+            body = {"nodes": [{"id": i} for i in range(3000)],
+                    "edges": [{"source": i, "target": (i * 13 + 5) % 3000} for i in range(3000)]}
+            async with session.put(f"{stopped.url}/api/graph", json=body) as r:
+                assert r.status == 200
+            await until(lambda: any(e == epoch for _, e, _s in frames), 10, "frames from the leader")
+            await until(lambda: any(e == epoch for _, e in states), 10, "the graph kept in NATS")
             os.kill(stopped.process.pid, signal.SIGSTOP)
 
             async def taken() -> dict[str, Any] | None:
@@ -169,6 +200,8 @@ async def test_a_stopped_leader_steps_down_and_writes_nothing_after_the_takeover
             back = await until(lambda: stopped.cluster(session, fresh=False), 10,
                                "the resumed daemon answers")
             assert back["role"] == "follower", back
+            # its own layout moves again (a graph loaded into it): none of it may go out
+            await stopped_layout_moves(session, stopped.url)
             view = await until(lambda: settled(session, cluster, NAMES), 10, "all agree again")
             assert leader_of(view) == new["leader"] and view[old]["epoch"] == new["epoch"]
             await asyncio.sleep(TTL)  # time for any late write to arrive
@@ -176,6 +209,11 @@ async def test_a_stopped_leader_steps_down_and_writes_nothing_after_the_takeover
         await watcher.close()
     late = [w for at, w in writes if at >= resumed and w.get("name") == old]
     assert late == [], f"the stopped leader wrote after it resumed: {late}"
+    assert not [e for at, e, _s in frames if at >= resumed and e <= epoch], "an old-epoch frame"
+    assert not [at for at, _e, s in frames if at >= resumed and s == sender_id(old)], \
+        "the stopped leader sent frames after it resumed"
+    assert not [e for at, e in states if at >= resumed and e <= epoch], "an old-epoch state write"
+    assert any(e == new["epoch"] for _, e, _s in frames), "the new leader sent frames"
     assert any(w.get("name") == new["leader"] for at, w in writes if at >= resumed)
 
 
@@ -316,3 +354,64 @@ async def test_viewers_on_a_follower_see_the_leaders_layout(cluster: list[Node])
 async def at_rest(session: aiohttp.ClientSession, url: str) -> bool:
     async with session.get(f"{url}/api/health?refresh=true") as r:
         return bool((await r.json())["components"]["gpu_layout"]["detail"]["at_rest"])
+
+
+async def test_after_the_leader_is_killed_the_new_leader_resumes_its_layout_and_viewers_stay(
+        cluster: list[Node]) -> None:
+    """Viewers on the survivors keep their sockets; the new leader's layout holds the old
+    one's knowledge graph near where it was (its files from the shared state, positions from
+    the last frame it got); a change on the new leader reaches every survivor's viewer."""
+    async with aiohttp.ClientSession() as session:
+        views = await until(lambda: settled(session, cluster, NAMES), 30, "one leader")
+        old = next(n for n in cluster if n.name == leader_of(views))
+        survivors = [n for n in cluster if n is not old]
+        body = {"nodes": [{"id": i} for i in range(200)],
+                "edges": [{"source": i, "target": (i + 1) % 200} for i in range(200)]}
+        async with session.put(f"{old.url}/api/graph", json=body) as r:
+            assert r.status == 200
+        viewers = [await v3_viewer(session, n.url) for n in survivors]
+        try:
+            await until(lambda: at_rest(session, old.url), 60, "the layout at rest")
+            # the resting layout's files reach the shared state within a round or two
+            await asyncio.sleep(2.5)
+            for ws, client in viewers:
+                await drain(ws, client, 1.0)
+            before = await knowledge_positions(session, old.url)
+            assert viewers[0][1].positions().keys() == before.keys()
+            os.kill(old.process.pid, signal.SIGKILL)
+
+            async def new_leader() -> Node | None:
+                for node in survivors:
+                    v = await node.cluster(session)
+                    if v and v["role"] == "leader":
+                        return node
+                return None
+
+            leader = await until(new_leader, TTL + 5, "a new leader")
+            resumed = await until(lambda: knowledge_positions(session, leader.url), 10,
+                                  "the new leader's layout holds the graph")
+            assert resumed.keys() == before.keys()
+            [event] = leader.process.events("cluster.resumed")
+            assert event["nodes"] == 200 and event["from_picture"], event
+            extent = max(max(abs(c) for c in p) for p in before.values())
+            moved = max(max(abs(a - b) for a, b in zip(resumed[i], before[i], strict=True))
+                        for i in before)
+            print(f"resumed: the largest move {moved:.3f}, extent {extent:.1f}")
+            assert moved < 0.05 * extent, (moved, extent)  # taken up where it was, not re-laid
+            # a change on the new leader: every survivor's viewer, on the same socket, sees it
+            body["nodes"].append({"id": 999})
+            body["edges"].append({"source": 999, "target": 0})
+            async with session.put(f"{leader.url}/api/graph", json=body) as r:
+                assert r.status == 200, await r.text()
+
+            async def sees_new_node(viewer: tuple[Any, Any]) -> bool:
+                ws, client = viewer
+                with contextlib.suppress(TimeoutError):
+                    client.apply(await receive_binary(ws, 0.5))
+                return (KNOWLEDGE_FLAG | 999) in client.ids
+
+            for viewer in viewers:
+                await until(lambda v=viewer: sees_new_node(v), 15, "the new node on a viewer")
+        finally:
+            for ws, _ in viewers:
+                await ws.close()

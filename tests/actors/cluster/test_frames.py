@@ -13,6 +13,7 @@ from actors.cluster.frames import (
     NeedKey,
     envelope_parts,
     read_part,
+    sender_id,
 )
 from actors.messages import PositionFrame
 from transport.codec import FrameError
@@ -128,5 +129,7 @@ def test_a_lease_that_counts_again_lifts_the_fence() -> None:
     assert got is not None and got.epoch == 2
 
 
-def test_the_envelope_is_28_bytes() -> None:
-    assert ENVELOPE.size == 28
+def test_the_envelope_is_32_bytes_and_names_its_sender() -> None:
+    assert ENVELOPE.size == 32
+    [part] = envelope_parts(b"x", 1, 0.0, 1, 1000, sender=sender_id("alpha"))
+    assert read_part(part).sender == sender_id("alpha") != sender_id("beta")
