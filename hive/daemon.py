@@ -150,6 +150,11 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
     reloads = _Reloads(reloader(services) if reloader else None, services, notifier)
     loop.add_signal_handler(signal.SIGHUP, reloads)
     port = _bound_port(runner, config.server.port)
+    if services.has("cluster"):  # where a leader runs the requests followers forward
+        from actors.cluster.messages import ServingAt
+
+        with contextlib.suppress(ChildUnavailable):
+            services.address("cluster").tell(ServingAt(f"http://{_loopback(config.server.host)}:{port}"))
     risky = risky_tools(config.server.relay_tools)
     if risky:
         log.warning("relay.risky_tools_allowed", tools=risky,
@@ -264,6 +269,16 @@ def _to_cluster(cluster: Address) -> Callable[[PositionFrame], None]:
             cluster.tell(LocalFrame(frame, time.time()))
 
     return forward
+
+
+def _loopback(host: str) -> str:
+    """How this process reaches its own server: the host it listens on, or loopback for a
+    wildcard address."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _bound_port(runner: web.AppRunner, fallback: int) -> int:

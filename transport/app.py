@@ -16,6 +16,7 @@ from aiohttp import WSCloseCode, web
 
 from actors.health import LoopReport
 from transport.body_rules import body_rules_middleware
+from transport.cluster_forward import forward_to_leader_middleware
 from transport.http_errors import errors_middleware, json_error
 from transport.routes import (
     admin,
@@ -49,7 +50,8 @@ def build_app(services: Services) -> web.Application:
         lambda status, message, _reason: json_error(status, message),
         lambda reason: services.metrics.http_refused.labels(reason=reason).inc())
     app = web.Application(
-        middlewares=[request_began_middleware, errors_middleware, guard, body_rules_middleware],
+        middlewares=[request_began_middleware, errors_middleware, guard, body_rules_middleware,
+                     forward_to_leader_middleware],
         client_max_size=services.server.max_body_bytes,
         # bodies are decoded by read_body, off the loop and capped, not by aiohttp as they arrive
         handler_args={"auto_decompress": False, "keepalive_timeout": KEEPALIVE_S},

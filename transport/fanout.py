@@ -91,6 +91,11 @@ class FrameHub:
     def clients(self) -> int:
         return len(self._clients)
 
+    @property
+    def latest(self) -> PositionFrame | None:
+        """The newest frame published (what a viewer subscribing now is sent first)."""
+        return self._latest.frame if self._latest is not None else None
+
     def add_client(self) -> Client:
         client = Client(next(self._ids))
         self._clients[client.id] = client

@@ -15,20 +15,29 @@ viewer's deltas always follow the frame before.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pykka
 import structlog
 
 from actors.cluster.frames import Received
-from actors.cluster.link import LinkReport, NatsLink, Promoted
+from actors.cluster.link import LinkReport, NatsLink, PinsForLeader, Promoted
+from actors.cluster.messages import ClusterState, Forward, GetCluster, ServingAt
 from actors.cluster.settings import ClusterSettings
 from actors.layout_store import SavedLayout, saved_from_bytes
-from actors.messages import ActorStatus, GetSnapshot, PositionFrame, ResumeLayout, StatusQuery
+from actors.messages import (
+    ActorStatus,
+    GetSnapshot,
+    PinNodes,
+    PositionFrame,
+    ResumeLayout,
+    StatusQuery,
+)
 from actors.subscribers import Subscribers
 from supervisor import ChildContext, context_of
 
@@ -39,32 +48,11 @@ log = structlog.get_logger("actors.cluster")
 
 
 @dataclass(frozen=True, slots=True)
-class GetCluster:
-    """Ask for the :class:`ClusterState` now."""
-
-
-@dataclass(frozen=True, slots=True)
 class LocalFrame:
     """A frame of this daemon's own layout, made at wall time ``at``."""
 
     frame: PositionFrame
     at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterState:
-    node: str
-    role: Literal["leader", "follower"]
-    epoch: int
-    leader: str | None
-    peers: tuple[str, ...]
-    fault: str | None  # why the cluster is degraded (None when it is not)
-    until: float = 0.0  # a leader's lease deadline (monotonic): after it, not a leader
-
-    def detail(self) -> dict[str, Any]:
-        """The ``cluster`` object of ``/api/health``."""
-        return {"role": self.role, "node": self.node, "epoch": self.epoch,
-                "leader": self.leader, "peers": list(self.peers), "fault": self.fault}
 
 
 def _with_picture(saved: SavedLayout, picture: PositionFrame | None) -> SavedLayout:
@@ -109,6 +97,7 @@ class ClusterActor(pykka.ThreadingActor):
                 ref.tell(message)
 
         self._link = NatsLink(self.settings, tell, lambda exc: tell(_LinkFailed(exc)))
+        self._link.local_url = self.supervision.kept("", name="serving_at")
         self.supervision.on_exit(self._link.stop)  # also after a kill (no on_stop then)
         self._link.start()
         log.info("cluster.started", node=self.settings.name, url=self.settings.redacted_url,
@@ -132,6 +121,25 @@ class ClusterActor(pykka.ThreadingActor):
                 self._link.send_frame(message.frame, message.at)
             if self.state().role == "leader":
                 self._show(message.frame, "local")
+            return None
+        if isinstance(message, Forward):
+            if self._link is None:
+                raise RuntimeError("the NATS link has not started")
+            return self._link.forward(message.request, message.timeout_s)
+        if isinstance(message, ServingAt):
+            if self._link is not None:
+                self._link.local_url = message.url
+            self.supervision.keep(message.url, name="serving_at")  # for the next incarnation
+            return None
+        if isinstance(message, PinNodes):  # a drag on one of our viewers
+            self._drag(message)
+            return None
+        if isinstance(message, PinsForLeader):  # a drag on a follower's viewer
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                body = json.loads(message.data)
+                self._drag(PinNodes(tuple(int(i) for i in body["ids"]),
+                                    tuple((float(p[0]), float(p[1]), float(p[2]))
+                                          for p in body["positions"])), remote=True)
             return None
         if isinstance(message, Promoted):
             self._take_over(message)
@@ -187,6 +195,15 @@ class ClusterActor(pykka.ThreadingActor):
             log.info("cluster.role", node=state.node, role=state.role, epoch=state.epoch,
                      leader=state.leader)
             self._role = state.role
+
+    def _drag(self, pins: PinNodes, remote: bool = False) -> None:
+        """A drag goes to the layout that viewers see: ours while we lead, else the leader's."""
+        if self.state().role == "leader":
+            with contextlib.suppress(Exception):  # the layout restarting: the next drag moves it
+                self.supervision.sibling("gpu_layout").tell(pins)
+        elif not remote and self._link is not None:
+            self._link.publish_pins(json.dumps(
+                {"ids": list(pins.wire_ids), "positions": [list(p) for p in pins.positions]}).encode())
 
     def _take_over(self, promoted: Promoted) -> None:
         """We lead and hold the shared state: our layout takes up where the last leader's

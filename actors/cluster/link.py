@@ -19,20 +19,28 @@ it, the lease steps down, and the next connection comes after the backoff.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import nats
+import nats.errors
+import nats.js.api
 import nats.js.errors
 import structlog
 
 from actors.circuit_breaker import BreakerOpen, CircuitBreaker
+from actors.cluster.forward import FORWARDED_BY, RESPONSE_HEADERS, LeaderTimeout, Message, NoLeader
+from actors.cluster.forward import decode as decode_message
+from actors.cluster.forward import encode as encode_message
 from actors.cluster.frames import FrameReceiver, FrameSender, NeedKey, envelope_parts, sender_id
 from actors.cluster.lease import Lease, LeaseView
 from actors.cluster.settings import ClusterSettings
@@ -50,9 +58,16 @@ STOP_STEP_S = 1.0
 # A follower asks for a keyframe at most this often (a lost part makes every later one useless
 # until the keyframe comes: one request for the lot).
 KEY_REQUEST_S = 0.25
+# Room a message keeps for the headers and the subject; a larger body goes through the
+# object store.
+MESSAGE_HEADROOM = 4096
+# How long a body put in the object store is kept if nobody fetches (and deletes) it.
+BODY_TTL_S = 300.0
 # How often a leader looks for layout files its layout rewrote (two stat calls): a graph load
 # reaches the shared state this long after the layout saved it, plus the upload.
 STATE_POLL_S = 0.1
+# The longest the leader lets a forwarded request run on its own server.
+FORWARD_RUN_S = 30.0
 
 
 class BucketMismatch(RuntimeError):
@@ -61,6 +76,13 @@ class BucketMismatch(RuntimeError):
 
 # The layout's files (actors/layout_store.py) kept in the shared state, by name there.
 LAYOUT_FILES = {"graph": "graph.npz", "positions": "positions.npz"}
+
+
+@dataclass(frozen=True, slots=True)
+class PinsForLeader:
+    """A drag made on a follower's viewer (JSON ``{"ids", "positions"}``), for our layout."""
+
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +135,13 @@ class NatsLink:
         self._state = SharedState(f"{settings.bucket}_state")
         self._promoting: asyncio.Future[None] | None = None
         self._synced: dict[str, tuple[int, int] | None] = {}  # layout file -> (mtime, size) sent
+        self.local_url = ""  # this daemon's own HTTP server: where forwarded requests run
+        self._http: aiohttp.ClientSession | None = None
+        self._http_sub: Any = None  # the leader's subscription to forwarded requests
+        self._answering: set[asyncio.Future[None]] = set()
+        self._bodies: Any = None  # the object store for large bodies
+        self.forwarded = 0  # requests forwarded to the leader
+        self.answered = 0  # forwarded requests this daemon ran as leader
         self.published = 0  # frames sent as leader
         self.dropped_stale = 0  # frame parts refused for an old epoch (mirrors the receiver)
 
@@ -123,6 +152,26 @@ class NatsLink:
     @property
     def frames_subject(self) -> str:
         return f"hive.{self.settings.bucket}.frames"
+
+    @property
+    def http_subject(self) -> str:
+        """Where followers send the requests they forward; only the leader listens."""
+        return f"hive.{self.settings.bucket}.http"
+
+    @property
+    def pins_subject(self) -> str:
+        """Drags made on a follower's viewers, for the leader's layout."""
+        return f"hive.{self.settings.bucket}.pins"
+
+    def forward(self, request: bytes, timeout: float) -> concurrent.futures.Future[bytes]:
+        """From any thread: send ``request`` (an encoded :class:`Message`) to the leader; the
+        future's result is the encoded response, or :class:`NoLeader` / :class:`LeaderTimeout`."""
+        return asyncio.run_coroutine_threadsafe(self._request(request, timeout), self._loop)
+
+    def publish_pins(self, data: bytes) -> None:
+        """From any thread: a follower's drag, for the leader (lost if nobody leads)."""
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(self._publish_quietly(self.pins_subject, data), self._loop)
 
     @property
     def key_subject(self) -> str:
@@ -160,6 +209,14 @@ class NatsLink:
             self._loop.close()
 
     async def _main(self) -> None:
+        try:
+            await self._connections()
+        finally:
+            if self._http is not None:
+                with contextlib.suppress(Exception):
+                    await self._http.close()
+
+    async def _connections(self) -> None:
         if self._stop_requested.is_set():
             return
         while not self._stopping.is_set():
@@ -180,6 +237,8 @@ class NatsLink:
         await nc.subscribe(self.subject, cb=self._heard_from)
         await nc.subscribe(self.frames_subject, cb=self._frame_in)
         await nc.subscribe(self.key_subject, cb=self._key_wanted)
+        await nc.subscribe(self.pins_subject, cb=self._pins_in)
+        self._http_sub, self._bodies = None, None
         self._key_asked = (0.0, -1)
         self._sender.want_key()
         with contextlib.suppress(Exception):  # a lost server: the first round reports it
@@ -190,7 +249,7 @@ class NatsLink:
         try:
             await self._rounds(nc)
         finally:
-            for task in [*tasks, self._promoting]:
+            for task in [*tasks, self._promoting, *self._answering]:
                 if task is not None:
                     task.cancel()
             for task in tasks:
@@ -272,6 +331,7 @@ class NatsLink:
         if view.role == "follower" and view.leader is not None:
             # a leader we have no picture from (we joined, or it is new): ask once per epoch
             await self._ask_key(nc, view.epoch, once=True)
+        await self._listen_for_requests(nc, view.role == "leader")
         if (view.role == "leader" and self._state.epoch != view.epoch
                 and (self._promoting is None or self._promoting.done())):
             self._promoting = asyncio.ensure_future(self._promote(view.epoch))
@@ -313,6 +373,115 @@ class NatsLink:
         with contextlib.suppress(ValueError, TypeError, KeyError):
             name = str(json.loads(msg.data)["name"])
             self._heard[name] = time.monotonic()
+
+    # -- forwarded requests -----------------------------------------------------------------
+
+    async def _listen_for_requests(self, nc: Any, leading: bool) -> None:
+        """Only the leader listens: with nobody listening a follower is told at once."""
+        if leading and self._http_sub is None:
+            self._http_sub = await nc.subscribe(self.http_subject, cb=self._http_in)
+        elif not leading and self._http_sub is not None:
+            sub, self._http_sub = self._http_sub, None
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _request(self, request: bytes, timeout: float) -> bytes:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            raise NoLeader(f"not connected to NATS at {self.settings.redacted_url}")
+        self.forwarded += 1
+        try:
+            data = await self._outbound(nc, request)
+            reply = await nc.request(self.http_subject, data, timeout=timeout)
+        except nats.errors.NoRespondersError:
+            raise NoLeader("no daemon leads the cluster now") from None
+        except nats.errors.TimeoutError:
+            raise LeaderTimeout(f"the leader did not answer within {timeout:g} s") from None
+        return await self._inbound(nc, reply.data)
+
+    async def _http_in(self, msg: Any) -> None:
+        if not self.lease.leading():
+            return  # a leader no more: no answer, the follower hears from the next one
+        task = asyncio.ensure_future(self._answer(msg))  # requests run side by side
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, msg: Any) -> None:
+        nc = self._nc
+        try:
+            request = decode_message(await self._inbound(nc, msg.data))
+            response = await self._run_here(request)
+        except Exception as exc:  # noqa: BLE001 - said to the follower, which tells its client
+            log.warning("cluster.forwarded_failed", error=_describe(exc))
+            body = json.dumps({"error": f"the leader could not run the request: {_describe(exc)}"})
+            response = Message({"status": 502, "headers": {"Content-Type": "application/json"}},
+                               body.encode())
+        self.answered += 1
+        with contextlib.suppress(Exception):  # the follower gave up meanwhile
+            await msg.respond(await self._outbound(nc, encode_message(response)))
+
+    async def _run_here(self, request: Message) -> Message:
+        """Run a forwarded request against this daemon's own HTTP server."""
+        if not self.local_url:
+            raise RuntimeError("this daemon's HTTP address is not known yet")
+        meta = request.meta
+        headers = {str(k): str(v) for k, v in dict(meta.get("headers") or {}).items()}
+        headers[FORWARDED_BY] = str(meta.get("from", ""))
+        if self._http is None:
+            self._http = aiohttp.ClientSession(auto_decompress=False)
+        async with self._http.request(
+                str(meta["method"]), self.local_url + str(meta["path"]), headers=headers,
+                data=request.body, allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=FORWARD_RUN_S)) as r:
+            body = await r.read()
+            kept = {k: r.headers[k] for k in RESPONSE_HEADERS if k in r.headers}
+            if "Content-Encoding" in r.headers:
+                kept["Content-Encoding"] = r.headers["Content-Encoding"]
+            return Message({"status": r.status, "headers": kept}, body)
+
+    async def _outbound(self, nc: Any, data: bytes) -> bytes:
+        """``data`` as one message: itself, or (too large) a pointer into the object store."""
+        if len(data) <= nc.max_payload - MESSAGE_HEADROOM:
+            return data
+        store = await self._object_store(nc)
+        name = uuid.uuid4().hex
+        await store.put(name, data)
+        return encode_message(Message({"object": name}))
+
+    async def _inbound(self, nc: Any, data: bytes) -> bytes:
+        """The message's data, fetched (and deleted) from the object store when it points there."""
+        message = decode_message(data)
+        name = message.meta.get("object")
+        if not isinstance(name, str) or set(message.meta) != {"object"}:
+            return data
+        store = await self._object_store(nc)
+        result = await store.get(name)
+        with contextlib.suppress(Exception):
+            await store.delete(name)
+        return bytes(result.data or b"")
+
+    async def _object_store(self, nc: Any) -> Any:
+        if self._bodies is None:
+            js = nc.jetstream(timeout=self.settings.connect_timeout_s * 4)
+            name = f"{self.settings.bucket}_bodies"
+            try:
+                self._bodies = await js.object_store(name)
+            except nats.js.errors.NotFoundError:
+                with contextlib.suppress(nats.js.errors.BadRequestError):
+                    await js.create_object_store(name, config=nats.js.api.ObjectStoreConfig(
+                        bucket=name, ttl=BODY_TTL_S))
+                self._bodies = await js.object_store(name)
+        return self._bodies
+
+    async def _pins_in(self, msg: Any) -> None:
+        if self.lease.leading():
+            self._received(PinsForLeader(bytes(msg.data)))
+
+    async def _publish_quietly(self, subject: str, data: bytes) -> None:
+        nc = self._nc
+        if nc is not None and nc.is_connected:
+            with contextlib.suppress(Exception):
+                await nc.publish(subject, data)
 
     # -- the shared state ----------------------------------------------------------------------
 

@@ -132,11 +132,17 @@ async def _snapshot(conn: Connection, data: dict[str, Any]) -> None:
     if not isinstance(graphs, list) or not all(g in ("knowledge", "agent") for g in graphs):
         await conn.error("request_full_snapshot: graphs must be a list of 'knowledge', 'agent'")
         return
-    try:
-        frame = await conn.services.address("gpu_layout").ask_async(GetSnapshot(), timeout=5)
-    except SupervisionError as exc:
-        await conn.error(f"layout unavailable: {exc}")
-        return
+    if conn.services.has("cluster"):  # in a cluster: what viewers see (maybe the leader's)
+        frame = conn.services.hub.latest
+        if frame is None:
+            await conn.error("no frame yet: the layout is empty or the leader has sent none")
+            return
+    else:
+        try:
+            frame = await conn.services.address("gpu_layout").ask_async(GetSnapshot(), timeout=5)
+        except SupervisionError as exc:
+            await conn.error(f"layout unavailable: {exc}")
+            return
     ids = frame.wire_ids
     keep = None
     if "agent" not in graphs:
@@ -177,8 +183,10 @@ async def _position_update(conn: Connection, payload: bytes) -> None:
         tuple(int(i) for i in records["id"]),
         tuple((float(p[0]), float(p[1]), float(p[2])) for p in records["position"]),
     )
+    # in a cluster the drag goes to the layout viewers see (the leader's), by the cluster actor
+    target = "cluster" if conn.services.has("cluster") else "gpu_layout"
     try:
-        conn.services.address("gpu_layout").tell(message)
+        conn.services.address(target).tell(message)
     except SupervisionError as exc:
         await conn.error(f"layout unavailable: {exc}")
     else:

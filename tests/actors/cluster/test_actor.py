@@ -17,11 +17,13 @@ from typing import Any
 
 import aiohttp
 import nats
+import numpy as np
 import pytest
 
 from actors.cluster.frames import read_part, sender_id
 from actors.graph import KNOWLEDGE_FLAG
-from tests.conftest import WITHOUT_AGENTS, DaemonProcess, V3BySpec, receive_binary, spawn
+from transport.codec import RECORD
+from tests.conftest import PROCESS_TOKEN, WITHOUT_AGENTS, DaemonProcess, V3BySpec, receive_binary, spawn
 from tests.peers.nats import NatsServer
 
 TTL = 2.0
@@ -140,10 +142,11 @@ async def test_one_leader_and_a_follower_takes_over_within_the_ttl_when_it_is_ki
 
 
 async def stopped_layout_moves(session: aiohttp.ClientSession, url: str) -> None:
-    body = {"nodes": [{"id": i} for i in range(500)],
-            "edges": [{"source": i, "target": (i * 3 + 1) % 500} for i in range(500)]}
-    async with session.put(f"{url}/api/graph", json=body) as r:
-        assert r.status == 200
+    """Its layout restarted: it publishes its graph at once (a write from a client would go to
+    the leader, and never reach this layout)."""
+    async with session.post(f"{url}/admin/actors/root/gpu_layout/restart",
+                            headers={"Authorization": f"Bearer {PROCESS_TOKEN}"}) as r:
+        assert r.status == 200, await r.text()
 
 
 async def test_a_stopped_leader_steps_down_and_writes_nothing_after_the_takeover(
@@ -342,11 +345,32 @@ async def test_viewers_on_a_follower_see_the_leaders_layout(cluster: list[Node])
             assert set(got) == set(truth)
             error = max(abs(a - b) for i in truth for a, b in zip(got[i], truth[i], strict=True))
             assert error <= 2 * QUANTUM, error  # quantized twice: leader -> follower -> viewer
-            # the follower's own layout holds none of it: it shows the leader's
-            assert await knowledge_positions(session, follower.url) == {}
+            # the follower's own layout holds none of it: it shows the leader's, and its
+            # GET /api/graph is the leader's answer
             async with session.get(f"{follower.url}/api/health?refresh=true") as r:
-                detail = (await r.json())["components"]["cluster"]["detail"]
-            assert detail["frames"]["shown_from_leader"] >= 1
+                components = (await r.json())["components"]
+            assert components["gpu_layout"]["detail"]["nodes"] == 0
+            assert components["cluster"]["detail"]["frames"]["shown_from_leader"] >= 1
+            assert await knowledge_positions(session, follower.url) == truth
+            # a drag on the follower's viewer moves the node in the leader's layout, and the
+            # follower's viewer sees it
+            record = np.zeros(1, RECORD)
+            record["id"], record["position"] = KNOWLEDGE_FLAG | 7, (123.0, -45.0, 6.0)
+            await ws.send_bytes(record.tobytes())
+
+            async def dragged() -> bool:
+                there = (await knowledge_positions(session, leader.url))[KNOWLEDGE_FLAG | 7]
+                return max(abs(a - b) for a, b in zip(there, (123.0, -45.0, 6.0), strict=True)) < 1e-3
+
+            await until(dragged, 10, "the drag in the leader's layout")
+
+            async def seen() -> bool:
+                with contextlib.suppress(TimeoutError):
+                    client.apply(await receive_binary(ws, 0.5))
+                p = client.positions()[KNOWLEDGE_FLAG | 7]
+                return max(abs(a - b) for a, b in zip(p, (123.0, -45.0, 6.0), strict=True)) <= QUANTUM
+
+            await until(seen, 10, "the drag on the follower's viewer")
         finally:
             await ws.close()
 

@@ -1,0 +1,134 @@
+"""A follower forwards the leader's requests over NATS (issue 22): spawns, stops and graph
+loads made on any daemon run on the leader, with the leader's status codes, errors and
+Idempotency-Key replays; with nobody leading a change gets 503 and a read this daemon's own
+copy. Two real daemons with the real claude-flow CLI, on a real NATS server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.actors.cluster.test_actor import TTL, Node, cluster_config, leader_of, settled, until
+from tests.conftest import DaemonProcess, spawn
+from tests.peers.nats import NatsServer
+
+NAMES = ("north", "south")
+
+
+def swarm_config(name: str, nats_url: str, cli: list[str], state: Path) -> str:
+    text = cluster_config(name, nats_url)
+    text = text.replace("[actors.hive_mind]\nenabled = false\n",
+                        f"[actors.hive_mind]\ncli = {json.dumps(cli)}\nrefresh_interval_s = 0.2\n")
+    return f'[server]\nstate_dir = "{state}"\n' + text
+
+
+@pytest.fixture
+async def pair(nats_server: NatsServer, claude_flow: list[str],
+               tmp_path: Path) -> AsyncIterator[list[Node]]:
+    nodes = []
+    for name in NAMES:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "hive.toml").write_text(
+            swarm_config(name, nats_server.url, claude_flow, folder / "state"))
+        process = DaemonProcess(spawn("--config", str(folder / "hive.toml"), cwd=folder))
+        nodes.append((name, process))
+    try:
+        ready = [await asyncio.to_thread(p.wait_event, "daemon.ready", 180) for _, p in nodes]
+        yield [Node(name, p, f"http://127.0.0.1:{r['port']}")
+               for (name, p), r in zip(nodes, ready, strict=True)]
+    finally:
+        for _, p in nodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGCONT)
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for _, p in nodes))
+
+
+async def call(session: aiohttp.ClientSession, method: str, url: str,
+               **kwargs: Any) -> tuple[int, Any, Any]:
+    async with session.request(method, url, **kwargs) as r:
+        return r.status, await r.json(), r.headers
+
+
+def sessions(folder: Path) -> list[str]:
+    path = folder / "state" / "sessions"
+    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+
+
+async def test_a_follower_forwards_spawns_stops_and_graphs_to_the_leader(
+        pair: list[Node], tmp_path: Path) -> None:
+    async with aiohttp.ClientSession() as session:
+        views = await until(lambda: settled(session, pair, NAMES), 30, "one leader")
+        leader = next(n for n in pair if n.name == leader_of(views))
+        follower = next(n for n in pair if n is not leader)
+        key = {"Idempotency-Key": "forward-me-1"}
+        status, first, headers = await call(session, "POST", f"{follower.url}/api/swarms",
+                                            json={"task": "forwarded"}, headers=key)
+        assert status == 202, first
+        assert headers["X-Hive-Leader"] == leader.name
+        assert headers["Location"] == f"/api/swarms/{first['id']}"
+        # a retry through the follower replays the leader's first answer
+        status, again, headers = await call(session, "POST", f"{follower.url}/api/swarms",
+                                            json={"task": "forwarded"}, headers=key)
+        assert status == 202 and again["id"] == first["id"]
+        assert headers["Idempotent-Replayed"] == "true"
+        # and the same key with another body is the leader's 422, a bad body its 400
+        status, body, _ = await call(session, "POST", f"{follower.url}/api/swarms",
+                                     json={"task": "another"}, headers=key)
+        assert status == 422 and "different request" in body["error"]
+        status, body, _ = await call(session, "POST", f"{follower.url}/api/swarms",
+                                     json={"task": 5})
+        assert status == 400 and "task" in body["error"]
+        # the swarm is the leader's: its CLI ran there, not here; reads agree on both daemons
+
+        async def active() -> Any:
+            s, body, _ = await call(session, "GET", f"{follower.url}/api/swarms/{first['id']}")
+            return body if s == 200 and body["status"] == "active" else None
+
+        await until(active, 120, "the swarm active, read through the follower")
+        assert sessions(tmp_path / leader.name) == [first["id"]]
+        assert sessions(tmp_path / follower.name) == []
+        for node in pair:
+            status, listing, _ = await call(session, "GET", f"{node.url}/api/swarms")
+            assert status == 200 and [s["id"] for s in listing["swarms"]] == [first["id"]]
+        # a stop made on the follower
+        status, body, _ = await call(session, "DELETE", f"{follower.url}/api/swarms/{first['id']}")
+        assert status in (200, 202), body
+        # a graph loaded on the follower lands in the leader's layout
+        graph = {"nodes": [{"id": i} for i in range(50)],
+                 "edges": [{"source": i, "target": (i + 1) % 50} for i in range(50)]}
+        status, body, _ = await call(session, "PUT", f"{follower.url}/api/graph", json=graph)
+        assert status == 200 and body["loaded"]["nodes"] == 50, body
+        for node, expected in ((leader, 50), (follower, 0)):
+            async with session.get(f"{node.url}/api/health?refresh=true") as r:
+                detail = (await r.json())["components"]["gpu_layout"]["detail"]
+            assert detail["nodes"] == expected, (node.name, detail)
+
+
+async def test_with_nobody_leading_a_change_is_refused_and_a_read_served_from_here(
+        pair: list[Node], nats_server: NatsServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        await until(lambda: settled(session, pair, NAMES), 30, "one leader")
+        nats_server.kill()
+
+        async def leaderless() -> bool:
+            views = [await n.cluster(session) for n in pair]
+            return all(v is not None and v["role"] == "follower" and v["fault"] for v in views)
+
+        await until(leaderless, 3 * TTL + 10, "nobody leads")
+        for node in pair:
+            status, body, headers = await call(session, "POST", f"{node.url}/api/swarms",
+                                               json={"task": "nowhere to run"})
+            assert status == 503 and headers["Retry-After"], body
+            assert "not connected to NATS" in body["error"] or "no daemon leads" in body["error"], body
+            status, body, headers = await call(session, "GET", f"{node.url}/api/swarms")
+            assert status == 200 and headers["X-Hive-Leader"].startswith("none"), body

@@ -1,0 +1,98 @@
+"""In a cluster, the requests that read or change the swarm table or the knowledge graph are
+the leader's: a follower forwards them over NATS (:mod:`actors.cluster.forward`) and answers
+with exactly what the leader answered (status, body, ``Location``, ``Idempotent-Replayed``).
+
+Applied after the security and body rules, so a follower checks the token, the Host and
+Origin, and the size limit before anything leaves it. With nobody leading (an election takes
+up to ``lease_ttl_s``; NATS down) a read is answered from this daemon's own copy (marked
+``X-Hive-Leader: none``: it keeps serving what it has) and a change gets 503 with
+``Retry-After``; when the leader does
+not answer in time, 504, saying the write may have run (retry with the same
+``Idempotency-Key``). A daemon without ``[cluster]`` never runs this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from actors.cluster.forward import (
+    FORWARDED_BY,
+    FORWARDED_HEADERS,
+    LeaderTimeout,
+    Message,
+    NoLeader,
+    decode,
+    encode,
+)
+from actors.cluster.messages import Forward, GetCluster
+from supervisor import SupervisionError
+from transport.http_errors import RETRY_AFTER_S, json_error
+from transport.services import SERVICES
+
+__all__ = ["FORWARDED_PATHS", "FORWARD_TIMEOUT_S", "forward_to_leader_middleware"]
+
+# The leader's routes: the swarm table and the knowledge graph (reads too: a follower holds
+# neither).
+FORWARDED_PATHS = re.compile(r"^/api/(graph|swarms(/[^/]+)?)$")
+FORWARD_TIMEOUT_S = 30.0
+READS = frozenset({"GET", "HEAD"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def forward_to_leader_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    if (not FORWARDED_PATHS.match(request.path) or FORWARDED_BY in request.headers
+            or not services.has("cluster")):
+        return await handler(request)
+    cluster = services.address("cluster")
+    try:
+        state = await cluster.ask_async(GetCluster(), timeout=2.0)
+    except SupervisionError:
+        return _unavailable("this daemon's cluster link is restarting: try again")
+    if state.role == "leader":
+        return await handler(request)
+    if state.leader is None:
+        if request.method in READS:  # NATS down, or between leaders: what this daemon has
+            return _own_copy(await handler(request))
+        return _unavailable("no daemon leads the cluster now (an election takes up to the "
+                            "lease's TTL, or NATS is unreachable): try again")
+    body = await request.read()
+    meta = {"method": request.method, "path": request.path_qs, "from": state.node,
+            "headers": {k: request.headers[k] for k in FORWARDED_HEADERS if k in request.headers}}
+    try:
+        future = await cluster.ask_async(Forward(encode(Message(meta, body)), FORWARD_TIMEOUT_S))
+        raw = await asyncio.wait_for(asyncio.wrap_future(future), FORWARD_TIMEOUT_S + 1.0)
+    except NoLeader as exc:
+        if request.method in READS:
+            return _own_copy(await handler(request))
+        return _unavailable(f"{exc}: try again")
+    except (LeaderTimeout, TimeoutError):
+        return json_error(504, f"the leader ({state.leader}) did not answer within "
+                               f"{FORWARD_TIMEOUT_S:g} s; a change may have been made: retry with "
+                               f"the same Idempotency-Key, or read it back")
+    except SupervisionError:
+        return _unavailable("this daemon's cluster link is restarting: try again")
+    answer = decode(raw)
+    response = web.Response(status=int(answer.meta["status"]), body=answer.body)  # type: ignore[call-overload]
+    for name, value in dict(answer.meta.get("headers") or {}).items():  # type: ignore[call-overload]
+        response.headers[str(name)] = str(value)
+    response.headers["X-Hive-Leader"] = state.leader
+    return response
+
+
+def _own_copy(response: web.StreamResponse) -> web.StreamResponse:
+    """A read answered by this daemon itself while nobody leads: possibly behind the cluster."""
+    response.headers["X-Hive-Leader"] = "none (this daemon's own copy)"
+    return response
+
+
+def _unavailable(message: str) -> web.Response:
+    response = json_error(503, message)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
