@@ -47,6 +47,7 @@ def wired(config: Config) -> dict[str, Any]:
         "mcp": dataclasses.replace(mcp, state_dir=mcp.state_dir or str(state / "mcp")),
         "hive_mind": dataclasses.replace(
             hive, mcp=hive.mcp if on["mcp"] else "", records_dir=str((state / "swarms").resolve()),
+            standby=config.cluster.enabled,  # the cluster's leader alone runs swarms
             sessions_dir=hive.sessions_dir or (
                 str((state / "sessions").resolve()) if hive.backend == "local" else "")),
         "speech": dataclasses.replace(
@@ -77,8 +78,10 @@ def cluster_actor() -> type:
 def build_root(config: Config) -> SupervisorSpec:
     children = []
     if config.cluster.enabled:
-        layout = wired(config).get("gpu_layout")
-        cluster = dataclasses.replace(config.cluster, layout_dir=layout.state_dir if layout else "")
+        actors = wired(config)
+        layout, hive = actors.get("gpu_layout"), actors.get("hive_mind")
+        cluster = dataclasses.replace(config.cluster, layout_dir=layout.state_dir if layout else "",
+                                      records_dir=hive.records_dir if hive else "")
         children.append(WorkerSpec("cluster", cluster_actor(), args=(cluster,),
                                    restart="permanent", backoff=CLUSTER_BACKOFF))
     for name, settings in wired(config).items():

@@ -6,7 +6,8 @@ Applied after the security and body rules, so a follower checks the token, the H
 Origin, and the size limit before anything leaves it. With nobody leading (an election takes
 up to ``lease_ttl_s``; NATS down) a read is answered from this daemon's own copy (marked
 ``X-Hive-Leader: none``: it keeps serving what it has) and a change gets 503 with
-``Retry-After``; when the leader does
+``Retry-After``. A change the leader accepts is kept in the shared state (JetStream) before it
+is answered (``X-Hive-Kept: true``), so a new leader finds it; when the leader does
 not answer in time, 504, saying the write may have run (retry with the same
 ``Idempotency-Key``). A daemon without ``[cluster]`` never runs this.
 """
@@ -14,6 +15,7 @@ not answer in time, 504, saying the write may have run (retry with the same
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 
@@ -28,8 +30,8 @@ from actors.cluster.forward import (
     decode,
     encode,
 )
-from actors.cluster.messages import Forward, GetCluster
-from supervisor import SupervisionError
+from actors.cluster.messages import Flush, Forward, GetCluster
+from supervisor import Address, SupervisionError
 from transport.http_errors import RETRY_AFTER_S, json_error
 from transport.services import SERVICES
 
@@ -40,6 +42,7 @@ __all__ = ["FORWARDED_PATHS", "FORWARD_TIMEOUT_S", "forward_to_leader_middleware
 FORWARDED_PATHS = re.compile(r"^/api/(graph|swarms(/[^/]+)?)$")
 FORWARD_TIMEOUT_S = 30.0
 READS = frozenset({"GET", "HEAD"})
+KEEP_TIMEOUT_S = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -47,16 +50,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def forward_to_leader_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     services = request.app[SERVICES]
-    if (not FORWARDED_PATHS.match(request.path) or FORWARDED_BY in request.headers
-            or not services.has("cluster")):
+    if not FORWARDED_PATHS.match(request.path) or not services.has("cluster"):
         return await handler(request)
     cluster = services.address("cluster")
+    if FORWARDED_BY in request.headers:  # forwarded to us as the leader: run it here
+        return await _kept(request, await handler(request), cluster)
     try:
         state = await cluster.ask_async(GetCluster(), timeout=2.0)
     except SupervisionError:
         return _unavailable("this daemon's cluster link is restarting: try again")
     if state.role == "leader":
-        return await handler(request)
+        return await _kept(request, await handler(request), cluster)
     if state.leader is None:
         if request.method in READS:  # NATS down, or between leaders: what this daemon has
             return _own_copy(await handler(request))
@@ -83,6 +87,21 @@ async def forward_to_leader_middleware(request: web.Request, handler: Handler) -
     for name, value in dict(answer.meta.get("headers") or {}).items():  # type: ignore[call-overload]
         response.headers[str(name)] = str(value)
     response.headers["X-Hive-Leader"] = state.leader
+    return response
+
+
+async def _kept(request: web.Request, response: web.StreamResponse,
+                cluster: Address) -> web.StreamResponse:
+    """A change the leader accepted is in the cluster's shared state before it is answered
+    (a new leader finds the swarm it acknowledged). Said in ``X-Hive-Kept`` either way."""
+    if request.method in READS or not 200 <= response.status < 300:
+        return response
+    kept = False
+    with contextlib.suppress(Exception):  # not kept: the answer stands, the header says so
+        future = await cluster.ask_async(Flush(), timeout=2.0)
+        if future is not None:
+            kept = bool(await asyncio.wait_for(asyncio.wrap_future(future), KEEP_TIMEOUT_S))
+    response.headers["X-Hive-Kept"] = "true" if kept else "false"
     return response
 
 

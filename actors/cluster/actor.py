@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -27,8 +30,9 @@ import structlog
 
 from actors.cluster.frames import Received
 from actors.cluster.link import LinkReport, NatsLink, PinsForLeader, Promoted
-from actors.cluster.messages import ClusterState, Forward, GetCluster, ServingAt
+from actors.cluster.messages import ClusterState, Flush, Forward, GetCluster, ServingAt
 from actors.cluster.settings import ClusterSettings
+from actors.hive_mind.messages import SESSION_ID, StandDown, TakeCharge
 from actors.layout_store import SavedLayout, saved_from_bytes
 from actors.messages import (
     ActorStatus,
@@ -39,7 +43,7 @@ from actors.messages import (
     StatusQuery,
 )
 from actors.subscribers import Subscribers
-from supervisor import ChildContext, context_of
+from supervisor import ChildContext, ChildUnavailable, SupervisionError, UnknownChild, context_of
 
 __all__ = ["ClusterActor", "ClusterState", "GetCluster", "LocalFrame"]
 
@@ -53,6 +57,22 @@ class LocalFrame:
 
     frame: PositionFrame
     at: float
+
+
+def _place_records(folder: Path, records: dict[str, bytes]) -> None:
+    """``records`` (swarm id -> a record file's bytes) as the only records in ``folder``,
+    each written whole and renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.json"):
+        if old.stem not in records:
+            old.unlink(missing_ok=True)
+    for sid, data in records.items():
+        if not SESSION_ID.fullmatch(sid):
+            log.warning("cluster.record_skipped", name=sid[:80])
+            continue
+        partial = folder / f".{sid}.json.cluster.tmp"
+        partial.write_bytes(data)
+        os.replace(partial, folder / f"{sid}.json")
 
 
 def _with_picture(saved: SavedLayout, picture: PositionFrame | None) -> SavedLayout:
@@ -87,7 +107,8 @@ class ClusterActor(pykka.ThreadingActor):
         self._shown_remote = 0
         self._last_age_s = 0.0
         self._remote: PositionFrame | None = None  # the leader's last picture
-        self._resumed_epoch = 0
+        self._promoted: Promoted | None = None  # a promotion still being taken up
+        self._taken = [False, False]  # (swarms, layout) of it
 
     def on_start(self) -> None:
         ref = self.actor_ref
@@ -100,6 +121,8 @@ class ClusterActor(pykka.ThreadingActor):
         self._link.local_url = self.supervision.kept("", name="serving_at")
         self.supervision.on_exit(self._link.stop)  # also after a kill (no on_stop then)
         self._link.start()
+        # a link that starts again has lost the lease: swarms kept running here are not ours
+        self._stand_down()
         log.info("cluster.started", node=self.settings.name, url=self.settings.redacted_url,
                  lease_ttl_s=self.settings.lease_ttl_s)
 
@@ -114,6 +137,7 @@ class ClusterActor(pykka.ThreadingActor):
         if isinstance(message, LinkReport):
             self._report = message
             self._log_changes()
+            self._take_over()
             return None
         if isinstance(message, LocalFrame):
             self._local = message
@@ -141,8 +165,13 @@ class ClusterActor(pykka.ThreadingActor):
                                     tuple((float(p[0]), float(p[1]), float(p[2]))
                                           for p in body["positions"])), remote=True)
             return None
+        if isinstance(message, Flush):
+            if self._link is None or self.state().role != "leader":
+                return None
+            return self._link.flush()
         if isinstance(message, Promoted):
-            self._take_over(message)
+            self._promoted, self._taken = message, [False, False]
+            self._take_over()
             return None
         if isinstance(message, Received):
             if self.state().role == "follower":
@@ -195,6 +224,8 @@ class ClusterActor(pykka.ThreadingActor):
             log.info("cluster.role", node=state.node, role=state.role, epoch=state.epoch,
                      leader=state.leader)
             self._role = state.role
+            if state.role == "follower":
+                self._stand_down()
 
     def _drag(self, pins: PinNodes, remote: bool = False) -> None:
         """A drag goes to the layout that viewers see: ours while we lead, else the leader's."""
@@ -205,28 +236,96 @@ class ClusterActor(pykka.ThreadingActor):
             self._link.publish_pins(json.dumps(
                 {"ids": list(pins.wire_ids), "positions": [list(p) for p in pins.positions]}).encode())
 
-    def _take_over(self, promoted: Promoted) -> None:
-        """We lead and hold the shared state: our layout takes up where the last leader's
-        was (its files, with the positions of the last picture it sent us, which are newer),
-        and our viewers see our layout from now on."""
-        if self.state().role != "leader" or promoted.epoch == self._resumed_epoch:
+    def _take_swarms(self, promoted: Promoted) -> bool:
+        """Put the last leader's swarm records where our hive-mind reads them (ours, older,
+        go), and tell it to take charge: it finishes what was in flight, once. False when
+        the hive-mind is not running yet (tried again at the next round)."""
+        folder = self.settings.records_dir
+        if not folder or self.supervision.kept(False, name="in_charge"):
+            return True
+        try:
+            hive = self.supervision.sibling("hive_mind")
+        except UnknownChild:
+            return True  # off in this daemon
+        if not hive.available:
+            return False
+        try:
+            _place_records(Path(folder), promoted.records)
+        except OSError as exc:
+            log.error("cluster.records_unwritable", folder=folder, error=str(exc))
+            return True
+        assert self._link is not None
+        self._link.records_placed(promoted.epoch)
+        try:
+            hive.tell(TakeCharge())
+        except ChildUnavailable:
+            return False
+        self.supervision.keep(True, name="in_charge")
+        log.info("cluster.swarms_taken", epoch=promoted.epoch, records=len(promoted.records))
+        return True
+
+    def _stand_down(self) -> None:
+        """Another daemon leads (or may): our hive-mind stops every job and waits on standby.
+        Its restart runs on a thread of its own (it waits for the jobs to let go)."""
+        if not self.supervision.kept(False, name="in_charge"):
             return
-        self._resumed_epoch = promoted.epoch
+        self.supervision.keep(False, name="in_charge")
+        try:
+            hive = self.supervision.sibling("hive_mind")
+            hive.tell(StandDown())
+        except Exception as exc:  # noqa: BLE001 - not running: it starts on standby anyway
+            log.info("cluster.stand_down_skipped", reason=repr(exc))
+            return
+        tree = self.supervision.tree
+
+        def restart() -> None:
+            try:
+                tree.restart(hive.path)
+            except Exception as exc:  # noqa: BLE001 - a stopping tree: nothing left to stop
+                log.warning("cluster.stand_down_failed", error=repr(exc))
+
+        threading.Thread(target=restart, name="cluster-stand-down", daemon=True).start()
+        log.info("cluster.swarms_released")
+
+    def _take_over(self) -> None:
+        """We lead and hold the shared state: our hive-mind takes the swarms, our layout
+        takes up where the last leader's was (its files, with the positions of the last
+        picture it sent us, which are newer), and our viewers see our layout from now on.
+        Each part is tried again at the next round until its actor runs (a daemon elected
+        as it starts)."""
+        promoted = self._promoted
+        if promoted is None:
+            return
+        state = self.state()
+        if state.role != "leader" or state.epoch != promoted.epoch:
+            self._promoted = None  # not ours any more: the next promotion brings its own
+            return
+        if not self._taken[0]:
+            self._taken[0] = self._take_swarms(promoted)
+        if not self._taken[1]:
+            self._taken[1] = self._resume_layout(promoted)
+        if all(self._taken):
+            self._promoted = None
+
+    def _resume_layout(self, promoted: Promoted) -> bool:
+        try:
+            layout = self.supervision.sibling("gpu_layout")
+        except UnknownChild:
+            return True  # off in this daemon
         saved = saved_from_bytes(promoted.files.get("graph"), promoted.files.get("positions"))
         saved = _with_picture(saved, self._remote)
         try:
-            layout = self.supervision.sibling("gpu_layout")
             if saved.graph is not None or len(saved.wire_ids):
                 layout.tell(ResumeLayout(saved))
             snapshot = layout.ask(GetSnapshot(), timeout=10.0)
-        except Exception as exc:  # noqa: BLE001 - no layout here (off, restarting): said
-            log.warning("cluster.resume_failed", error=repr(exc))
-            return
+        except SupervisionError as exc:  # restarting, or still starting: the next round
+            log.info("cluster.resume_waits", reason=str(exc))
+            return False
         log.info("cluster.resumed", epoch=promoted.epoch,
                  nodes=saved.graph.node_count if saved.graph is not None else 0,
                  positions=len(saved.wire_ids), from_picture=self._remote is not None)
-        if self.state().role == "leader":
-            self._show(snapshot, "local")
+        self._show(snapshot, "local")
+        return True
 
     def _show(self, frame: PositionFrame, source: str) -> None:
         """Hand ``frame`` to the viewers' hub, numbered in the order shown; whole when the

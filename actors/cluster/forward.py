@@ -25,7 +25,7 @@ FORWARDED_HEADERS = ("Content-Type", "Content-Encoding", "Authorization", "Idemp
                      "Accept")
 # What a client may read from a response, beyond the status and body.
 RESPONSE_HEADERS = ("Content-Type", "Location", "Retry-After", "Idempotent-Replayed",
-                    "WWW-Authenticate", "Allow")
+                    "WWW-Authenticate", "Allow", "X-Hive-Kept")
 # Set on the request the leader makes to itself: it is run, never forwarded again.
 FORWARDED_BY = "X-Hive-Forwarded-By"
 

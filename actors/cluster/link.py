@@ -66,6 +66,11 @@ BODY_TTL_S = 300.0
 # How often a leader looks for layout files its layout rewrote (two stat calls): a graph load
 # reaches the shared state this long after the layout saved it, plus the upload.
 STATE_POLL_S = 0.1
+# How often a leader looks for swarm records that changed (a stat per swarm): a write made
+# through the HTTP API is kept before it is answered (flush), a job's progress within this.
+RECORDS_POLL_S = 1.0
+# The longest a new leader takes to claim the shared state and read it.
+PROMOTE_TIMEOUT_S = 30.0
 # The longest the leader lets a forwarded request run on its own server.
 FORWARD_RUN_S = 30.0
 
@@ -76,6 +81,8 @@ class BucketMismatch(RuntimeError):
 
 # The layout's files (actors/layout_store.py) kept in the shared state, by name there.
 LAYOUT_FILES = {"graph": "graph.npz", "positions": "positions.npz"}
+# The hive-mind's swarm records (actors/hive_mind/records.py), one per swarm: swarms.<id>.
+RECORDS = "swarms."
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +95,12 @@ class PinsForLeader:
 @dataclass(frozen=True, slots=True)
 class Promoted:
     """This daemon leads ``epoch`` and has claimed the shared state: the layout's files as
-    the last leader left them (a name is absent when none was kept)."""
+    the last leader left them (a name is absent when none was kept), and the swarm records
+    (swarm id -> the record file's bytes)."""
 
     epoch: int
     files: dict[str, bytes]
+    records: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +143,9 @@ class NatsLink:
         self._nc: Any = None  # the connection being served
         self._state = SharedState(f"{settings.bucket}_state")
         self._promoting: asyncio.Future[None] | None = None
-        self._synced: dict[str, tuple[int, int] | None] = {}  # layout file -> (mtime, size) sent
+        self._synced: dict[str, tuple[int, int] | None] = {}  # shared name -> (mtime, size) sent
+        self._records_placed = 0  # the claim whose records the actor put in records_dir
+        self._syncing = asyncio.Lock()
         self.local_url = ""  # this daemon's own HTTP server: where forwarded requests run
         self._http: aiohttp.ClientSession | None = None
         self._http_sub: Any = None  # the leader's subscription to forwarded requests
@@ -486,56 +497,100 @@ class NatsLink:
     # -- the shared state ----------------------------------------------------------------------
 
     async def _promote(self, epoch: int) -> None:
-        """Claim the shared state for ``epoch`` and hand the layout's files to the actor."""
+        """Claim the shared state for ``epoch`` and hand what the last leader kept (the
+        layout's files, the swarm records) to the actor."""
         try:
-            async with asyncio.timeout(4 * self.settings.connect_timeout_s):
+            async with asyncio.timeout(PROMOTE_TIMEOUT_S):
                 await self._state.claim(epoch)
                 files = {}
                 for name in LAYOUT_FILES:
                     value = await self._state.get(name)
                     if value is not None:
                         files[name] = value
+                records = {}
+                for name in await self._state.names(RECORDS):
+                    value = await self._state.get(name)
+                    if value is not None:
+                        records[name[len(RECORDS):]] = value
         except Exception as exc:  # noqa: BLE001 - the next round tries again, or steps down
             log.warning("cluster.claim_failed", epoch=epoch, error=_describe(exc))
             self._state.epoch = 0
             return
         # our own files are older than what was kept: sent only once the layout changes them
-        self._synced = {name: self._stat(name) for name in files}
-        log.info("cluster.state_claimed", epoch=epoch, files={k: len(v) for k, v in files.items()})
-        self._received(Promoted(epoch, files))
+        self._synced = {name: _stat(path) for name, path in self._local_files().items()
+                        if name in files}
+        self._records_placed = 0  # the actor puts the records in place, then says so
+        log.info("cluster.state_claimed", epoch=epoch, files={k: len(v) for k, v in files.items()},
+                 records=len(records))
+        self._received(Promoted(epoch, files, records))
+
+    def records_placed(self, epoch: int) -> None:
+        """From any thread: the records of ``epoch``'s claim are in ``records_dir`` now (what
+        is there from now on is ours to keep in the shared state)."""
+        def placed() -> None:
+            local = self._local_files(records=True)
+            self._synced = {name: stat for name, stat in self._synced.items()
+                            if not name.startswith(RECORDS)}
+            self._synced.update({name: _stat(path) for name, path in local.items()
+                                 if name.startswith(RECORDS)})
+            self._records_placed = epoch
+
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(placed)
+
+    def flush(self) -> concurrent.futures.Future[bool]:
+        """From any thread: keep what changed in the shared state now (a write the leader just
+        accepted); the future says whether it was kept (False: not leading, or it failed)."""
+        return asyncio.run_coroutine_threadsafe(self._sync(records=True), self._loop)
 
     async def _state_out(self) -> None:
-        """While we lead: each layout file the layout rewrote, into the shared state."""
+        """While we lead: the layout's files every STATE_POLL_S, the records every
+        RECORDS_POLL_S (and whenever :meth:`flush` asks), into the shared state."""
+        polls = 0
         while True:
             await asyncio.sleep(STATE_POLL_S)
-            if not self.settings.layout_dir or not self.lease.leading() \
-                    or self._state.epoch != self.lease.epoch:
-                continue
-            for name in LAYOUT_FILES:
-                stat = self._stat(name)
-                if stat is None or stat == self._synced.get(name):
-                    continue
-                try:
-                    path = os.path.join(self.settings.layout_dir, LAYOUT_FILES[name])
-                    data = await asyncio.to_thread(_read, path)
-                    await self._state.put(name, data)
-                except StaleWrite as exc:
-                    self.lease.step_down(str(exc))
-                    log.warning("cluster.state_write_refused", file=name, error=str(exc))
-                    break
-                except Exception as exc:  # noqa: BLE001 - a lost server or file: tried again
-                    log.warning("cluster.state_not_sent", file=name, error=_describe(exc))
-                    break
-                self._synced[name] = stat
+            polls += 1
+            await self._sync(records=polls % round(RECORDS_POLL_S / STATE_POLL_S) == 0)
 
-    def _stat(self, name: str) -> tuple[int, int] | None:
-        if not self.settings.layout_dir:
-            return None
-        try:
-            st = os.stat(os.path.join(self.settings.layout_dir, LAYOUT_FILES[name]))
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
+    async def _sync(self, records: bool) -> bool:
+        if not self.lease.leading() or self._state.epoch != self.lease.epoch:
+            return False
+        async with self._syncing:
+            local = self._local_files(records)
+            stats = {name: _stat(path) for name, path in local.items()}
+            name = ""
+            try:
+                for name, stat in stats.items():
+                    if stat is None or stat == self._synced.get(name):
+                        continue
+                    data = await asyncio.to_thread(_read, local[name])
+                    await self._state.put(name, data)
+                    self._synced[name] = stat
+                if records and self._records_placed == self._state.epoch:
+                    for name in [n for n in self._synced if n.startswith(RECORDS) and n not in local]:
+                        await self._state.delete(name)  # a swarm forgotten (removed, expired)
+                        del self._synced[name]
+            except StaleWrite as exc:
+                self.lease.step_down(str(exc))
+                log.warning("cluster.state_write_refused", name=name, error=str(exc))
+                return False
+            except Exception as exc:  # noqa: BLE001 - a lost server or file: tried again
+                log.warning("cluster.state_not_sent", name=name, error=_describe(exc))
+                return False
+        return True
+
+    def _local_files(self, records: bool = False) -> dict[str, str]:
+        """Shared-state name -> local path: the layout's files, and (``records``, once the
+        records of this claim are in place) one per swarm record."""
+        s = self.settings
+        files = {name: os.path.join(s.layout_dir, file)
+                 for name, file in LAYOUT_FILES.items()} if s.layout_dir else {}
+        if records and s.records_dir and self._records_placed == self._state.epoch:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(s.records_dir):
+                    if entry.name.endswith(".json") and not entry.name.startswith("."):
+                        files[RECORDS + entry.name[:-len(".json")]] = entry.path
+        return files
 
     # -- frames ------------------------------------------------------------------------------
 
@@ -600,6 +655,14 @@ class NatsLink:
 
     async def _quiet(self, exc: Exception) -> None:
         log.debug("cluster.nats_error", error=_describe(exc))
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _read(path: str) -> bytes:

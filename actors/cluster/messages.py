@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ClusterState", "Forward", "GetCluster", "ServingAt"]
+__all__ = ["ClusterState", "Flush", "Forward", "GetCluster", "ServingAt"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +46,10 @@ class Forward:
 
     request: bytes
     timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Keep what just changed (a write the leader accepted) in the cluster's shared state
+    now. The answer is a ``concurrent.futures.Future`` of True once kept (False when it could
+    not be), or None when this daemon does not lead."""

@@ -39,6 +39,7 @@ class ClusterSettings(Settings):
     bucket: str = "hive_cluster"  # the key-value bucket of the lease (peers: a core subject)
     connect_timeout_s: float = seconds(2.0, lo=0.1)  # at most half the TTL
     layout_dir: str = internal("")  # the layout's state folder, kept in the shared state
+    records_dir: str = internal("")  # the hive-mind's swarm records, kept in the shared state
     breaker: BreakerSettings = internal(
         default_factory=lambda: BreakerSettings(failure_threshold=3, recovery_timeout_s=2.0,
                                                 success_threshold=1))

@@ -21,6 +21,7 @@ taken for one value.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -49,6 +50,7 @@ class SharedState:
         self._max_payload = 1 << 20
         self._last_seq: int | None = None  # of our last write, once claimed
         self.epoch = 0  # the epoch we claimed the bucket for (0: not claimed)
+        self._lock: asyncio.Lock | None = None  # one write at a time: each names the last
 
     async def open(self, nc: Any, timeout: float) -> None:
         """The bucket, made on first use (one value per key, kept until replaced)."""
@@ -63,21 +65,53 @@ class SharedState:
 
     async def claim(self, epoch: int) -> None:
         """Fence the bucket for ``epoch``: from now on only our writes are accepted."""
-        for _ in range(5):  # an old leader's write may land between the read and the claim
-            info = await self._js.stream_info(self.stream)
-            self._last_seq = int(info.state.last_seq)
-            try:
-                await self._write("epoch", json.dumps({"epoch": epoch}).encode())
-            except StaleWrite:
-                continue
-            self.epoch = epoch
-            return
+        async with self._writing():
+            for _ in range(5):  # an old leader's write may land between the read and the claim
+                info = await self._js.stream_info(self.stream)
+                self._last_seq = int(info.state.last_seq)
+                try:
+                    await self._write("epoch", json.dumps({"epoch": epoch}).encode())
+                except StaleWrite:
+                    continue
+                self.epoch = epoch
+                return
         raise StaleWrite("the shared state kept changing while this leader claimed it")
+
+    def _writing(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     async def put(self, name: str, value: bytes) -> None:
         """Write ``value`` under ``name`` (after :meth:`claim`); :class:`StaleWrite` when fenced."""
         if not self.epoch:
             raise StaleWrite("the shared state is not claimed by this leader")
+        async with self._writing():
+            await self._put(name, value)
+
+    async def delete(self, name: str) -> None:
+        """Remove ``name`` (its manifest and parts), fenced like a write."""
+        if not self.epoch:
+            raise StaleWrite("the shared state is not claimed by this leader")
+        async with self._writing():
+            kv = await self._js.key_value(self.bucket)
+            parts = 1
+            with contextlib.suppress(nats.js.errors.KeyNotFoundError, ValueError, TypeError, KeyError):
+                parts = int(json.loads((await kv.get(name)).value)["parts"])
+            await self._write(name, b"", delete=True)
+            for i in range(parts):
+                await self._write(f"{name}.{i}", b"", delete=True)
+
+    async def names(self, prefix: str) -> list[str]:
+        """The names of the values under ``prefix`` (``swarms.``: one per swarm)."""
+        kv = await self._js.key_value(self.bucket)
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        return sorted(k for k in keys if k.startswith(prefix) and "." not in k[len(prefix):])
+
+    async def _put(self, name: str, value: bytes) -> None:
         room = max(1, self._max_payload - HEADROOM)
         parts = [value[i:i + room] for i in range(0, len(value), room)] or [b""]
         for i, part in enumerate(parts):
@@ -103,8 +137,10 @@ class SharedState:
                 return value
         return None
 
-    async def _write(self, key: str, value: bytes) -> None:
+    async def _write(self, key: str, value: bytes, delete: bool = False) -> None:
         headers = {"Nats-Expected-Last-Sequence": str(self._last_seq)}
+        if delete:
+            headers["KV-Operation"] = "DEL"
         try:
             ack = await self._js.publish(f"$KV.{self.bucket}.{key}", value, headers=headers)
         except nats.js.errors.APIError as exc:

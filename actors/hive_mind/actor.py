@@ -68,7 +68,9 @@ from actors.hive_mind.messages import (
     Session,
     SessionUpdate,
     SpawnSwarm,
+    StandDown,
     StopSwarm,
+    TakeCharge,
 )
 from actors.hive_mind.records import RecordStore, SwarmRecord
 from actors.hive_mind.settings import HiveMindSettings
@@ -77,8 +79,8 @@ from actors.subscribers import Subscribers
 from actors.ticker import TickingActor
 from supervisor import Address, ChildContext, SupervisionError
 
-__all__ = ["FINISHED", "LISTED_ACTIVE", "MAX_ATTEMPTS", "REMOVALS_IN_FLIGHT", "STOP_FAILED",
-           "STOP_WAIT_S", "HiveMindActor"]
+__all__ = ["FINISHED", "LISTED_ACTIVE", "MAX_ATTEMPTS", "REMOVALS_IN_FLIGHT", "STANDBY",
+           "STOP_FAILED", "STOP_WAIT_S", "HiveMindActor"]
 
 log = structlog.get_logger("actors.hive_mind")
 
@@ -89,6 +91,8 @@ FINISHED = frozenset({"completed", "failed"})  # over: retention removes them af
 STOP_FAILED = "stop failed: "  # the error of a swarm whose stop did not finish (it may still run)
 REMOVALS_IN_FLIGHT = 4  # retention's removals queued at once, per command worker
 STOP_LANE = frozenset({"stop", "remove", "clean"})  # kinds of job that never wait for spawns
+STANDBY = ("this daemon's hive-mind is on standby: the cluster's leader runs every swarm (the "
+           "HTTP API forwards to it; a newly elected leader takes the swarms up within a second)")
 
 
 # -- what jobs tell the actor ------------------------------------------------------------------
@@ -251,6 +255,15 @@ class HiveMindActor(TickingActor):
     # -- lifecycle -------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        if self.settings.standby and not self.supervision.kept(False, name="in_charge"):
+            # a cluster's follower: the leader runs every swarm; requests here are answered
+            # 503 with this reason (the front end forwards them to the leader first)
+            self._problem = STANDBY
+            log.info("hive_mind.standby")
+            return
+        self._take_charge()
+
+    def _take_charge(self) -> None:
         s = self.settings
         self._manager = self._build()
         if s.records_dir:
@@ -343,6 +356,16 @@ class HiveMindActor(TickingActor):
             return None
         if isinstance(message, StatusQuery):
             return self._status()
+        if isinstance(message, TakeCharge):
+            self.supervision.keep(True, name="in_charge")
+            if self._manager is None and self._problem == STANDBY:
+                self._problem = None
+                log.info("hive_mind.in_charge")
+                self._take_charge()
+            return None
+        if isinstance(message, StandDown):
+            self.supervision.keep(False, name="in_charge")
+            return None
         if self._subscribers.handle(message):
             return None
         return super().on_message(message)
@@ -685,7 +708,9 @@ class HiveMindActor(TickingActor):
         active = [s.to_json() for s in sessions if s.status in ("spawning", "active")]
         breaker = self._breaker.describe()
         health: Health
-        if self._manager is None:
+        if self._problem == STANDBY:  # a follower's: healthy, with nothing of its own to run
+            health, docker, reason = "healthy", "standby", ""
+        elif self._manager is None:
             health, docker, reason = "degraded", "unavailable", self._problem or ""
         elif breaker["state"] != "closed":
             health, docker = "degraded", "degraded"

@@ -22,7 +22,9 @@ __all__ = [
     "SessionUpdate",
     "SpawnRequest",
     "SpawnSwarm",
+    "StandDown",
     "StopSwarm",
+    "TakeCharge",
     "normalise_priority",
 ]
 
@@ -167,6 +169,19 @@ class StopSwarm:
     came to be (``failed``, no folder) is forgotten instead."""
 
     session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakeCharge:
+    """In a cluster, this daemon now leads: read the records (the cluster put the last
+    leader's in ``records_dir``) and the backend, finish what was in flight, run the jobs.
+    Kept through restarts until :class:`StandDown`."""
+
+
+@dataclass(frozen=True, slots=True)
+class StandDown:
+    """In a cluster, another daemon leads: the next incarnation starts on standby (the
+    cluster restarts this actor after telling it, which stops every job)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,4 +34,6 @@ class HiveMindSettings(Settings):
     breaker: BreakerSettings = internal(DOCKER_BREAKER)
     mcp: str = internal("mcp")  # sibling told about new workers ("" to skip)
     records_dir: str = internal("")  # the daemon's own records; the tree puts them in state_dir
+    # in a cluster: no backend, no jobs, until told TakeCharge (swarms are the leader's)
+    standby: bool = internal(False)
 

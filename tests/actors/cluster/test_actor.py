@@ -22,9 +22,9 @@ import pytest
 
 from actors.cluster.frames import read_part, sender_id
 from actors.graph import KNOWLEDGE_FLAG
-from transport.codec import RECORD
 from tests.conftest import PROCESS_TOKEN, WITHOUT_AGENTS, DaemonProcess, V3BySpec, receive_binary, spawn
 from tests.peers.nats import NatsServer
+from transport.codec import RECORD
 
 TTL = 2.0
 NAMES = ("alpha", "beta", "gamma")

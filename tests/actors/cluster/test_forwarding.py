@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.actors.cluster.test_actor import TTL, Node, cluster_config, leader_of, settled, until
-from tests.conftest import DaemonProcess, spawn
+from tests.conftest import DaemonProcess, cli_wrapper, spawn
 from tests.peers.nats import NatsServer
 
 NAMES = ("north", "south")
@@ -64,10 +64,21 @@ def sessions(folder: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
+async def in_charge(session: aiohttp.ClientSession, nodes: list[Node]) -> dict[str, Any] | None:
+    """Every node's cluster view once they agree and the leader's hive-mind runs the swarms."""
+    views = await settled(session, nodes, NAMES)
+    if views is None:
+        return None
+    leader = next(n for n in nodes if n.name == leader_of(views))
+    async with session.get(f"{leader.url}/api/health?refresh=true") as r:
+        detail = (await r.json())["components"]["hive_mind"]["detail"]
+    return views if detail["docker_health"] != "standby" else None
+
+
 async def test_a_follower_forwards_spawns_stops_and_graphs_to_the_leader(
         pair: list[Node], tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as session:
-        views = await until(lambda: settled(session, pair, NAMES), 30, "one leader")
+        views = await until(lambda: in_charge(session, pair), 30, "a leader in charge")
         leader = next(n for n in pair if n.name == leader_of(views))
         follower = next(n for n in pair if n is not leader)
         key = {"Idempotency-Key": "forward-me-1"}
@@ -132,3 +143,76 @@ async def test_with_nobody_leading_a_change_is_refused_and_a_read_served_from_he
             assert "not connected to NATS" in body["error"] or "no daemon leads" in body["error"], body
             status, body, headers = await call(session, "GET", f"{node.url}/api/swarms")
             assert status == 200 and headers["X-Hive-Leader"].startswith("none"), body
+
+
+@pytest.fixture
+async def slow_pair(nats_server: NatsServer, claude_flow: list[str],
+                    tmp_path: Path) -> AsyncIterator[list[Node]]:
+    """Two daemons whose CLI takes 4 s over the hive-mind's spawn stage."""
+    cli, _ = cli_wrapper(tmp_path / "cli", claude_flow, slow_stage="spawn", slow_s=4)
+    nodes = []
+    for name in NAMES:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "hive.toml").write_text(swarm_config(name, nats_server.url, cli, folder / "state"))
+        nodes.append((name, DaemonProcess(spawn("--config", str(folder / "hive.toml"), cwd=folder))))
+    try:
+        ready = [await asyncio.to_thread(p.wait_event, "daemon.ready", 180) for _, p in nodes]
+        yield [Node(name, p, f"http://127.0.0.1:{r['port']}")
+               for (name, p), r in zip(nodes, ready, strict=True)]
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for _, p in nodes))
+
+
+async def test_a_spawn_in_flight_when_the_leader_dies_is_finished_once_and_no_record_is_lost(
+        slow_pair: list[Node], tmp_path: Path) -> None:
+    async with aiohttp.ClientSession() as session:
+        views = await until(lambda: in_charge(session, slow_pair), 30, "a leader in charge")
+        leader = next(n for n in slow_pair if n.name == leader_of(views))
+        survivor = next(n for n in slow_pair if n is not leader)
+        status, done, headers = await call(session, "POST", f"{survivor.url}/api/swarms",
+                                           json={"task": "finished before"})
+        assert status == 202 and headers["X-Hive-Kept"] == "true", (status, done)
+
+        async def status_of(node: Node, sid: str) -> str | None:
+            s, body, _ = await call(session, "GET", f"{node.url}/api/swarms/{sid}")
+            return body.get("status") if s == 200 else None
+
+        await until(lambda: _is(status_of(survivor, done["id"]), "active"), 60, "the first active")
+        key = {"Idempotency-Key": "in-flight-1"}
+        status, flying, headers = await call(session, "POST", f"{survivor.url}/api/swarms",
+                                             json={"task": "in flight"}, headers=key)
+        assert status == 202 and headers["X-Hive-Kept"] == "true"
+
+        async def at_spawn_stage() -> bool:
+            s, body, _ = await call(session, "GET", f"{survivor.url}/api/swarms/{flying['id']}")
+            return s == 200 and body.get("stage") == "spawn"
+
+        await until(at_spawn_stage, 30, "the spawn in its slow stage")
+        os.kill(leader.process.pid, signal.SIGKILL)
+
+        async def leads() -> bool:
+            v = await survivor.cluster(session)
+            return bool(v and v["role"] == "leader")
+
+        await until(leads, TTL + 5, "the survivor leads")
+        await until(lambda: _is(status_of(survivor, flying["id"]), "active"), 60,
+                    "the spawn finished by the new leader")
+        # once: one folder for it here, and a retry with its key is the same swarm
+        assert flying["id"] in sessions(tmp_path / survivor.name)
+        status, again, headers = await call(session, "POST", f"{survivor.url}/api/swarms",
+                                            json={"task": "in flight"}, headers=key)
+        assert status == 202 and again["id"] == flying["id"] and headers["Idempotent-Replayed"] == "true"
+        # no record lost: the swarm that ran on the dead daemon is listed, failed, with why
+        status, listing, _ = await call(session, "GET", f"{survivor.url}/api/swarms")
+        by_id = {s["id"]: s for s in listing["swarms"]}
+        assert set(by_id) == {done["id"], flying["id"]}, by_id
+        assert by_id[done["id"]]["status"] == "failed"
+        assert "folder is gone" in by_id[done["id"]]["error"]
+        [taken] = survivor.process.events("cluster.swarms_taken")
+        assert taken["records"] == 2
+        assert [e["session"] for e in survivor.process.events("swarm.spawn_resumed")] == [flying["id"]]
+
+
+async def _is(value: Any, wanted: str) -> bool:
+    return (await value) == wanted

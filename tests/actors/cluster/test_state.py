@@ -61,3 +61,17 @@ async def test_writing_before_claiming_is_refused(connections: list[Any]) -> Non
     state = await opened(connections[0])
     with pytest.raises(StaleWrite):
         await state.put("graph", b"x")
+
+
+async def test_names_and_a_fenced_delete(connections: list[Any]) -> None:
+    old, new = await opened(connections[0]), await opened(connections[1])
+    await old.claim(1)
+    for name in ("swarms.a", "swarms.b", "graph"):
+        await old.put(name, name.encode() * 10)
+    assert await old.names("swarms.") == ["swarms.a", "swarms.b"]
+    await old.delete("swarms.a")
+    assert await old.get("swarms.a") is None and await old.names("swarms.") == ["swarms.b"]
+    await new.claim(2)
+    with pytest.raises(StaleWrite):
+        await old.delete("swarms.b")  # a deposed leader deletes nothing either
+    assert await new.get("swarms.b") == b"swarms.b" * 10
