@@ -51,6 +51,7 @@ import structlog
 from actors.circuit_breaker import BreakerOpen, BreakerState, CircuitBreaker
 from actors.claude_flow import AGENT_TYPES, default_claude_flow
 from actors.hive_mind.backend import DockerRunner, LocalRunner, Runner, Scan, SessionManager
+from actors.hive_mind.engines import EnginePool
 from actors.hive_mind.errors import (
     BackendError,
     BackendUnavailable,
@@ -293,7 +294,9 @@ class HiveMindActor(TickingActor):
             cli = list(s.cli) or ["claude-flow"]
             root = s.sessions_dir or "/tmp/hive-sessions"
             try:
-                runner = DockerRunner(s.container, s.docker_url, s.command_timeout_s)
+                urls = s.engines
+                runner = (EnginePool(s.container, urls, s.command_timeout_s) if len(urls) > 1
+                          else DockerRunner(s.container, urls[0], s.command_timeout_s))
             except BackendError as exc:
                 self._problem = str(exc)
                 log.warning("hive_mind.unavailable", reason=self._problem)
@@ -637,6 +640,14 @@ class HiveMindActor(TickingActor):
         for session_id in gone:
             self._folders.pop(session_id, None)
         self._touched = {sid: seen for sid, seen in self._touched.items() if seen >= generation}
+        for session_id, reason in scan.lost.items():  # its engine is down: marked failed, why
+            record = self._records.get(session_id)
+            running = self._jobs is not None and self._jobs.kind(session_id)
+            if (record is not None and record.status not in FINISHED and session_id not in stale
+                    and not running):  # a job caught by it is placed again on its retry
+                self._resolve(record.moved(status="failed", stage="", error=reason))
+                log.warning("swarm.lost_with_engine", session=session_id, reason=reason)
+                touched.add(session_id)
         for session_id in touched:
             self._rebuild(session_id)
 
@@ -718,7 +729,8 @@ class HiveMindActor(TickingActor):
         elif self._scan_error:
             health, docker, reason = "degraded", "degraded", f"cannot read sessions: {self._scan_error}"
         elif self._container_health and not self._container_health.get("healthy", True):
-            health, docker, reason = "degraded", "degraded", "container unhealthy"
+            health, docker = "degraded", "degraded"
+            reason = str(self._container_health.get("reason") or "container unhealthy")
         else:
             health, docker, reason = "healthy", "healthy", ""
         detail = {

@@ -162,6 +162,7 @@ class Scan:
     present: frozenset[str]
     stamps: Mapping[str, Stamp]
     took_s: float = 0.0
+    lost: Mapping[str, str] = field(default_factory=dict)  # swarm id -> why (an engine down)
 
 
 class Runner(Protocol):
@@ -176,7 +177,7 @@ class Runner(Protocol):
     def read_session(self, root: str, session_id: str) -> dict[str, str | None]: ...
 
     def scan(self, root: str, stamps: Mapping[str, Stamp]) -> tuple[
-        dict[str, dict[str, str | None]], dict[str, Stamp]]: ...
+        dict[str, dict[str, str | None]], dict[str, Stamp], dict[str, str]]: ...
 
     def kill_all(self) -> int: ...
 
@@ -217,8 +218,9 @@ class LocalRunner:
         return {name: _read(os.path.join(folder, rel)) for name, rel in SESSION_FILES.items()}
 
     def scan(self, root: str, stamps: Mapping[str, Stamp]) -> tuple[
-            dict[str, dict[str, str | None]], dict[str, Stamp]]:
-        """Stat every session's files; read only those whose stamp (mtime, size) moved.
+            dict[str, dict[str, str | None]], dict[str, Stamp], dict[str, str]]:
+        """Stat every session's files; read only those whose stamp (mtime, size) moved (and no
+        swarm is ever lost to an engine here: the last mapping is empty).
 
         Plain ``os.path`` strings, not ``Path``: Python 3.11's pathlib interns every part, so
         each scan (every 2 s) interned ~300 fresh strings that died at once; their slots are
@@ -230,7 +232,7 @@ class LocalRunner:
             entries = [e for e in os.scandir(root)
                        if SESSION_ID.match(e.name) and e.is_dir(follow_symlinks=False)]
         except FileNotFoundError:
-            return changed, new
+            return changed, new, {}
         for count, entry in enumerate(entries):
             if count % 64 == 63:
                 time.sleep(0)  # let the event loop's thread in: a scan never holds the GIL long
@@ -241,7 +243,7 @@ class LocalRunner:
             if stamps.get(entry.name) != flat:
                 changed[entry.name] = {name: _read(os.path.join(folder, rel))
                                        for name, rel in SESSION_FILES.items()}
-        return changed, new
+        return changed, new, {}
 
     def kill_all(self) -> int:
         return self.groups.kill_all()
@@ -335,13 +337,14 @@ class DockerRunner:
         return files.get(session_id, dict.fromkeys(SESSION_FILES))
 
     def scan(self, root: str, stamps: Mapping[str, Stamp]) -> tuple[
-            dict[str, dict[str, str | None]], dict[str, Stamp]]:
-        """Every session's files in one exec; a session is "changed" when its text is."""
+            dict[str, dict[str, str | None]], dict[str, Stamp], dict[str, str]]:
+        """Every session's files in one exec; a session is "changed" when its text is (the
+        last mapping, swarms lost with their engine, is the engine pool's: empty here)."""
         files = self._read(["--all", root])
         new: dict[str, Stamp] = {sid: (hash(tuple(f.get(n) for n in SESSION_FILES)),)
                                  for sid, f in files.items()}
         changed = {sid: f for sid, f in files.items() if stamps.get(sid) != new[sid]}
-        return changed, new
+        return changed, new, {}
 
     def _read(self, args: list[str]) -> dict[str, dict[str, str | None]]:
         result = self.run(["sh", "-c", _SCAN_SCRIPT, "sh", *args], "/", self.timeout)
@@ -479,10 +482,10 @@ class SessionManager:
 
     def scan(self, stamps: Mapping[str, Stamp]) -> Scan:
         started = time.perf_counter()
-        changed, new = self.runner.scan(self.root, stamps)
+        changed, new, lost = self.runner.scan(self.root, stamps)
         sessions = []
         for session_id, files in changed.items():
             session = session_from_files(session_id, files)
             sessions.append(session or Session(session_id, "unknown",
                                                raw_status="no readable state.json"))
-        return Scan(tuple(sessions), frozenset(new), new, time.perf_counter() - started)
+        return Scan(tuple(sessions), frozenset(new), new, time.perf_counter() - started, lost)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from actors.circuit_breaker import DOCKER_BREAKER, BreakerSettings
-from actors.schema import Settings, internal, seconds, setting
+from actors.schema import SettingError, Settings, internal, seconds, setting
 
 __all__ = ["SPAWN_COMMANDS", "HiveMindSettings"]
 
@@ -19,6 +19,8 @@ class HiveMindSettings(Settings):
     backend: Literal["local", "docker"] = "local"
     container: str = "multi-agent-container"  # docker
     docker_url: str = ""  # docker; empty: the environment's (DOCKER_HOST or the local socket)
+    # docker, several engines: each new swarm on the least loaded one that is up (docs/agents.md)
+    docker_urls: tuple[str, ...] = ()
     cli: tuple[str, ...] = ()  # empty: the project's claude-flow (local) / "claude-flow" (docker)
     sessions_dir: str = ""  # empty: <[server] state_dir>/sessions (local), /tmp/hive-sessions (docker)
     command_timeout_s: float = seconds(30.0, lo=0.1)
@@ -36,4 +38,18 @@ class HiveMindSettings(Settings):
     records_dir: str = internal("")  # the daemon's own records; the tree puts them in state_dir
     # in a cluster: no backend, no jobs, until told TakeCharge (swarms are the leader's)
     standby: bool = internal(False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.docker_url and self.docker_urls:
+            raise SettingError("docker_urls", "set docker_url (one engine) or docker_urls "
+                                              "(several), not both")
+        if len(set(self.docker_urls)) != len(self.docker_urls) or not all(self.docker_urls):
+            raise SettingError("docker_urls", "each engine once, none empty")
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The Docker engines' URLs: ``docker_urls``, else ``docker_url`` ("" is the
+        environment's engine)."""
+        return self.docker_urls or (self.docker_url,)
 

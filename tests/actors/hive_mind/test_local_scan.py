@@ -38,8 +38,9 @@ def test_a_scan_interns_no_string(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         return real(s)
 
     monkeypatch.setattr(sys, "intern", counting)
-    changed, stamps = runner.scan(str(tmp_path), {})
-    again, _ = runner.scan(str(tmp_path), stamps)
+    changed, stamps, lost = runner.scan(str(tmp_path), {})
+    again, _, _ = runner.scan(str(tmp_path), stamps)
+    assert lost == {}
     one = runner.read_session(str(tmp_path), ids[0])
     monkeypatch.undo()
     assert interned == []
