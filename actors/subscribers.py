@@ -25,26 +25,34 @@ T = TypeVar("T")
 
 
 class Subscribers(Generic[T]):
-    def __init__(self, owner: str, context: ChildContext | None = None) -> None:
+    def __init__(self, owner: str, context: ChildContext | None = None,
+                 name: str = "subscribers") -> None:
+        """``name``: the table's name in the context (an actor with two tables gives each its
+        own)."""
         self._owner = owner
         self._context = context
-        kept = context.kept({}, name="subscribers") if context is not None else {}
+        self._name = name
+        kept = context.kept({}, name=name) if context is not None else {}
         self._callbacks: dict[str, Callable[[T], object]] = dict(kept)
 
     def handle(self, message: Any) -> bool:
         """Apply a ``Subscribe``/``Unsubscribe`` message; False for any other message."""
         if isinstance(message, Subscribe):
-            self._callbacks[message.key] = message.callback
+            self.subscribe(message.key, message.callback)
         elif isinstance(message, Unsubscribe):
             self._callbacks.pop(message.key, None)
+            self._keep()
         else:
             return False
-        self._keep()
         return True
+
+    def subscribe(self, key: str, callback: Callable[[T], object]) -> None:
+        self._callbacks[key] = callback
+        self._keep()
 
     def _keep(self) -> None:
         if self._context is not None:
-            self._context.keep(MappingProxyType(dict(self._callbacks)), name="subscribers")
+            self._context.keep(MappingProxyType(dict(self._callbacks)), name=self._name)
 
     def publish(self, value: T) -> None:
         for key, callback in list(self._callbacks.items()):

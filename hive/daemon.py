@@ -255,9 +255,22 @@ def assemble(
         cluster.tell(Subscribe("wss", publish))
         if services.has("gpu_layout"):
             services.address("gpu_layout").tell(Subscribe("cluster", _to_cluster(cluster)))
+        if services.has("hive_mind"):  # the leader's swarm table, row by row, for the followers
+            from actors.hive_mind.messages import WatchTable
+
+            services.address("hive_mind").tell(WatchTable("cluster", _tell_cluster(cluster)))
     elif services.has("gpu_layout"):
         services.address("gpu_layout").tell(Subscribe("wss", publish))
     return build_app(services)
+
+
+def _tell_cluster(cluster: Address) -> Callable[[Any], None]:
+    """Messages for the cluster actor from another actor's thread (lost while it restarts)."""
+    def tell(message: Any) -> None:
+        with contextlib.suppress(ChildUnavailable):
+            cluster.tell(message)
+
+    return tell
 
 
 def _to_cluster(cluster: Address) -> Callable[[PositionFrame], None]:

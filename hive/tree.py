@@ -48,6 +48,7 @@ def wired(config: Config) -> dict[str, Any]:
         "hive_mind": dataclasses.replace(
             hive, mcp=hive.mcp if on["mcp"] else "", records_dir=str((state / "swarms").resolve()),
             standby=config.cluster.enabled,  # the cluster's leader alone runs swarms
+            leader="cluster" if config.cluster.enabled else "",
             sessions_dir=hive.sessions_dir or (
                 str((state / "sessions").resolve()) if hive.backend == "local" else "")),
         "speech": dataclasses.replace(

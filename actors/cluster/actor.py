@@ -14,6 +14,7 @@ viewer's deltas always follow the frame before.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -28,11 +29,14 @@ import numpy as np
 import pykka
 import structlog
 
+from actors.cluster.forward import Message
+from actors.cluster.forward import decode as decode_message
+from actors.cluster.forward import encode as encode_message
 from actors.cluster.frames import Received
-from actors.cluster.link import LinkReport, NatsLink, PinsForLeader, Promoted
+from actors.cluster.link import LinkReport, NatsLink, PinsForLeader, Promoted, TableRow
 from actors.cluster.messages import ClusterState, Flush, Forward, GetCluster, ServingAt
 from actors.cluster.settings import ClusterSettings
-from actors.hive_mind.messages import SESSION_ID, StandDown, TakeCharge
+from actors.hive_mind.messages import SESSION_ID, ReplaceTable, StandDown, TableChange, TakeCharge
 from actors.layout_store import SavedLayout, saved_from_bytes
 from actors.messages import (
     ActorStatus,
@@ -49,6 +53,9 @@ __all__ = ["ClusterActor", "ClusterState", "GetCluster", "LocalFrame"]
 
 
 log = structlog.get_logger("actors.cluster")
+
+MAX_TABLE = 10_000  # swarms a follower copies at most (the API's largest page)
+TABLE_FETCH_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,12 @@ def _with_picture(saved: SavedLayout, picture: PositionFrame | None) -> SavedLay
 
 
 @dataclass(frozen=True, slots=True)
+class _TableFetched:
+    epoch: int
+    future: concurrent.futures.Future[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class _LinkFailed:
     error: BaseException
 
@@ -107,6 +120,9 @@ class ClusterActor(pykka.ThreadingActor):
         self._shown_remote = 0
         self._last_age_s = 0.0
         self._remote: PositionFrame | None = None  # the leader's last picture
+        self._table_epoch = 0  # the leader's epoch whose whole swarm table our hive-mind holds
+        self._fetching: int | None = None  # the epoch of a table fetch in flight
+        self._rows_meanwhile: list[TableChange] = []  # rows heard while it is in flight
         self._promoted: Promoted | None = None  # a promotion still being taken up
         self._taken = [False, False]  # (swarms, layout) of it
 
@@ -136,8 +152,11 @@ class ClusterActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, LinkReport):
             self._report = message
+            if message.fault:  # rows may be lost until the link is back: copy the table again
+                self._table_epoch = 0
             self._log_changes()
             self._take_over()
+            self._fetch_table()
             return None
         if isinstance(message, LocalFrame):
             self._local = message
@@ -157,6 +176,16 @@ class ClusterActor(pykka.ThreadingActor):
             return None
         if isinstance(message, PinNodes):  # a drag on one of our viewers
             self._drag(message)
+            return None
+        if isinstance(message, TableChange):  # our hive-mind's table changed
+            if self._link is not None and self.state().role == "leader":
+                self._link.publish_table(message.session_id, message.view)
+            return None
+        if isinstance(message, TableRow):  # the leader's table changed
+            self._table_row(message)
+            return None
+        if isinstance(message, _TableFetched):
+            self._table_fetched(message)
             return None
         if isinstance(message, PinsForLeader):  # a drag on a follower's viewer
             with contextlib.suppress(ValueError, TypeError, KeyError):
@@ -226,6 +255,62 @@ class ClusterActor(pykka.ThreadingActor):
             self._role = state.role
             if state.role == "follower":
                 self._stand_down()
+
+    # -- the followers' copy of the swarm table ------------------------------------------------
+
+    def _fetch_table(self) -> None:
+        """A follower of a leader whose table we do not hold: ask it for the whole of it (a
+        forwarded ``GET /api/swarms``), keeping the rows heard meanwhile."""
+        state = self.state()
+        if (state.role != "follower" or state.leader is None or self._link is None
+                or self._table_epoch == state.epoch or self._fetching is not None
+                or not self.settings.records_dir):
+            return
+        epoch, ref = state.epoch, self.actor_ref
+        self._fetching, self._rows_meanwhile = epoch, []
+        request = encode_message(Message({"method": "GET", "path": f"/api/swarms?limit={MAX_TABLE}",
+                                          "headers": {}, "from": state.node}))
+        future = self._link.forward(request, TABLE_FETCH_S)
+
+        def done(f: concurrent.futures.Future[bytes]) -> None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(_TableFetched(epoch, f))
+
+        future.add_done_callback(done)
+
+    def _table_fetched(self, fetched: _TableFetched) -> None:
+        self._fetching = None
+        try:
+            answer = decode_message(fetched.future.result())
+            if answer.meta.get("status") != 200:
+                raise ValueError(f"the leader answered {answer.meta.get('status')}")
+            views = tuple(json.dumps(s, separators=(",", ":")).encode()
+                          for s in json.loads(answer.body)["swarms"])
+        except Exception as exc:  # noqa: BLE001 - no leader now, a bad answer: the next round
+            log.info("cluster.table_not_fetched", error=repr(exc)[:200])
+            return
+        state = self.state()
+        if state.role != "follower" or state.epoch != fetched.epoch:
+            return  # another leader meanwhile: the next round fetches its table
+        try:
+            self.supervision.sibling("hive_mind").tell(
+                ReplaceTable(views, tuple(self._rows_meanwhile)))
+        except (SupervisionError, UnknownChild):
+            return
+        self._table_epoch, self._rows_meanwhile = fetched.epoch, []
+        log.info("cluster.table_copied", epoch=fetched.epoch, swarms=len(views))
+
+    def _table_row(self, row: TableRow) -> None:
+        state = self.state()
+        if state.role != "follower" or row.epoch < state.epoch:
+            return
+        if self._fetching is not None:
+            self._rows_meanwhile.append(row.change)
+            return
+        if self._table_epoch != row.epoch:
+            return  # a leader whose table we do not hold yet: the fetch brings it
+        with contextlib.suppress(SupervisionError, UnknownChild):
+            self.supervision.sibling("hive_mind").tell(row.change)
 
     def _drag(self, pins: PinNodes, remote: bool = False) -> None:
         """A drag goes to the layout that viewers see: ours while we lead, else the leader's."""

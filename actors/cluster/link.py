@@ -45,6 +45,7 @@ from actors.cluster.frames import FrameReceiver, FrameSender, NeedKey, envelope_
 from actors.cluster.lease import Lease, LeaseView
 from actors.cluster.settings import ClusterSettings
 from actors.cluster.state import SharedState, StaleWrite
+from actors.hive_mind.messages import TableChange
 from actors.messages import PositionFrame
 
 __all__ = ["LinkReport", "NatsLink"]
@@ -83,6 +84,14 @@ class BucketMismatch(RuntimeError):
 LAYOUT_FILES = {"graph": "graph.npz", "positions": "positions.npz"}
 # The hive-mind's swarm records (actors/hive_mind/records.py), one per swarm: swarms.<id>.
 RECORDS = "swarms."
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    """A row of the leader's swarm table, heard by a follower."""
+
+    epoch: int
+    change: TableChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +164,8 @@ class NatsLink:
         self.answered = 0  # forwarded requests this daemon ran as leader
         self.published = 0  # frames sent as leader
         self.dropped_stale = 0  # frame parts refused for an old epoch (mirrors the receiver)
+        self.stale_rows = 0  # swarm-table rows refused for an old epoch
+        self._rows: asyncio.Queue[bytes] = asyncio.Queue()  # table rows to publish, in order
 
     @property
     def subject(self) -> str:
@@ -183,6 +194,24 @@ class NatsLink:
         """From any thread: a follower's drag, for the leader (lost if nobody leads)."""
         with contextlib.suppress(RuntimeError):
             asyncio.run_coroutine_threadsafe(self._publish_quietly(self.pins_subject, data), self._loop)
+
+    @property
+    def table_subject(self) -> str:
+        """The leader's swarm table, row by row, for the followers' copies."""
+        return f"hive.{self.settings.bucket}.swarms"
+
+    def publish_table(self, session_id: str, view: bytes | None) -> None:
+        """From any thread: a row of the leader's swarm table changed (sent if we still lead
+        when the loop gets to it, with the epoch we lead)."""
+        def send() -> None:
+            epoch = self.lease.leading_epoch()
+            if epoch is None:
+                return
+            self._rows.put_nowait(json.dumps({"epoch": epoch, "id": session_id, "view": (
+                view.decode() if view is not None else None)}).encode())
+
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(send)
 
     @property
     def key_subject(self) -> str:
@@ -249,6 +278,7 @@ class NatsLink:
         await nc.subscribe(self.frames_subject, cb=self._frame_in)
         await nc.subscribe(self.key_subject, cb=self._key_wanted)
         await nc.subscribe(self.pins_subject, cb=self._pins_in)
+        await nc.subscribe(self.table_subject, cb=self._table_in)
         self._http_sub, self._bodies = None, None
         self._key_asked = (0.0, -1)
         self._sender.want_key()
@@ -256,7 +286,8 @@ class NatsLink:
             async with asyncio.timeout(self.settings.connect_timeout_s):
                 await self._state.open(nc, self.settings.connect_timeout_s)
         tasks = [asyncio.ensure_future(self._frames_out(nc)),
-                 asyncio.ensure_future(self._state_out())]
+                 asyncio.ensure_future(self._state_out()),
+                 asyncio.ensure_future(self._rows_out(nc))]
         try:
             await self._rounds(nc)
         finally:
@@ -483,6 +514,26 @@ class NatsLink:
                         bucket=name, ttl=BODY_TTL_S))
                 self._bodies = await js.object_store(name)
         return self._bodies
+
+    async def _rows_out(self, nc: Any) -> None:
+        """The table's rows, one at a time and in order (a follower applies them in order)."""
+        while True:
+            data = await self._rows.get()
+            with contextlib.suppress(Exception):  # a lost server: the next round reports it
+                await nc.publish(self.table_subject, data)
+
+    async def _table_in(self, msg: Any) -> None:
+        if self.lease.leading():
+            return
+        try:
+            row = json.loads(msg.data)
+            epoch, sid, view = int(row["epoch"]), str(row["id"]), row["view"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if epoch < self.lease.epoch:  # a deposed leader's: refused like its frames
+            self.stale_rows += 1
+            return
+        self._received(TableRow(epoch, TableChange(sid, view.encode() if view is not None else None)))
 
     async def _pins_in(self, msg: Any) -> None:
         if self.lease.leading():

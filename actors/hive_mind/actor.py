@@ -28,6 +28,7 @@ MCP actor, which shows them at once, as members of that swarm.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -58,20 +59,25 @@ from actors.hive_mind.errors import (
     CommandFailed,
     IdempotencyConflict,
     QueueFull,
+    SwarmBusy,
     UnknownSession,
 )
 from actors.hive_mind.messages import (
+    SESSION_ID,
     Accepted,
     GetSwarm,
     Listing,
     ListSwarms,
     RefreshSwarms,
+    ReplaceTable,
     Session,
     SessionUpdate,
     SpawnSwarm,
     StandDown,
     StopSwarm,
+    TableChange,
     TakeCharge,
+    WatchTable,
 )
 from actors.hive_mind.records import RecordStore, SwarmRecord
 from actors.hive_mind.settings import HiveMindSettings
@@ -92,6 +98,7 @@ FINISHED = frozenset({"completed", "failed"})  # over: retention removes them af
 STOP_FAILED = "stop failed: "  # the error of a swarm whose stop did not finish (it may still run)
 REMOVALS_IN_FLIGHT = 4  # retention's removals queued at once, per command worker
 STOP_LANE = frozenset({"stop", "remove", "clean"})  # kinds of job that never wait for spawns
+FORWARD_S = 8.0  # a spawn or stop forwarded to the leader (callers ask with 10 s)
 STANDBY = ("this daemon's hive-mind is on standby: the cluster's leader runs every swarm (the "
            "HTTP API forwards to it; a newly elected leader takes the swarms up within a second)")
 
@@ -252,6 +259,8 @@ class HiveMindActor(TickingActor):
         self._scan_error = ""
         self._health_due = 0.0
         self._subscribers: Subscribers[SessionUpdate] = Subscribers("hive_mind", self.supervision)
+        self._watchers: Subscribers[TableChange] = Subscribers("hive_mind", self.supervision,
+                                                               name="table watchers")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -261,11 +270,96 @@ class HiveMindActor(TickingActor):
             # 503 with this reason (the front end forwards them to the leader first)
             self._problem = STANDBY
             log.info("hive_mind.standby")
+            # a leader that stood down keeps serving its last table, as a copy
+            self._replicate(ReplaceTable(self.supervision.kept((), name="table")))
+            self.supervision.keep((), name="table")
             return
         self._take_charge()
 
+    def _on_leader(self, message: SpawnSwarm | StopSwarm) -> Any:
+        """On standby: a spawn or stop asked here (a voice command, an MCP tool) runs on the
+        cluster's leader, through the same HTTP request a client would send it; the answer,
+        or the leader's error, is this actor's."""
+        from actors.cluster.forward import LeaderTimeout, Message, NoLeader, decode, encode
+        from actors.cluster.messages import Forward
+
+        if isinstance(message, SpawnSwarm):
+            r = message.request
+            body = {"task": r.task, "priority": r.priority, "strategy": r.strategy,
+                    "max_agents": r.max_agents}
+            headers = {"Content-Type": "application/json"}
+            if message.idempotency_key:
+                headers["Idempotency-Key"] = message.idempotency_key
+            meta = {"method": "POST", "path": "/api/swarms", "headers": headers, "from": "hive_mind"}
+            data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+        else:
+            if not SESSION_ID.match(message.session_id):
+                raise UnknownSession(message.session_id)
+            meta = {"method": "DELETE", "path": f"/api/swarms/{message.session_id}",
+                    "headers": {}, "from": "hive_mind"}
+            data = b""
+        try:
+            future = self.supervision.sibling(self.settings.leader).ask(
+                Forward(encode(Message(meta, data)), FORWARD_S), timeout=2.0)
+            answer = decode(future.result(timeout=FORWARD_S + 1.0))
+        except (NoLeader, LeaderTimeout, SupervisionError, TimeoutError,
+                concurrent.futures.TimeoutError) as exc:
+            raise BackendUnavailable(f"the cluster's leader runs every swarm, and could not be "
+                                     f"asked: {exc}") from None
+        status = int(answer.meta.get("status", 502))  # type: ignore[call-overload]
+        try:
+            reply = json.loads(answer.body or b"{}")
+        except ValueError:
+            reply = {}
+        if status in (200, 202):
+            session = Session.from_json(reply)
+            if isinstance(message, StopSwarm):
+                return session
+            replayed = dict(answer.meta.get("headers") or {}).get("Idempotent-Replayed") == "true"  # type: ignore[call-overload]
+            return Accepted(session, replayed=replayed)
+        error = str(reply.get("error", f"the leader answered {status}"))
+        if status == 404:
+            raise UnknownSession(message.session_id if isinstance(message, StopSwarm) else error)
+        if status == 422:
+            raise IdempotencyConflict(error)
+        if status == 409:
+            raise SwarmBusy(error)
+        if status == 400:
+            raise ValueError(error)
+        raise BackendUnavailable(f"the cluster's leader: {error}")
+
+    def _replicate(self, message: TableChange | ReplaceTable) -> None:
+        """On standby: the leader's table, answered from memory as the leader's own is, with
+        ``session_update`` for what changed. A row that is not a session is skipped."""
+        changes: list[TableChange] = list(message.since) if isinstance(message, ReplaceTable) else [message]
+        if isinstance(message, ReplaceTable):
+            rows: dict[str, bytes] = {}
+            for view in message.views:
+                with contextlib.suppress(ValueError, TypeError):
+                    rows[str(json.loads(view)["id"])] = view
+            changes = [TableChange(sid, None) for sid in self._view if sid not in rows] + [
+                TableChange(sid, view) for sid, view in rows.items()] + changes
+        for change in changes:
+            before = self._view.get(change.session_id)
+            if change.view is None:
+                self._view.pop(change.session_id, None)
+                self._encoded.pop(change.session_id, None)
+                self._listing = None
+                continue
+            try:
+                after = Session.from_json(json.loads(change.view))
+            except (ValueError, TypeError):
+                log.warning("hive_mind.replica_row_skipped", session=change.session_id[:80])
+                continue
+            self._view[after.id] = after
+            self._encoded[after.id] = change.view
+            self._listing = None
+            self._publishing = True
+            self._updated(before, after)
+
     def _take_charge(self) -> None:
         s = self.settings
+        self._view, self._encoded, self._listing = {}, {}, None  # a replica's rows go
         self._manager = self._build()
         if s.records_dir:
             self._records_store = RecordStore(s.records_dir)
@@ -334,8 +428,12 @@ class HiveMindActor(TickingActor):
                 raise UnknownSession(message.session_id)
             return session
         if isinstance(message, SpawnSwarm):
+            if self._problem == STANDBY and self.settings.leader:
+                return self._on_leader(message)
             return self._accept_spawn(message)
         if isinstance(message, StopSwarm):
+            if self._problem == STANDBY and self.settings.leader:
+                return self._on_leader(message)
             return self._accept_stop(message.session_id)
         if isinstance(message, RefreshSwarms):
             waiter: Future[None] = Future()
@@ -359,6 +457,13 @@ class HiveMindActor(TickingActor):
             return None
         if isinstance(message, StatusQuery):
             return self._status()
+        if isinstance(message, WatchTable):
+            self._watchers.subscribe(message.key, message.callback)
+            return None
+        if isinstance(message, (TableChange, ReplaceTable)):
+            if self._problem == STANDBY:  # a follower's copy of the leader's table
+                self._replicate(message)
+            return None
         if isinstance(message, TakeCharge):
             self.supervision.keep(True, name="in_charge")
             if self._manager is None and self._problem == STANDBY:
@@ -368,6 +473,7 @@ class HiveMindActor(TickingActor):
             return None
         if isinstance(message, StandDown):
             self.supervision.keep(False, name="in_charge")
+            self.supervision.keep(tuple(self._encoded.values()), name="table")
             return None
         if self._subscribers.handle(message):
             return None
@@ -674,12 +780,18 @@ class HiveMindActor(TickingActor):
             if after is None:
                 self._view.pop(sid, None)
                 self._encoded.pop(sid, None)
+                self._watchers.publish(TableChange(sid, None))
                 continue
             self._view[sid] = after
             self._encoded[sid] = json.dumps(after.to_json(), separators=(",", ":")).encode()
-            if self._publishing and (before is None or (before.status, before.stage, before.error)
-                                     != (after.status, after.stage, after.error)):
-                self._subscribers.publish(SessionUpdate(after))
+            self._watchers.publish(TableChange(sid, self._encoded[sid]))
+            self._updated(before, after)
+
+    def _updated(self, before: Session | None, after: Session) -> None:
+        """``session_update`` for its subscribers when the status, stage or error moved."""
+        if self._publishing and (before is None or (before.status, before.stage, before.error)
+                                 != (after.status, after.stage, after.error)):
+            self._subscribers.publish(SessionUpdate(after))
 
     def _list(self) -> Listing:
         if self._listing is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +18,16 @@ __all__ = [
     "ListSwarms",
     "Listing",
     "RefreshSwarms",
+    "ReplaceTable",
     "Session",
     "SessionUpdate",
     "SpawnRequest",
     "SpawnSwarm",
     "StandDown",
     "StopSwarm",
+    "TableChange",
     "TakeCharge",
+    "WatchTable",
     "normalise_priority",
 ]
 
@@ -109,6 +112,19 @@ class Session:
     error: str = ""
     stage: str = ""  # while spawning: queued, folder, init, task, spawn
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Session:
+        """The inverse of :meth:`to_json` (a cluster's follower rebuilds the leader's table
+        from it); ValueError for anything else."""
+        try:
+            return cls(str(data["id"]), str(data["status"]), str(data.get("task", "")),
+                       str(data.get("priority", "medium")), str(data.get("topology", "")),
+                       tuple(dict(w) for w in data.get("workers", ())),
+                       str(data.get("createdAt", "")), str(data.get("updatedAt", "")), "",
+                       str(data.get("error", "")), str(data.get("stage", "")))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a session: {exc}") from None
+
     def to_json(self) -> dict[str, Any]:
         out = {
             "id": self.id, "status": self.status, "task": self.task, "priority": self.priority,
@@ -169,6 +185,34 @@ class StopSwarm:
     came to be (``failed``, no folder) is forgotten instead."""
 
     session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TableChange:
+    """One row of the table as the API shows it (``view``: the session's JSON, encoded), or
+    its removal (``view`` None). A leader's hive-mind publishes one for every change to the
+    watchers of :class:`WatchTable`; a follower's, on standby, applies them."""
+
+    session_id: str
+    view: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchTable:
+    """Call ``callback(TableChange)`` from the actor's thread for every change of its table
+    (it must not block)."""
+
+    key: str
+    callback: Callable[[TableChange], object]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceTable:
+    """On standby: the leader's whole table (each session's JSON, encoded), then the changes
+    heard while it was fetched."""
+
+    views: tuple[bytes, ...]
+    since: tuple[TableChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class HiveMindSettings(Settings):
     records_dir: str = internal("")  # the daemon's own records; the tree puts them in state_dir
     # in a cluster: no backend, no jobs, until told TakeCharge (swarms are the leader's)
     standby: bool = internal(False)
+    leader: str = internal("")  # on standby: the sibling that forwards spawns and stops ("cluster")
 
     def __post_init__(self) -> None:
         super().__post_init__()

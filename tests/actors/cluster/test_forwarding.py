@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.actors.cluster.test_actor import TTL, Node, cluster_config, leader_of, settled, until
-from tests.conftest import DaemonProcess, cli_wrapper, spawn
+from tests.conftest import DaemonProcess, cli_wrapper, receive_json, spawn
 from tests.peers.nats import NatsServer
 
 NAMES = ("north", "south")
@@ -53,6 +53,11 @@ async def pair(nats_server: NatsServer, claude_flow: list[str],
         await asyncio.gather(*(asyncio.to_thread(p.stop) for _, p in nodes))
 
 
+async def copied(node: Node) -> bool:
+    """Whether ``node`` (a follower) holds a copy of the leader's swarm table."""
+    return bool(node.process.events("cluster.table_copied"))
+
+
 async def call(session: aiohttp.ClientSession, method: str, url: str,
                **kwargs: Any) -> tuple[int, Any, Any]:
     async with session.request(method, url, **kwargs) as r:
@@ -82,6 +87,8 @@ async def test_a_follower_forwards_spawns_stops_and_graphs_to_the_leader(
         leader = next(n for n in pair if n.name == leader_of(views))
         follower = next(n for n in pair if n is not leader)
         key = {"Idempotency-Key": "forward-me-1"}
+        pushes = await session.ws_connect(follower.url.replace("http", "ws") + "/ws/hybrid-health")
+        await until(lambda: copied(follower), 20, "the follower's copy of the table")
         status, first, headers = await call(session, "POST", f"{follower.url}/api/swarms",
                                             json={"task": "forwarded"}, headers=key)
         assert status == 202, first
@@ -106,6 +113,14 @@ async def test_a_follower_forwards_spawns_stops_and_graphs_to_the_leader(
             return body if s == 200 and body["status"] == "active" else None
 
         await until(active, 120, "the swarm active, read through the follower")
+        # the follower's own health socket was told, from its copy of the leader's table
+        seen: list[str] = []
+        while "active" not in seen:
+            update = await receive_json(pushes, "session_update", timeout=20)
+            if update["data"]["id"] == first["id"]:
+                seen.append(update["data"]["status"])
+        assert seen[0] == "spawning", seen
+        await pushes.close()
         assert sessions(tmp_path / leader.name) == [first["id"]]
         assert sessions(tmp_path / follower.name) == []
         for node in pair:
@@ -128,7 +143,20 @@ async def test_a_follower_forwards_spawns_stops_and_graphs_to_the_leader(
 async def test_with_nobody_leading_a_change_is_refused_and_a_read_served_from_here(
         pair: list[Node], nats_server: NatsServer) -> None:
     async with aiohttp.ClientSession() as session:
-        await until(lambda: settled(session, pair, NAMES), 30, "one leader")
+        await until(lambda: in_charge(session, pair), 30, "a leader in charge")
+        status, made, _ = await call(session, "POST", f"{pair[0].url}/api/swarms",
+                                     json={"task": "kept everywhere"})
+        assert status == 202
+
+        async def everywhere() -> bool:
+            for node in pair:
+                async with session.get(f"{node.url}/api/health?refresh=true") as r:
+                    detail = (await r.json())["components"]["hive_mind"]["detail"]
+                if detail["sessions"] != 1:
+                    return False
+            return True
+
+        await until(everywhere, 30, "the swarm in every daemon's table")
         nats_server.kill()
 
         async def leaderless() -> bool:
@@ -143,6 +171,8 @@ async def test_with_nobody_leading_a_change_is_refused_and_a_read_served_from_he
             assert "not connected to NATS" in body["error"] or "no daemon leads" in body["error"], body
             status, body, headers = await call(session, "GET", f"{node.url}/api/swarms")
             assert status == 200 and headers["X-Hive-Leader"].startswith("none"), body
+            # what it has: the leader's own table, or a follower's copy of it
+            assert [s["id"] for s in body["swarms"]] == [made["id"]], (node.name, body)
 
 
 @pytest.fixture
@@ -216,3 +246,25 @@ async def test_a_spawn_in_flight_when_the_leader_dies_is_finished_once_and_no_re
 
 async def _is(value: Any, wanted: str) -> bool:
     return (await value) == wanted
+
+
+async def test_an_mcp_tool_on_a_follower_runs_the_swarm_on_the_leader(
+        pair: list[Node], tmp_path: Path) -> None:
+    """Not only the HTTP API: a spawn asked of a follower's hive-mind (an MCP tool here, a voice
+    command the same way) goes to the leader, and progress comes from the follower's copy."""
+    from tests.transport.routes.test_mcp import client
+
+    async with aiohttp.ClientSession() as session:
+        views = await until(lambda: in_charge(session, pair), 30, "a leader in charge")
+        leader = next(n for n in pair if n.name == leader_of(views))
+        follower = next(n for n in pair if n is not leader)
+        await until(lambda: copied(follower), 20, "the follower's copy of the table")
+    async with client(follower) as mcp:  # type: ignore[arg-type]
+        result = await mcp.call_tool("spawn_swarm", {"task": "asked of a follower"})
+        assert not result.is_error, result.content
+        swarm = result.structured_content["swarm"]
+        assert swarm["status"] == "active", swarm
+        stopped = await mcp.call_tool("stop_swarm", {"id": swarm["id"]})
+        assert not stopped.is_error, stopped.content
+    assert sessions(tmp_path / leader.name) == [swarm["id"]]
+    assert sessions(tmp_path / follower.name) == []
