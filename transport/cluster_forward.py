@@ -2,6 +2,10 @@
 the leader's: a follower forwards them over NATS (:mod:`actors.cluster.forward`) and answers
 with exactly what the leader answered (status, body, ``Location``, ``Idempotent-Replayed``).
 
+A follower holding a copy of the leader's swarm table answers ``GET /api/swarms`` from it,
+from memory, as the leader does; a spawn it forwarded is in that copy before the client hears
+of it (read your writes).
+
 Applied after the security and body rules, so a follower checks the token, the Host and
 Origin, and the size limit before anything leaves it. With nobody leading (an election takes
 up to ``lease_ttl_s``; NATS down) a read is answered from this daemon's own copy (marked
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from collections.abc import Awaitable, Callable
 
@@ -31,6 +36,8 @@ from actors.cluster.forward import (
     encode,
 )
 from actors.cluster.messages import Flush, Forward, GetCluster
+from actors.hive_mind.errors import UnknownSession
+from actors.hive_mind.messages import GetSwarm
 from supervisor import Address, SupervisionError
 from transport.http_errors import RETRY_AFTER_S, json_error
 from transport.services import SERVICES
@@ -42,6 +49,8 @@ __all__ = ["FORWARDED_PATHS", "FORWARD_TIMEOUT_S", "forward_to_leader_middleware
 FORWARDED_PATHS = re.compile(r"^/api/(graph|swarms(/[^/]+)?)$")
 FORWARD_TIMEOUT_S = 30.0
 READS = frozenset({"GET", "HEAD"})
+SWARM_READS = re.compile(r"^/api/swarms(/[^/]+)?$")  # answered from a follower's copy
+COPY_WAIT_S = 1.0
 KEEP_TIMEOUT_S = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,6 +70,9 @@ async def forward_to_leader_middleware(request: web.Request, handler: Handler) -
         return _unavailable("this daemon's cluster link is restarting: try again")
     if state.role == "leader":
         return await _kept(request, await handler(request), cluster)
+    if (request.method in READS and state.table_copied and SWARM_READS.match(request.path)
+            and request.query.get("refresh") != "true"):  # a re-read of the backend: the leader's
+        return await handler(request)  # from memory: our copy of the leader's table
     if state.leader is None:
         if request.method in READS:  # NATS down, or between leaders: what this daemon has
             return _own_copy(await handler(request))
@@ -83,6 +95,8 @@ async def forward_to_leader_middleware(request: web.Request, handler: Handler) -
     except SupervisionError:
         return _unavailable("this daemon's cluster link is restarting: try again")
     answer = decode(raw)
+    if state.table_copied and request.method == "POST" and request.path == "/api/swarms":
+        await _copied(services.address("hive_mind"), answer)
     response = web.Response(status=int(answer.meta["status"]), body=answer.body)  # type: ignore[call-overload]
     for name, value in dict(answer.meta.get("headers") or {}).items():  # type: ignore[call-overload]
         response.headers[str(name)] = str(value)
@@ -103,6 +117,24 @@ async def _kept(request: web.Request, response: web.StreamResponse,
             kept = bool(await asyncio.wait_for(asyncio.wrap_future(future), KEEP_TIMEOUT_S))
     response.headers["X-Hive-Kept"] = "true" if kept else "false"
     return response
+
+
+async def _copied(hive: Address, answer: Message) -> None:
+    """Read your writes: a swarm the leader accepted is in our copy of its table before the
+    client hears of it (its row comes over NATS ahead of the answer; at most COPY_WAIT_S)."""
+    try:
+        swarm_id = str(json.loads(answer.body)["id"])
+    except (ValueError, KeyError, TypeError):
+        return
+    deadline = asyncio.get_running_loop().time() + COPY_WAIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            await hive.ask_async(GetSwarm(swarm_id), timeout=1.0)
+            return
+        except UnknownSession:
+            await asyncio.sleep(0.005)
+        except SupervisionError:
+            return
 
 
 def _own_copy(response: web.StreamResponse) -> web.StreamResponse:

@@ -245,7 +245,8 @@ class ClusterActor(pykka.ThreadingActor):
         if view.role == "leader" and now < view.until:
             return ClusterState(node, "leader", view.epoch, node, report.peers, fault, view.until)
         leader = None if view.leader == node else view.leader
-        return ClusterState(node, "follower", view.epoch, leader, report.peers, fault)
+        return ClusterState(node, "follower", view.epoch, leader, report.peers, fault,
+                            table_copied=bool(leader) and self._table_epoch == view.epoch)
 
     def _log_changes(self) -> None:
         state = self.state()

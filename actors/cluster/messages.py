@@ -23,6 +23,7 @@ class ClusterState:
     peers: tuple[str, ...]
     fault: str | None  # why the cluster is degraded (None when it is not)
     until: float = 0.0  # a leader's lease deadline (monotonic): after it, not a leader
+    table_copied: bool = False  # a follower holding a copy of this leader's swarm table
 
     def detail(self) -> dict[str, Any]:
         """The ``cluster`` object of ``/api/health``."""

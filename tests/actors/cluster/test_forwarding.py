@@ -94,6 +94,11 @@ async def test_a_follower_forwards_spawns_stops_and_graphs_to_the_leader(
         assert status == 202, first
         assert headers["X-Hive-Leader"] == leader.name
         assert headers["Location"] == f"/api/swarms/{first['id']}"
+        # read your writes: at once, from the follower's own copy of the table
+        status, read, headers = await call(session, "GET", f"{follower.url}{headers['Location']}")
+        assert status == 200 and read["id"] == first["id"] and "X-Hive-Leader" not in headers
+        status, listing, _ = await call(session, "GET", f"{follower.url}/api/swarms?refresh=true")
+        assert status == 200 and listing["refreshed"] is True  # a re-read: the leader's
         # a retry through the follower replays the leader's first answer
         status, again, headers = await call(session, "POST", f"{follower.url}/api/swarms",
                                             json={"task": "forwarded"}, headers=key)
