@@ -76,6 +76,15 @@ def cluster_actor() -> type:
     return ClusterActor
 
 
+def v3_codec() -> Any:
+    """Protocol v3 for the cluster's frames: the front end's codec, handed down to the actor."""
+    from actors.cluster.frames import FrameCodec
+    from transport.codec import FrameError
+    from transport.codec_v3 import Chain, Follower
+
+    return FrameCodec(Chain, Follower, FrameError)
+
+
 def build_root(config: Config) -> SupervisorSpec:
     children = []
     if config.cluster.enabled:
@@ -83,7 +92,7 @@ def build_root(config: Config) -> SupervisorSpec:
         layout, hive = actors.get("gpu_layout"), actors.get("hive_mind")
         cluster = dataclasses.replace(config.cluster, layout_dir=layout.state_dir if layout else "",
                                       records_dir=hive.records_dir if hive else "")
-        children.append(WorkerSpec("cluster", cluster_actor(), args=(cluster,),
+        children.append(WorkerSpec("cluster", cluster_actor(), args=(cluster, v3_codec()),
                                    restart="permanent", backoff=CLUSTER_BACKOFF))
     for name, settings in wired(config).items():
         policy = config.actors.section(name).policy

@@ -32,7 +32,7 @@ import structlog
 from actors.cluster.forward import Message
 from actors.cluster.forward import decode as decode_message
 from actors.cluster.forward import encode as encode_message
-from actors.cluster.frames import Received
+from actors.cluster.frames import FrameCodec, Received
 from actors.cluster.link import LinkReport, NatsLink, PinsForLeader, Promoted, TableRow
 from actors.cluster.messages import ClusterState, Flush, Forward, GetCluster, ServingAt
 from actors.cluster.settings import ClusterSettings
@@ -49,7 +49,7 @@ from actors.messages import (
 from actors.subscribers import Subscribers
 from supervisor import ChildContext, ChildUnavailable, SupervisionError, UnknownChild, context_of
 
-__all__ = ["ClusterActor", "ClusterState", "GetCluster", "LocalFrame"]
+__all__ = ["ClusterActor", "LocalFrame"]
 
 
 log = structlog.get_logger("actors.cluster")
@@ -107,9 +107,11 @@ class _LinkFailed:
 class ClusterActor(pykka.ThreadingActor):
     supervision: ChildContext
 
-    def __init__(self, settings: ClusterSettings | None = None) -> None:
+    def __init__(self, settings: ClusterSettings, codec: FrameCodec) -> None:
+        """``codec``: protocol v3 (the daemon hands in transport's: :class:`FrameCodec`)."""
         super().__init__()
-        self.settings = settings or ClusterSettings()
+        self.settings = settings
+        self._codec = codec
         self._report: LinkReport | None = None
         self._role: str | None = None
         self._link: NatsLink | None = None
@@ -133,7 +135,7 @@ class ClusterActor(pykka.ThreadingActor):
             with contextlib.suppress(pykka.ActorDeadError):  # stopping: nobody to tell
                 ref.tell(message)
 
-        self._link = NatsLink(self.settings, tell, lambda exc: tell(_LinkFailed(exc)))
+        self._link = NatsLink(self.settings, tell, lambda exc: tell(_LinkFailed(exc)), self._codec)
         self._link.local_url = self.supervision.kept("", name="serving_at")
         self.supervision.on_exit(self._link.stop)  # also after a kill (no on_stop then)
         self._link.start()

@@ -18,23 +18,25 @@ part from an epoch older than the newest it knows, from the lease or from a fram
 that was stopped past its TTL and resumes shows no viewer anything. The leader checks its own
 lease before each publish too (:meth:`actors.cluster.link.NatsLink`).
 
-This module does no I/O: the link publishes the parts and hands in what it hears.
+This module does no I/O: the link publishes the parts and hands in what it hears. Nor does it
+import the codec: v3 is the front end's (``transport/codec_v3.py``, a floor above this one), so
+the daemon hands it in as a :class:`FrameCodec` when it builds the tree (``hive/tree.py``).
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from actors.messages import PositionFrame
-from transport.codec import FrameError
-from transport.codec_v3 import Chain, Follower
 
-__all__ = ["ENVELOPE", "FrameReceiver", "FrameSender", "NeedKey", "Part", "Received",
-           "envelope_parts", "read_part", "sender_id"]
+__all__ = ["ENVELOPE", "BadPart", "FrameCodec", "FrameReceiver", "FrameSender", "NeedKey", "Part",
+           "Received", "envelope_parts", "read_part", "sender_id"]
 
 MAGIC = b"HVF3"
 ENVELOPE = struct.Struct("<4sQdIHHI")
@@ -44,6 +46,20 @@ assert ENVELOPE.size == 32
 def sender_id(node: str) -> int:
     """The envelope's ``sender``: the CRC-32 of a node name."""
     return zlib.crc32(node.encode())
+
+
+class BadPart(ValueError):
+    """A message on the frames' subject that is no part of a cluster frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCodec:
+    """Protocol v3's encoder and decoder (``transport.codec_v3.Chain`` and ``Follower``), and
+    the error its decoder raises (``transport.codec.FrameError``)."""
+
+    chain: Callable[[], Any]
+    follower: Callable[[], Any]
+    error: type[Exception]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +87,12 @@ def envelope_parts(data: bytes, epoch: int, sent_at: float, frame: int,
 
 
 def read_part(message: bytes) -> Part:
-    """One message's envelope and chunk; :class:`FrameError` for anything else."""
+    """One message's envelope and chunk; :class:`BadPart` for anything else."""
     if len(message) < ENVELOPE.size:
-        raise FrameError("cluster frame part shorter than its envelope")
+        raise BadPart("cluster frame part shorter than its envelope")
     magic, epoch, sent_at, frame, part, parts, sender = ENVELOPE.unpack_from(message)
     if magic != MAGIC or not 0 <= part < parts:
-        raise FrameError("not a cluster frame part")
+        raise BadPart("not a cluster frame part")
     return Part(epoch, sent_at, frame, part, parts, sender, message[ENVELOPE.size:])
 
 
@@ -86,8 +102,8 @@ class FrameSender:
     Not thread-safe: the link's loop alone calls it.
     """
 
-    def __init__(self) -> None:
-        self._chain = Chain()
+    def __init__(self, codec: FrameCodec) -> None:
+        self._chain = codec.chain()
         self._sent: tuple[int, int] | None = None  # the (key, seq) state the followers hold
         self._key_wanted = True
         self.frames = 0  # frame numbers in the envelope
@@ -124,8 +140,9 @@ class FrameReceiver:
     Not thread-safe: the link's loop alone calls it.
     """
 
-    def __init__(self) -> None:
-        self._decoder = Follower()
+    def __init__(self, codec: FrameCodec) -> None:
+        self._codec = codec
+        self._decoder = codec.follower()
         self._parts: list[bytes] = []
         self._assembling: tuple[int, int] | None = None  # (epoch, frame) of the parts held
         self.epoch = 0  # the newest epoch heard in a frame
@@ -140,7 +157,7 @@ class FrameReceiver:
         the newest epoch the lease has shown this daemon."""
         try:
             part = read_part(message)
-        except FrameError:
+        except BadPart:
             self.bad += 1
             return None
         if fence < self._fence:  # the lease counts again (a NATS server that lost its store)
@@ -151,7 +168,7 @@ class FrameReceiver:
             return None
         if part.epoch > self.epoch:  # a new leader: its states are not ours
             self.epoch = part.epoch
-            self._decoder = Follower()
+            self._decoder = self._codec.follower()
             self._parts, self._assembling = [], None
         if part.part == 0:
             self._parts, self._assembling = [], (part.epoch, part.frame)
@@ -164,7 +181,7 @@ class FrameReceiver:
         data, self._parts, self._assembling = b"".join(self._parts), [], None
         try:
             self._decoder.apply(data)
-        except FrameError as exc:
+        except self._codec.error as exc:
             raise NeedKey(str(exc)) from None
         return Received(self._picture(), part.epoch, part.sent_at)
 

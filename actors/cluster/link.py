@@ -41,7 +41,7 @@ from actors.circuit_breaker import BreakerOpen, CircuitBreaker
 from actors.cluster.forward import FORWARDED_BY, RESPONSE_HEADERS, LeaderTimeout, Message, NoLeader
 from actors.cluster.forward import decode as decode_message
 from actors.cluster.forward import encode as encode_message
-from actors.cluster.frames import FrameReceiver, FrameSender, NeedKey, envelope_parts, sender_id
+from actors.cluster.frames import FrameCodec, FrameReceiver, FrameSender, NeedKey, envelope_parts, sender_id
 from actors.cluster.lease import Lease, LeaseView
 from actors.cluster.settings import ClusterSettings
 from actors.cluster.state import SharedState, StaleWrite
@@ -126,7 +126,7 @@ class LinkReport:
 
 class NatsLink:
     def __init__(self, settings: ClusterSettings, tell: Callable[[Any], None],
-                 failed: Callable[[BaseException], None]) -> None:
+                 failed: Callable[[BaseException], None], codec: FrameCodec) -> None:
         """``tell`` gets what the link has to say: each round's :class:`LinkReport`, each
         picture :class:`~actors.cluster.frames.Received` from the leader, and
         :class:`Promoted` once this daemon leads; ``failed`` a bug that ended the loop."""
@@ -145,9 +145,9 @@ class NatsLink:
         self.lease = Lease(self.name, settings.lease_ttl_s)
         self._outgoing: tuple[PositionFrame, float] | None = None  # the newest local frame
         self._frame_ready = asyncio.Event()
-        self._sender = FrameSender()
+        self._sender = FrameSender(codec)
         self._sender_id = sender_id(self.name)
-        self._receiver = FrameReceiver()
+        self._receiver = FrameReceiver(codec)
         self._key_asked = (0.0, -1)  # (when, for which epoch) a follower last asked for a key
         self._nc: Any = None  # the connection being served
         self._state = SharedState(f"{settings.bucket}_state")
@@ -467,7 +467,8 @@ class NatsLink:
         if not self.local_url:
             raise RuntimeError("this daemon's HTTP address is not known yet")
         meta = request.meta
-        headers = {str(k): str(v) for k, v in dict(meta.get("headers") or {}).items()}
+        given = meta.get("headers")
+        headers = {str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
         headers[FORWARDED_BY] = str(meta.get("from", ""))
         if self._http is None:
             self._http = aiohttp.ClientSession(auto_decompress=False)

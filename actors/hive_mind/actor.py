@@ -290,7 +290,8 @@ class HiveMindActor(TickingActor):
             headers = {"Content-Type": "application/json"}
             if message.idempotency_key:
                 headers["Idempotency-Key"] = message.idempotency_key
-            meta = {"method": "POST", "path": "/api/swarms", "headers": headers, "from": "hive_mind"}
+            meta: dict[str, object] = {"method": "POST", "path": "/api/swarms", "headers": headers,
+                                       "from": "hive_mind"}
             data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
         else:
             if not SESSION_ID.match(message.session_id):

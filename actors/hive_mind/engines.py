@@ -108,7 +108,8 @@ class EnginePool:
     def run(self, argv: Sequence[str], cwd: str, timeout: float) -> Result:
         sid = self._session_of(cwd)
         index = self._place(sid) if sid is not None else self._any_up()
-        return self._on(index, lambda e: e.run(argv, cwd, timeout))  # type: ignore[no-any-return]
+        result: Result = self._on(index, lambda e: e.run(argv, cwd, timeout))
+        return result
 
     def make_dir(self, path: str) -> None:
         """A new swarm's folder: on the least loaded engine that is up; one that fails here is
@@ -142,7 +143,8 @@ class EnginePool:
 
     def read_session(self, root: str, session_id: str) -> dict[str, str | None]:
         index = self._place(session_id)
-        return self._on(index, lambda e: e.read_session(root, session_id))  # type: ignore[no-any-return]
+        files: dict[str, str | None] = self._on(index, lambda e: e.read_session(root, session_id))
+        return files
 
     def scan(self, root: str, stamps: Mapping[str, Stamp]) -> tuple[
             dict[str, dict[str, str | None]], dict[str, Stamp], dict[str, str]]:
@@ -179,22 +181,22 @@ class EnginePool:
         return 0  # commands run in the containers
 
     def health(self) -> dict[str, Any]:
-        engines = []
+        engines: list[dict[str, Any]] = []
         for index, engine in enumerate(self.engines):
             with self._lock:
-                down = self._down.get(index)
-            if down is not None:
-                engines.append({"url": self.urls[index], "up": False, "reason": down[1]})
+                marked = self._down.get(index)
+            if marked is not None:
+                engines.append({"url": self.urls[index], "up": False, "reason": marked[1]})
                 continue
             try:
-                info = engine.health()
+                one = engine.health()
             except BackendError as exc:
                 self._failed(index, exc)
                 engines.append({"url": self.urls[index], "up": False, "reason": str(exc)[:300]})
                 continue
             with self._lock:
                 swarms = sum(1 for i in self._home.values() if i == index)
-            engines.append({"url": self.urls[index], "up": True, "swarms": swarms, **info})
+            engines.append({"url": self.urls[index], "up": True, "swarms": swarms, **one})
         up = [e for e in engines if e["up"]]
         down = [e for e in engines if not e["up"]]
         info: dict[str, Any] = {"running": bool(up), "where": "docker",

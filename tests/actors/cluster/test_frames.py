@@ -8,6 +8,8 @@ import pytest
 
 from actors.cluster.frames import (
     ENVELOPE,
+    BadPart,
+    FrameCodec,
     FrameReceiver,
     FrameSender,
     NeedKey,
@@ -17,7 +19,9 @@ from actors.cluster.frames import (
 )
 from actors.messages import PositionFrame
 from transport.codec import FrameError
-from transport.codec_v3 import Box
+from transport.codec_v3 import Box, Chain, Follower
+
+V3 = FrameCodec(Chain, Follower, FrameError)
 
 BOUNDS = 5000.0
 
@@ -49,15 +53,15 @@ def test_envelope_round_trip_and_parts_fit_the_payload_limit() -> None:
     assert [r.part for r in read] == list(range(len(parts)))
     assert {(r.epoch, r.sent_at, r.frame, r.parts) for r in read} == {(7, 1.25, 3, len(parts))}
     assert b"".join(r.data for r in read) == data
-    with pytest.raises(FrameError):
+    with pytest.raises(BadPart):
         read_part(b"HVF3")
-    with pytest.raises(FrameError):
+    with pytest.raises(BadPart):
         read_part(b"XXXX" + parts[0][4:])
 
 
 def test_a_follower_holds_the_leaders_positions_within_the_quantization() -> None:
     rng = np.random.default_rng(1)
-    sender, receiver = FrameSender(), FrameReceiver()
+    sender, receiver = FrameSender(V3), FrameReceiver(V3)
     pos = rng.uniform(-100, 100, (2_000, 3))
     got = take_all(receiver, send(sender, frame(pos), epoch=5, max_payload=4096))
     assert got is not None and got.epoch == 5 and got.sent_at == 123.5
@@ -78,7 +82,7 @@ def test_a_follower_holds_the_leaders_positions_within_the_quantization() -> Non
 
 def test_a_missed_delta_asks_for_a_keyframe_and_the_key_repairs_it() -> None:
     rng = np.random.default_rng(2)
-    sender, receiver = FrameSender(), FrameReceiver()
+    sender, receiver = FrameSender(V3), FrameReceiver(V3)
     pos = rng.uniform(-100, 100, (300, 3))
     take_all(receiver, send(sender, frame(pos), epoch=1))
     pos += 1.0
@@ -92,7 +96,7 @@ def test_a_missed_delta_asks_for_a_keyframe_and_the_key_repairs_it() -> None:
 
 
 def test_a_missed_part_asks_for_a_keyframe() -> None:
-    sender, receiver = FrameSender(), FrameReceiver()
+    sender, receiver = FrameSender(V3), FrameReceiver(V3)
     parts = send(sender, frame(np.zeros((1_000, 3))), epoch=1, max_payload=1024)
     assert len(parts) > 3
     receiver.take(parts[0], 0)
@@ -101,20 +105,20 @@ def test_a_missed_part_asks_for_a_keyframe() -> None:
 
 
 def test_frames_of_an_older_epoch_are_refused() -> None:
-    old, new, receiver = FrameSender(), FrameSender(), FrameReceiver()
+    old, new, receiver = FrameSender(V3), FrameSender(V3), FrameReceiver(V3)
     pos = np.zeros((10, 3))
     assert take_all(receiver, send(new, frame(pos), epoch=9)) is not None
     # the old leader resumes and sends: refused, whether or not the lease said so yet
     assert take_all(receiver, send(old, frame(pos + 5), epoch=4), fence=0) is None
     assert receiver.stale == 1
     # the lease's epoch alone fences too
-    fresh = FrameReceiver()
-    assert take_all(fresh, send(FrameSender(), frame(pos), epoch=4), fence=9) is None
+    fresh = FrameReceiver(V3)
+    assert take_all(fresh, send(FrameSender(V3), frame(pos), epoch=4), fence=9) is None
     assert fresh.stale == 1
 
 
 def test_a_new_leader_starts_a_new_picture() -> None:
-    a, b, receiver = FrameSender(), FrameSender(), FrameReceiver()
+    a, b, receiver = FrameSender(V3), FrameSender(V3), FrameReceiver(V3)
     take_all(receiver, send(a, frame(np.zeros((10, 3))), epoch=3))
     got = take_all(receiver, send(b, frame(np.ones((12, 3)), seq=1), epoch=8))
     assert got is not None and got.epoch == 8 and got.frame.full and len(got.frame) == 12
@@ -123,9 +127,9 @@ def test_a_new_leader_starts_a_new_picture() -> None:
 def test_a_lease_that_counts_again_lifts_the_fence() -> None:
     """A NATS server restarted without its store numbers leases from 1 again: the lease is the
     truth, so frames of the new (lower) epoch are shown."""
-    receiver = FrameReceiver()
-    take_all(receiver, send(FrameSender(), frame(np.zeros((4, 3))), epoch=40), fence=40)
-    got = take_all(receiver, send(FrameSender(), frame(np.ones((4, 3))), epoch=2), fence=2)
+    receiver = FrameReceiver(V3)
+    take_all(receiver, send(FrameSender(V3), frame(np.zeros((4, 3))), epoch=40), fence=40)
+    got = take_all(receiver, send(FrameSender(V3), frame(np.ones((4, 3))), epoch=2), fence=2)
     assert got is not None and got.epoch == 2
 
 
