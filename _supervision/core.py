@@ -189,6 +189,12 @@ class ChildContext:
     def kept(self, default: Any = None, name: str = "") -> Any:
         return self.tree._kept.get((self.path, name), default)
 
+    def kept_by(self, sibling: str, default: Any = None, name: str = "") -> Any:
+        """What the sibling ``sibling`` keeps under ``name`` (read only): one fact with one
+        owner, which another child reads when it starts (and no message can be lost)."""
+        parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+        return self.tree._kept.get((f"{parent}/{sibling}" if parent else sibling, name), default)
+
 
 class _BridgeFuture(ThreadingFuture[Any]):
     """A pykka future that also resolves an asyncio future on its loop: no thread per ask."""

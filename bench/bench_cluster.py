@@ -7,7 +7,10 @@
   is dragged in circles through another survivor (target < 5 s).
 * **Stale-epoch writes accepted** (target 0): every value the shared-state stream stored
   during the run, in order (an ordered consumer), whose epoch is older than the last claim
-  before it (the frame parts followers refused for an old epoch are printed).
+  before it (the frame parts followers refused for an old epoch are printed). A SIGKILLed
+  leader writes nothing more, so only a write that slipped past a live leader's lease check
+  and the server's fence could count here; ``tests/actors/cluster`` stops a leader (SIGSTOP)
+  to test both.
 * **Swarms lost** (target 0): the swarms accepted (202) during the kills, against the final
   leader's list.
 * **A write on one daemon visible on every daemon** (target p99 < 50 ms): a knowledge graph

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from actors.messages import PositionFrame, Subscribe
+from actors.messages import Subscribe
 from hive.config import Config, replace_server
 from hive.open_files import RESERVED_FDS, raise_open_files_limit
 from hive.reload import Reloader
@@ -154,7 +154,8 @@ async def _run(config: Config, loop: asyncio.AbstractEventLoop, max_connections:
         from actors.cluster.messages import ServingAt
 
         with contextlib.suppress(ChildUnavailable):
-            services.address("cluster").tell(ServingAt(f"http://{_loopback(config.server.host)}:{port}"))
+            services.address("cluster").tell(ServingAt(
+                f"http://{_loopback(config.server.host)}:{port}", config.server.api_token))
     risky = risky_tools(config.server.relay_tools)
     if risky:
         log.warning("relay.risky_tools_allowed", tools=risky,
@@ -254,7 +255,9 @@ def assemble(
         cluster = services.address("cluster")
         cluster.tell(Subscribe("wss", publish))
         if services.has("gpu_layout"):
-            services.address("gpu_layout").tell(Subscribe("cluster", _to_cluster(cluster)))
+            from actors.cluster.actor import frames_to  # the cluster extra: only when configured
+
+            services.address("gpu_layout").tell(Subscribe("cluster", frames_to(cluster)))
         if services.has("hive_mind"):  # the leader's swarm table, row by row, for the followers
             from actors.hive_mind.messages import WatchTable
 
@@ -271,17 +274,6 @@ def _tell_cluster(cluster: Address) -> Callable[[Any], None]:
             cluster.tell(message)
 
     return tell
-
-
-def _to_cluster(cluster: Address) -> Callable[[PositionFrame], None]:
-    """The layout's frames to the cluster actor (lost while it restarts: the next one comes)."""
-    from actors.cluster.actor import LocalFrame  # the cluster extra: only when configured
-
-    def forward(frame: PositionFrame) -> None:
-        with contextlib.suppress(ChildUnavailable):
-            cluster.tell(LocalFrame(frame, time.time()))
-
-    return forward
 
 
 def _loopback(host: str) -> str:

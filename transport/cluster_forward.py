@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from actors.cluster.forward import (
-    FORWARDED_BY,
     FORWARDED_HEADERS,
     LeaderTimeout,
     Message,
@@ -62,13 +61,11 @@ async def forward_to_leader_middleware(request: web.Request, handler: Handler) -
     if not FORWARDED_PATHS.match(request.path) or not services.has("cluster"):
         return await handler(request)
     cluster = services.address("cluster")
-    if FORWARDED_BY in request.headers:  # forwarded to us as the leader: run it here
-        return await _kept(request, await handler(request), cluster)
     try:
         state = await cluster.ask_async(GetCluster(), timeout=2.0)
     except SupervisionError:
         return _unavailable("this daemon's cluster link is restarting: try again")
-    if state.role == "leader":
+    if state.role == "leader":  # ours to run (forwarded to us, or asked of us)
         return await _kept(request, await handler(request), cluster)
     if (request.method in READS and state.table_copied and SWARM_READS.match(request.path)
             and request.query.get("refresh") != "true"):  # a re-read of the backend: the leader's
@@ -108,7 +105,8 @@ async def _kept(request: web.Request, response: web.StreamResponse,
                 cluster: Address) -> web.StreamResponse:
     """A change the leader accepted is in the cluster's shared state before it is answered
     (a new leader finds the swarm it acknowledged). Said in ``X-Hive-Kept`` either way."""
-    if request.method in READS or not 200 <= response.status < 300:
+    if (request.method in READS or not 200 <= response.status < 300
+            or not SWARM_READS.match(request.path)):  # a graph: kept within 0.1 s of its save
         return response
     kept = False
     with contextlib.suppress(Exception):  # not kept: the answer stands, the header says so

@@ -20,6 +20,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -35,8 +36,16 @@ from actors.cluster.forward import encode as encode_message
 from actors.cluster.frames import FrameCodec, Received
 from actors.cluster.link import LinkReport, NatsLink, PinsForLeader, Promoted, TableRow
 from actors.cluster.messages import ClusterState, Flush, Forward, GetCluster, ServingAt
+from actors.cluster.newest import Newest, Waiting
 from actors.cluster.settings import ClusterSettings
-from actors.hive_mind.messages import SESSION_ID, ReplaceTable, StandDown, TableChange, TakeCharge
+from actors.hive_mind.messages import (
+    CHARGE,
+    SESSION_ID,
+    ReplaceTable,
+    StandDown,
+    TableChange,
+    TakeCharge,
+)
 from actors.layout_store import SavedLayout, saved_from_bytes
 from actors.messages import (
     ActorStatus,
@@ -49,7 +58,7 @@ from actors.messages import (
 from actors.subscribers import Subscribers
 from supervisor import ChildContext, ChildUnavailable, SupervisionError, UnknownChild, context_of
 
-__all__ = ["ClusterActor", "LocalFrame"]
+__all__ = ["ClusterActor", "LocalFrame", "frames_to"]
 
 
 log = structlog.get_logger("actors.cluster")
@@ -64,6 +73,21 @@ class LocalFrame:
 
     frame: PositionFrame
     at: float
+
+
+def frames_to(cluster: Any) -> Callable[[PositionFrame], None]:
+    """The layout's subscriber callback for the cluster actor at ``cluster`` (an address):
+    the newest frame in a slot, one message while the actor has not taken it."""
+    slot: Newest[LocalFrame] = Newest()
+
+    def forward(frame: PositionFrame) -> None:
+        if slot.offer(LocalFrame(frame, time.time())):
+            try:
+                cluster.tell(Waiting(slot))
+            except Exception:  # noqa: BLE001 - restarting: the next frame tells again
+                slot.untold()
+
+    return forward
 
 
 def _place_records(folder: Path, records: dict[str, bytes]) -> None:
@@ -118,6 +142,7 @@ class ClusterActor(pykka.ThreadingActor):
         self._subscribers: Subscribers[PositionFrame] = Subscribers("cluster", context_of(self))
         self._local: LocalFrame | None = None  # the layout's newest frame
         self._source: str | None = None  # "local" or "remote": where the last shown frame came from
+        self._source_seq = -1  # that frame's number in its source
         self._seq = 0  # of the frames shown
         self._shown_remote = 0
         self._last_age_s = 0.0
@@ -136,7 +161,8 @@ class ClusterActor(pykka.ThreadingActor):
                 ref.tell(message)
 
         self._link = NatsLink(self.settings, tell, lambda exc: tell(_LinkFailed(exc)), self._codec)
-        self._link.local_url = self.supervision.kept("", name="serving_at")
+        serving: ServingAt = self.supervision.kept(ServingAt(""), name="serving_at")
+        self._link.local_url, self._link.api_token = serving.url, serving.api_token
         self.supervision.on_exit(self._link.stop)  # also after a kill (no on_stop then)
         self._link.start()
         # a link that starts again has lost the lease: swarms kept running here are not ours
@@ -156,10 +182,16 @@ class ClusterActor(pykka.ThreadingActor):
             self._report = message
             if message.fault:  # rows may be lost until the link is back: copy the table again
                 self._table_epoch = 0
+            if message.view.role == "follower":  # what the round found, however late we are
+                self._stand_down()
             self._log_changes()
             self._take_over()
             self._fetch_table()
             return None
+        if isinstance(message, Waiting):
+            message = message.slot.take()
+            if message is None:
+                return None
         if isinstance(message, LocalFrame):
             self._local = message
             if self._link is not None:
@@ -173,8 +205,8 @@ class ClusterActor(pykka.ThreadingActor):
             return self._link.forward(message.request, message.timeout_s)
         if isinstance(message, ServingAt):
             if self._link is not None:
-                self._link.local_url = message.url
-            self.supervision.keep(message.url, name="serving_at")  # for the next incarnation
+                self._link.local_url, self._link.api_token = message.url, message.api_token
+            self.supervision.keep(message, name="serving_at")  # for the next incarnation
             return None
         if isinstance(message, PinNodes):  # a drag on one of our viewers
             self._drag(message)
@@ -202,6 +234,7 @@ class ClusterActor(pykka.ThreadingActor):
             return self._link.flush()
         if isinstance(message, Promoted):
             self._promoted, self._taken = message, [False, False]
+            self._table_epoch = 0  # a copy of someone's table no more
             self._take_over()
             return None
         if isinstance(message, Received):
@@ -256,8 +289,6 @@ class ClusterActor(pykka.ThreadingActor):
             log.info("cluster.role", node=state.node, role=state.role, epoch=state.epoch,
                      leader=state.leader)
             self._role = state.role
-            if state.role == "follower":
-                self._stand_down()
 
     # -- the followers' copy of the swarm table ------------------------------------------------
 
@@ -296,11 +327,14 @@ class ClusterActor(pykka.ThreadingActor):
         if state.role != "follower" or state.epoch != fetched.epoch:
             return  # another leader meanwhile: the next round fetches its table
         try:
-            self.supervision.sibling("hive_mind").tell(
-                ReplaceTable(views, tuple(self._rows_meanwhile)))
+            copied = self.supervision.sibling("hive_mind").ask(
+                ReplaceTable(views, tuple(self._rows_meanwhile)), timeout=2.0)
         except (SupervisionError, UnknownChild):
             return
-        self._table_epoch, self._rows_meanwhile = fetched.epoch, []
+        self._rows_meanwhile = []
+        if not copied:  # not on standby yet (a stand-down under way): the next round
+            return
+        self._table_epoch = fetched.epoch
         log.info("cluster.table_copied", epoch=fetched.epoch, swarms=len(views))
 
     def _table_row(self, row: TableRow) -> None:
@@ -312,8 +346,10 @@ class ClusterActor(pykka.ThreadingActor):
             return
         if self._table_epoch != row.epoch:
             return  # a leader whose table we do not hold yet: the fetch brings it
-        with contextlib.suppress(SupervisionError, UnknownChild):
+        try:
             self.supervision.sibling("hive_mind").tell(row.change)
+        except (SupervisionError, UnknownChild):
+            self._table_epoch = 0  # a row lost: copy the whole table again
 
     def _drag(self, pins: PinNodes, remote: bool = False) -> None:
         """A drag goes to the layout that viewers see: ours while we lead, else the leader's."""
@@ -326,44 +362,48 @@ class ClusterActor(pykka.ThreadingActor):
 
     def _take_swarms(self, promoted: Promoted) -> bool:
         """Put the last leader's swarm records where our hive-mind reads them (ours, older,
-        go), and tell it to take charge: it finishes what was in flight, once. False when
-        the hive-mind is not running yet (tried again at the next round)."""
+        go), keep the charge (the one fact a starting hive-mind reads) and tell it to take
+        charge: it finishes what was in flight, once. False: tried again next round."""
         folder = self.settings.records_dir
-        if not folder or self.supervision.kept(False, name="in_charge"):
+        if not folder:
             return True
         try:
             hive = self.supervision.sibling("hive_mind")
         except UnknownChild:
             return True  # off in this daemon
+        charged = self.supervision.kept(0, name=CHARGE)
+        if charged == promoted.epoch:
+            return True
+        if charged:  # in charge for an older term we never saw end (a stall): let go first
+            self._stand_down(wait=True)
         if not hive.available:
             return False
         try:
             _place_records(Path(folder), promoted.records)
         except OSError as exc:
             log.error("cluster.records_unwritable", folder=folder, error=str(exc))
-            return True
+            return False
         assert self._link is not None
         self._link.records_placed(promoted.epoch)
-        try:
+        self.supervision.keep(promoted.epoch, name=CHARGE)
+        with contextlib.suppress(ChildUnavailable):  # restarting: it reads the charge itself
             hive.tell(TakeCharge())
-        except ChildUnavailable:
-            return False
-        self.supervision.keep(True, name="in_charge")
         log.info("cluster.swarms_taken", epoch=promoted.epoch, records=len(promoted.records))
         return True
 
-    def _stand_down(self) -> None:
-        """Another daemon leads (or may): our hive-mind stops every job and waits on standby.
-        Its restart runs on a thread of its own (it waits for the jobs to let go)."""
-        if not self.supervision.kept(False, name="in_charge"):
+    def _stand_down(self, wait: bool = False) -> None:
+        """Another daemon leads (or may): withdraw the charge and restart our hive-mind, which
+        stops every job and starts again on standby (reading the charge, not a message). The
+        restart runs on a thread of its own (it waits for the jobs to let go) unless ``wait``."""
+        if not self.supervision.kept(0, name=CHARGE):
             return
-        self.supervision.keep(False, name="in_charge")
+        self.supervision.keep(0, name=CHARGE)
         try:
             hive = self.supervision.sibling("hive_mind")
-            hive.tell(StandDown())
-        except Exception as exc:  # noqa: BLE001 - not running: it starts on standby anyway
-            log.info("cluster.stand_down_skipped", reason=repr(exc))
+        except UnknownChild:
             return
+        with contextlib.suppress(ChildUnavailable):  # restarting already: it starts on standby
+            hive.tell(StandDown())
         tree = self.supervision.tree
 
         def restart() -> None:
@@ -372,7 +412,10 @@ class ClusterActor(pykka.ThreadingActor):
             except Exception as exc:  # noqa: BLE001 - a stopping tree: nothing left to stop
                 log.warning("cluster.stand_down_failed", error=repr(exc))
 
-        threading.Thread(target=restart, name="cluster-stand-down", daemon=True).start()
+        if wait:
+            restart()
+        else:
+            threading.Thread(target=restart, name="cluster-stand-down", daemon=True).start()
         log.info("cluster.swarms_released")
 
     def _take_over(self) -> None:
@@ -409,17 +452,21 @@ class ClusterActor(pykka.ThreadingActor):
         except SupervisionError as exc:  # restarting, or still starting: the next round
             log.info("cluster.resume_waits", reason=str(exc))
             return False
+        assert self._link is not None
+        self._link.layout_resumed(promoted.epoch, frozenset(promoted.files))
         log.info("cluster.resumed", epoch=promoted.epoch,
                  nodes=saved.graph.node_count if saved.graph is not None else 0,
                  positions=len(saved.wire_ids), from_picture=self._remote is not None)
+        self._remote = None  # used: a picture of a leader before this one, from now on
         self._show(snapshot, "local")
         return True
 
     def _show(self, frame: PositionFrame, source: str) -> None:
         """Hand ``frame`` to the viewers' hub, numbered in the order shown; whole when the
-        source changed (a viewer's delta must follow the frame it last got)."""
-        full = frame.full or source != self._source
-        self._source = source
+        source changed or frames of it were skipped (``moved`` is against the source's frame
+        before: a viewer's delta must follow the frame it last got)."""
+        full = frame.full or source != self._source or frame.seq != self._source_seq + 1
+        self._source, self._source_seq = source, frame.seq
         self._seq += 1
         moved = frame.moved if not full else np.ones(len(frame), bool)
         self._subscribers.publish(PositionFrame.make(

@@ -43,6 +43,7 @@ from actors.cluster.forward import decode as decode_message
 from actors.cluster.forward import encode as encode_message
 from actors.cluster.frames import FrameCodec, FrameReceiver, FrameSender, NeedKey, envelope_parts, sender_id
 from actors.cluster.lease import Lease, LeaseView
+from actors.cluster.newest import Newest, Waiting
 from actors.cluster.settings import ClusterSettings
 from actors.cluster.state import SharedState, StaleWrite
 from actors.hive_mind.messages import TableChange
@@ -148,14 +149,18 @@ class NatsLink:
         self._sender = FrameSender(codec)
         self._sender_id = sender_id(self.name)
         self._receiver = FrameReceiver(codec)
+        self._pictures: Newest[Any] = Newest()  # the newest picture for the actor
         self._key_asked = (0.0, -1)  # (when, for which epoch) a follower last asked for a key
         self._nc: Any = None  # the connection being served
         self._state = SharedState(f"{settings.bucket}_state")
         self._promoting: asyncio.Future[None] | None = None
         self._synced: dict[str, tuple[int, int] | None] = {}  # shared name -> (mtime, size) sent
         self._records_placed = 0  # the claim whose records the actor put in records_dir
+        self._claimed = 0  # the epoch whose claim (and read of the shared state) is complete
+        self._layout_resumed = 0  # the claim whose layout files the actor's layout took up
         self._syncing = asyncio.Lock()
         self.local_url = ""  # this daemon's own HTTP server: where forwarded requests run
+        self.api_token = ""  # and the token it asks for changes
         self._http: aiohttp.ClientSession | None = None
         self._http_sub: Any = None  # the leader's subscription to forwarded requests
         self._answering: set[asyncio.Future[None]] = set()
@@ -450,9 +455,17 @@ class NatsLink:
 
     async def _answer(self, msg: Any) -> None:
         nc = self._nc
+        epoch = self.lease.leading_epoch()
         try:
             request = decode_message(await self._inbound(nc, msg.data))
             response = await self._run_here(request)
+            if epoch is None or self.lease.leading_epoch() != epoch:
+                # the lease lapsed while it ran: what we did is not the cluster's (our
+                # hive-mind stands down); the client retries with the next leader
+                response = Message({"status": 503, "headers": {
+                    "Content-Type": "application/json", "Retry-After": "1"}}, json.dumps(
+                    {"error": "the leader lost its lease while running this request: try again "
+                              "(with the same Idempotency-Key)"}).encode())
         except Exception as exc:  # noqa: BLE001 - said to the follower, which tells its client
             log.warning("cluster.forwarded_failed", error=_describe(exc))
             body = json.dumps({"error": f"the leader could not run the request: {_describe(exc)}"})
@@ -470,6 +483,11 @@ class NatsLink:
         given = meta.get("headers")
         headers = {str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
         headers[FORWARDED_BY] = str(meta.get("from", ""))
+        # the follower checked its client (token, Host, Origin); peers on the NATS server are
+        # trusted, and a request its own actors forward (a voice command) carries no token
+        headers.pop("Authorization", None)
+        if self.api_token:
+            headers["Authorization"] = f"Bearer {self.api_token}"
         if self._http is None:
             self._http = aiohttp.ClientSession(auto_decompress=False)
         async with self._http.request(
@@ -568,10 +586,9 @@ class NatsLink:
             log.warning("cluster.claim_failed", epoch=epoch, error=_describe(exc))
             self._state.epoch = 0
             return
-        # our own files are older than what was kept: sent only once the layout changes them
-        self._synced = {name: _stat(path) for name, path in self._local_files().items()
-                        if name in files}
-        self._records_placed = 0  # the actor puts the records in place, then says so
+        self._synced = {}
+        self._records_placed = self._layout_resumed = 0  # the actor says when each is in place
+        self._claimed = epoch
         log.info("cluster.state_claimed", epoch=epoch, files={k: len(v) for k, v in files.items()},
                  records=len(records))
         self._received(Promoted(epoch, files, records))
@@ -580,15 +597,29 @@ class NatsLink:
         """From any thread: the records of ``epoch``'s claim are in ``records_dir`` now (what
         is there from now on is ours to keep in the shared state)."""
         def placed() -> None:
-            local = self._local_files(records=True)
+            self._records_placed = epoch
+            local = self._local_files(records=True) or {}
             self._synced = {name: stat for name, stat in self._synced.items()
                             if not name.startswith(RECORDS)}
             self._synced.update({name: _stat(path) for name, path in local.items()
                                  if name.startswith(RECORDS)})
-            self._records_placed = epoch
 
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(placed)
+
+    def layout_resumed(self, epoch: int, kept: frozenset[str]) -> None:
+        """From any thread: the layout took up ``epoch``'s shared files (``kept``: the names
+        the shared state had). Those files as they are now are not sent again, only what the
+        layout writes from now on (not a late save of the layout it ran before); a file the
+        shared state did not have is sent as it is (the first leader's own)."""
+        def resumed() -> None:
+            self._layout_resumed = epoch
+            for name, path in (self._local_files() or {}).items():
+                if name in LAYOUT_FILES and name in kept:
+                    self._synced[name] = _stat(path)
+
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(resumed)
 
     def flush(self) -> concurrent.futures.Future[bool]:
         """From any thread: keep what changed in the shared state now (a write the leader just
@@ -605,10 +636,15 @@ class NatsLink:
             await self._sync(records=polls % round(RECORDS_POLL_S / STATE_POLL_S) == 0)
 
     async def _sync(self, records: bool) -> bool:
-        if not self.lease.leading() or self._state.epoch != self.lease.epoch:
+        epoch = self.lease.leading_epoch()
+        if epoch is None or self._claimed != epoch or self._state.epoch != epoch:
             return False
         async with self._syncing:
             local = self._local_files(records)
+            if local is None:  # the records folder could not be read: nothing is taken as gone
+                local, records = self._local_files(False) or {}, False
+            if self._layout_resumed != epoch:
+                local = {n: p for n, p in local.items() if n not in LAYOUT_FILES}
             stats = {name: _stat(path) for name, path in local.items()}
             name = ""
             try:
@@ -631,17 +667,22 @@ class NatsLink:
                 return False
         return True
 
-    def _local_files(self, records: bool = False) -> dict[str, str]:
+    def _local_files(self, records: bool = False) -> dict[str, str] | None:
         """Shared-state name -> local path: the layout's files, and (``records``, once the
-        records of this claim are in place) one per swarm record."""
+        records of this claim are in place) one per swarm record; None when the records
+        folder could not be read (a swarm must not be taken as gone for that)."""
         s = self.settings
         files = {name: os.path.join(s.layout_dir, file)
                  for name, file in LAYOUT_FILES.items()} if s.layout_dir else {}
         if records and s.records_dir and self._records_placed == self._state.epoch:
-            with contextlib.suppress(OSError):
-                for entry in os.scandir(s.records_dir):
-                    if entry.name.endswith(".json") and not entry.name.startswith("."):
-                        files[RECORDS + entry.name[:-len(".json")]] = entry.path
+            try:
+                with os.scandir(s.records_dir) as entries:
+                    for entry in entries:
+                        if entry.name.endswith(".json") and not entry.name.startswith("."):
+                            files[RECORDS + entry.name[:-len(".json")]] = entry.path
+            except OSError as exc:
+                log.warning("cluster.records_unreadable", folder=s.records_dir, error=str(exc))
+                return None
         return files
 
     # -- frames ------------------------------------------------------------------------------
@@ -688,8 +729,8 @@ class NatsLink:
             return
         finally:
             self.dropped_stale = self._receiver.stale
-        if received is not None:
-            self._received(received)
+        if received is not None and self._pictures.offer(received):
+            self._received(Waiting(self._pictures))  # the newest picture, once taken
 
     async def _key_wanted(self, _msg: Any) -> None:
         if self.lease.leading():

@@ -37,6 +37,7 @@ class ServingAt:
     requests followers forward to it."""
 
     url: str
+    api_token: str = ""  # what the server asks of a change (forwarded requests carry it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,7 @@ from actors.hive_mind.errors import (
     UnknownSession,
 )
 from actors.hive_mind.messages import (
+    CHARGE,
     SESSION_ID,
     Accepted,
     GetSwarm,
@@ -98,7 +99,8 @@ FINISHED = frozenset({"completed", "failed"})  # over: retention removes them af
 STOP_FAILED = "stop failed: "  # the error of a swarm whose stop did not finish (it may still run)
 REMOVALS_IN_FLIGHT = 4  # retention's removals queued at once, per command worker
 STOP_LANE = frozenset({"stop", "remove", "clean"})  # kinds of job that never wait for spawns
-FORWARD_S = 8.0  # a spawn or stop forwarded to the leader (callers ask with 10 s)
+FORWARD_S = 7.0  # a spawn or stop forwarded to the leader (callers ask with 10 s)
+
 STANDBY = ("this daemon's hive-mind is on standby: the cluster's leader runs every swarm (the "
            "HTTP API forwards to it; a newly elected leader takes the swarms up within a second)")
 
@@ -265,7 +267,7 @@ class HiveMindActor(TickingActor):
     # -- lifecycle -------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        if self.settings.standby and not self.supervision.kept(False, name="in_charge"):
+        if self.settings.standby and not self._in_charge():
             # a cluster's follower: the leader runs every swarm; requests here are answered
             # 503 with this reason (the front end forwards them to the leader first)
             self._problem = STANDBY
@@ -301,7 +303,7 @@ class HiveMindActor(TickingActor):
             data = b""
         try:
             future = self.supervision.sibling(self.settings.leader).ask(
-                Forward(encode(Message(meta, data)), FORWARD_S), timeout=2.0)
+                Forward(encode(Message(meta, data)), FORWARD_S), timeout=1.0)
             answer = decode(future.result(timeout=FORWARD_S + 1.0))
         except (NoLeader, LeaderTimeout, SupervisionError, TimeoutError,
                 concurrent.futures.TimeoutError) as exc:
@@ -357,6 +359,12 @@ class HiveMindActor(TickingActor):
             self._listing = None
             self._publishing = True
             self._updated(before, after)
+
+    def _in_charge(self) -> bool:
+        """In a cluster: whether the cluster actor (the one owner of the fact) has put the
+        last leader's records in place for this daemon's leadership."""
+        return bool(self.settings.leader and self.supervision.kept_by(
+            self.settings.leader, 0, name=CHARGE))
 
     def _take_charge(self) -> None:
         s = self.settings
@@ -462,18 +470,17 @@ class HiveMindActor(TickingActor):
             self._watchers.subscribe(message.key, message.callback)
             return None
         if isinstance(message, (TableChange, ReplaceTable)):
-            if self._problem == STANDBY:  # a follower's copy of the leader's table
-                self._replicate(message)
-            return None
+            if self._problem != STANDBY:
+                return False  # we run the swarms: our own table is the truth
+            self._replicate(message)  # a follower's copy of the leader's table
+            return True
         if isinstance(message, TakeCharge):
-            self.supervision.keep(True, name="in_charge")
-            if self._manager is None and self._problem == STANDBY:
+            if self._manager is None and self._problem == STANDBY and self._in_charge():
                 self._problem = None
                 log.info("hive_mind.in_charge")
                 self._take_charge()
             return None
-        if isinstance(message, StandDown):
-            self.supervision.keep(False, name="in_charge")
+        if isinstance(message, StandDown):  # the cluster restarts us next: keep the table
             self.supervision.keep(tuple(self._encoded.values()), name="table")
             return None
         if self._subscribers.handle(message):

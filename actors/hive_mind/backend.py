@@ -301,6 +301,13 @@ class DockerRunner:
             self._local.client = client
         return client
 
+    def answers(self) -> bool:
+        """Whether the engine answers a ping now (a failed command is not a dead engine)."""
+        try:
+            return bool(self._client().ping())
+        except Exception:  # noqa: BLE001 - unreachable, in every way the SDK can say it
+            return False
+
     def _container(self) -> Any:
         client = self._client()
         import docker

@@ -4,7 +4,8 @@ Each swarm lives on one engine, chosen when its folder is made: the least loaded
 up (the fewest swarms, counting those being placed). Every later command and read for that swarm
 goes to the same engine.
 
-An engine that fails a call is marked **down**, with the reason:
+An engine that fails a call and then does not answer a ping is marked **down**, with the
+reason:
 - new swarms go to the others;
 - a spawn caught by it is placed again elsewhere when the hive-mind retries it;
 - its swarms are reported *lost* by the next scan, with the reason, and the hive-mind marks
@@ -85,6 +86,10 @@ class EnginePool:
         return "; ".join(f"{self.urls[i]}: {reason}" for i, (_t, reason) in sorted(self._down.items()))
 
     def _failed(self, index: int, exc: BaseException) -> None:
+        """A call failed: the engine is down if it does not answer a ping either (a command
+        that timed out, a container busy, is the swarm's failure, not the engine's)."""
+        if self.engines[index].answers():
+            return
         with self._lock:
             first = index not in self._down
             self._down[index] = (self._clock(), str(exc)[:300])
@@ -123,7 +128,10 @@ class EnginePool:
                 self._on(index, lambda e: e.make_dir(path))
                 return
             except BackendError:
-                continue  # marked down: _place picks another, or raises when none is up
+                with self._lock:
+                    if index not in self._down:
+                        raise  # the engine answers: the command failed, not the engine
+                # marked down: _place picks another, or raises when none is up
 
     def remove_dir(self, path: str) -> None:
         sid = self._session_of(path)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "CHARGE",
     "MAX_TASK_CHARS",
     "PRIORITIES",
     "SESSION_ID",
@@ -215,17 +216,23 @@ class ReplaceTable:
     since: tuple[TableChange, ...] = ()
 
 
+# The cluster actor's kept fact (``ChildContext.kept_by``): the epoch this daemon's hive-mind
+# runs the swarms for, 0 for none.
+CHARGE = "charge"
+
+
 @dataclass(frozen=True, slots=True)
 class TakeCharge:
     """In a cluster, this daemon now leads: read the records (the cluster put the last
     leader's in ``records_dir``) and the backend, finish what was in flight, run the jobs.
-    Kept through restarts until :class:`StandDown`."""
+    Taken only while the cluster actor keeps this daemon's charge (its kept ``charge``): a
+    restarted hive-mind reads that fact itself, so no message can be lost."""
 
 
 @dataclass(frozen=True, slots=True)
 class StandDown:
-    """In a cluster, another daemon leads: the next incarnation starts on standby (the
-    cluster restarts this actor after telling it, which stops every job)."""
+    """In a cluster, another daemon leads: keep the table as a copy for the next incarnation,
+    which the cluster starts (on standby: the charge is withdrawn) by restarting this one."""
 
 
 @dataclass(frozen=True, slots=True)

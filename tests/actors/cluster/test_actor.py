@@ -171,7 +171,7 @@ async def test_a_stopped_leader_steps_down_and_writes_nothing_after_the_takeover
 
     await watcher.subscribe("$KV.hive_cluster.leader", cb=record)
     await watcher.subscribe("hive.hive_cluster.frames", cb=frame_part)
-    await watcher.subscribe("$KV.hive_cluster_state.*", cb=state_write)
+    await watcher.subscribe("$KV.hive_cluster_state.>", cb=state_write)
     try:
         async with aiohttp.ClientSession() as session:
             views = await until(lambda: settled(session, cluster, NAMES), 30, "one leader")

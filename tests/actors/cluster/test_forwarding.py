@@ -24,22 +24,31 @@ from tests.peers.nats import NatsServer
 NAMES = ("north", "south")
 
 
-def swarm_config(name: str, nats_url: str, cli: list[str], state: Path) -> str:
+TOKEN = "cluster-test-token-0001"
+
+
+def swarm_config(name: str, nats_url: str, cli: list[str], state: Path, token: str = "") -> str:
     text = cluster_config(name, nats_url)
     text = text.replace("[actors.hive_mind]\nenabled = false\n",
                         f"[actors.hive_mind]\ncli = {json.dumps(cli)}\nrefresh_interval_s = 0.2\n")
-    return f'[server]\nstate_dir = "{state}"\n' + text
+    server = f'[server]\nstate_dir = "{state}"\n' + (f'api_token = "{token}"\n' if token else "")
+    return server + text
 
 
 @pytest.fixture
-async def pair(nats_server: NatsServer, claude_flow: list[str],
-               tmp_path: Path) -> AsyncIterator[list[Node]]:
+def token() -> str:
+    return ""
+
+
+@pytest.fixture
+async def pair(nats_server: NatsServer, claude_flow: list[str], tmp_path: Path,
+               token: str) -> AsyncIterator[list[Node]]:
     nodes = []
     for name in NAMES:
         folder = tmp_path / name
         folder.mkdir()
         (folder / "hive.toml").write_text(
-            swarm_config(name, nats_server.url, claude_flow, folder / "state"))
+            swarm_config(name, nats_server.url, claude_flow, folder / "state", token))
         process = DaemonProcess(spawn("--config", str(folder / "hive.toml"), cwd=folder))
         nodes.append((name, process))
     try:
@@ -253,10 +262,12 @@ async def _is(value: Any, wanted: str) -> bool:
     return (await value) == wanted
 
 
+@pytest.mark.parametrize("token", [TOKEN])
 async def test_an_mcp_tool_on_a_follower_runs_the_swarm_on_the_leader(
         pair: list[Node], tmp_path: Path) -> None:
     """Not only the HTTP API: a spawn asked of a follower's hive-mind (an MCP tool here, a voice
-    command the same way) goes to the leader, and progress comes from the follower's copy."""
+    command the same way) goes to the leader, and progress comes from the follower's copy.
+    The daemons have an API token: the leader runs what its peers forward with its own."""
     from tests.transport.routes.test_mcp import client
 
     async with aiohttp.ClientSession() as session:
@@ -264,7 +275,7 @@ async def test_an_mcp_tool_on_a_follower_runs_the_swarm_on_the_leader(
         leader = next(n for n in pair if n.name == leader_of(views))
         follower = next(n for n in pair if n is not leader)
         await until(lambda: copied(follower), 20, "the follower's copy of the table")
-    async with client(follower) as mcp:  # type: ignore[arg-type]
+    async with client(follower, headers={"Authorization": f"Bearer {TOKEN}"}) as mcp:  # type: ignore[arg-type]
         result = await mcp.call_tool("spawn_swarm", {"task": "asked of a follower"})
         assert not result.is_error, result.content
         swarm = result.structured_content["swarm"]
