@@ -65,6 +65,7 @@ log = structlog.get_logger("actors.cluster")
 
 MAX_TABLE = 10_000  # swarms a follower copies at most (the API's largest page)
 TABLE_FETCH_S = 10.0
+RESUME_ASK_S = 60.0  # a layout taking up a large graph (or still warming up) may be slow
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,33 @@ def _with_picture(saved: SavedLayout, picture: PositionFrame | None) -> SavedLay
 
 
 @dataclass(frozen=True, slots=True)
+class _TableTaken:
+    epoch: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    promoted: Promoted
+    frame: Any  # the layout's snapshot, or the exception its ask raised
+
+
+def _ask_aside(address: Any, message: Any, timeout: float, me: Any,
+               reply: Callable[[Any], Any]) -> None:
+    """Ask ``address`` on a thread of its own and tell ``me`` ``reply(answer)`` (the answer,
+    or the exception): the actor's thread never waits on another actor."""
+    def ask() -> None:
+        try:
+            answer = address.ask(message, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - said to the actor, which tries again
+            answer = exc
+        with contextlib.suppress(pykka.ActorDeadError):
+            me.tell(reply(answer))
+
+    threading.Thread(target=ask, name="cluster-ask", daemon=True).start()
+
+
+@dataclass(frozen=True, slots=True)
 class _TableFetched:
     epoch: int
     future: concurrent.futures.Future[bytes]
@@ -151,7 +179,7 @@ class ClusterActor(pykka.ThreadingActor):
         self._fetching: int | None = None  # the epoch of a table fetch in flight
         self._rows_meanwhile: list[TableChange] = []  # rows heard while it is in flight
         self._promoted: Promoted | None = None  # a promotion still being taken up
-        self._taken = [False, False]  # (swarms, layout) of it
+        self._taken: list[bool | None] = [False, False]  # (swarms, layout): None under way
 
     def on_start(self) -> None:
         ref = self.actor_ref
@@ -220,6 +248,12 @@ class ClusterActor(pykka.ThreadingActor):
             return None
         if isinstance(message, _TableFetched):
             self._table_fetched(message)
+            return None
+        if isinstance(message, _TableTaken):
+            self._table_taken(message)
+            return None
+        if isinstance(message, _Snapshot):
+            self._snapshot(message)
             return None
         if isinstance(message, PinsForLeader):  # a drag on a follower's viewer
             with contextlib.suppress(ValueError, TypeError, KeyError):
@@ -327,15 +361,25 @@ class ClusterActor(pykka.ThreadingActor):
         if state.role != "follower" or state.epoch != fetched.epoch:
             return  # another leader meanwhile: the next round fetches its table
         try:
-            copied = self.supervision.sibling("hive_mind").ask(
-                ReplaceTable(views, tuple(self._rows_meanwhile)), timeout=2.0)
-        except (SupervisionError, UnknownChild):
+            hive = self.supervision.sibling("hive_mind")
+        except UnknownChild:
             return
+        self._fetching = fetched.epoch  # until the hive-mind has taken it
+        _ask_aside(hive, ReplaceTable(views, tuple(self._rows_meanwhile)), 5.0, self.actor_ref,
+                   lambda copied: _TableTaken(fetched.epoch, copied is True))
         self._rows_meanwhile = []
-        if not copied:  # not on standby yet (a stand-down under way): the next round
+
+    def _table_taken(self, taken: _TableTaken) -> None:
+        """The hive-mind has the table (or was not on standby: the next round tries again);
+        the rows heard since it was sent follow it, in order."""
+        self._fetching = None
+        rows, self._rows_meanwhile = self._rows_meanwhile, []
+        if not taken.ok:
             return
-        self._table_epoch = fetched.epoch
-        log.info("cluster.table_copied", epoch=fetched.epoch, swarms=len(views))
+        self._table_epoch = taken.epoch
+        log.info("cluster.table_copied", epoch=taken.epoch)
+        for change in rows:
+            self._table_row(TableRow(taken.epoch, change))
 
     def _table_row(self, row: TableRow) -> None:
         state = self.state()
@@ -431,14 +475,17 @@ class ClusterActor(pykka.ThreadingActor):
         if state.role != "leader" or state.epoch != promoted.epoch:
             self._promoted = None  # not ours any more: the next promotion brings its own
             return
-        if not self._taken[0]:
+        if self._taken[0] is False:
             self._taken[0] = self._take_swarms(promoted)
-        if not self._taken[1]:
+        if self._taken[1] is False:
             self._taken[1] = self._resume_layout(promoted)
-        if all(self._taken):
+        if all(t is True for t in self._taken):
             self._promoted = None
 
-    def _resume_layout(self, promoted: Promoted) -> bool:
+    def _resume_layout(self, promoted: Promoted) -> bool | None:
+        """Tell our layout to take up the kept one, and ask for its snapshot off this thread
+        (a layout warming up may take a while: this actor answers meanwhile). True: nothing
+        to do; None: under way (``_Snapshot`` comes); False: the next round."""
         try:
             layout = self.supervision.sibling("gpu_layout")
         except UnknownChild:
@@ -448,18 +495,31 @@ class ClusterActor(pykka.ThreadingActor):
         try:
             if saved.graph is not None or len(saved.wire_ids):
                 layout.tell(ResumeLayout(saved))
-            snapshot = layout.ask(GetSnapshot(), timeout=10.0)
         except SupervisionError as exc:  # restarting, or still starting: the next round
             log.info("cluster.resume_waits", reason=str(exc))
             return False
-        assert self._link is not None
-        self._link.layout_resumed(promoted.epoch, frozenset(promoted.files))
         log.info("cluster.resumed", epoch=promoted.epoch,
                  nodes=saved.graph.node_count if saved.graph is not None else 0,
                  positions=len(saved.wire_ids), from_picture=self._remote is not None)
         self._remote = None  # used: a picture of a leader before this one, from now on
-        self._show(snapshot, "local")
-        return True
+        _ask_aside(layout, GetSnapshot(), RESUME_ASK_S, self.actor_ref,
+                   lambda frame: _Snapshot(promoted, frame))
+        return None
+
+    def _snapshot(self, message: _Snapshot) -> None:
+        promoted = self._promoted
+        if promoted is not message.promoted:
+            return  # another promotion since
+        if not isinstance(message.frame, PositionFrame):
+            self._taken[1] = False  # the layout did not answer: again next round
+            return
+        assert self._link is not None
+        self._link.layout_resumed(promoted.epoch, frozenset(promoted.files))
+        self._taken[1] = True
+        if self.state().role == "leader":
+            self._show(message.frame, "local")
+        if all(t is True for t in self._taken):
+            self._promoted = None
 
     def _show(self, frame: PositionFrame, source: str) -> None:
         """Hand ``frame`` to the viewers' hub, numbered in the order shown; whole when the

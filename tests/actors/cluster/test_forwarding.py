@@ -35,22 +35,15 @@ def swarm_config(name: str, nats_url: str, cli: list[str], state: Path, token: s
     return server + text
 
 
-@pytest.fixture
-def token() -> str:
-    return ""
-
-
-@pytest.fixture
-async def pair(nats_server: NatsServer, claude_flow: list[str], tmp_path: Path,
-               token: str) -> AsyncIterator[list[Node]]:
+async def start_pair(nats_url: str, cli: list[str], folder: Path,
+                     token: str = "") -> AsyncIterator[list[Node]]:
     nodes = []
     for name in NAMES:
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "hive.toml").write_text(
-            swarm_config(name, nats_server.url, claude_flow, folder / "state", token))
-        process = DaemonProcess(spawn("--config", str(folder / "hive.toml"), cwd=folder))
-        nodes.append((name, process))
+        (folder / name).mkdir()
+        (folder / name / "hive.toml").write_text(
+            swarm_config(name, nats_url, cli, folder / name / "state", token))
+        nodes.append((name, DaemonProcess(spawn("--config", str(folder / name / "hive.toml"),
+                                                cwd=folder / name))))
     try:
         ready = [await asyncio.to_thread(p.wait_event, "daemon.ready", 180) for _, p in nodes]
         yield [Node(name, p, f"http://127.0.0.1:{r['port']}")
@@ -60,6 +53,18 @@ async def pair(nats_server: NatsServer, claude_flow: list[str], tmp_path: Path,
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGCONT)
         await asyncio.gather(*(asyncio.to_thread(p.stop) for _, p in nodes))
+
+
+@pytest.fixture
+def token() -> str:
+    return ""
+
+
+@pytest.fixture
+async def pair(nats_server: NatsServer, claude_flow: list[str], tmp_path: Path,
+               token: str) -> AsyncIterator[list[Node]]:
+    async for nodes in start_pair(nats_server.url, claude_flow, tmp_path, token):
+        yield nodes
 
 
 async def copied(node: Node) -> bool:
@@ -78,6 +83,13 @@ def sessions(folder: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
+async def leader_and_follower(session: aiohttp.ClientSession,
+                              nodes: list[Node]) -> tuple[Node, Node]:
+    views = await until(lambda: in_charge(session, nodes), 30, "a leader in charge")
+    leader = next(n for n in nodes if n.name == leader_of(views))
+    return leader, next(n for n in nodes if n is not leader)
+
+
 async def in_charge(session: aiohttp.ClientSession, nodes: list[Node]) -> dict[str, Any] | None:
     """Every node's cluster view once they agree and the leader's hive-mind runs the swarms."""
     views = await settled(session, nodes, NAMES)
@@ -92,9 +104,7 @@ async def in_charge(session: aiohttp.ClientSession, nodes: list[Node]) -> dict[s
 async def test_a_follower_forwards_spawns_stops_and_graphs_to_the_leader(
         pair: list[Node], tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as session:
-        views = await until(lambda: in_charge(session, pair), 30, "a leader in charge")
-        leader = next(n for n in pair if n.name == leader_of(views))
-        follower = next(n for n in pair if n is not leader)
+        leader, follower = await leader_and_follower(session, pair)
         key = {"Idempotency-Key": "forward-me-1"}
         pushes = await session.ws_connect(follower.url.replace("http", "ws") + "/ws/hybrid-health")
         await until(lambda: copied(follower), 20, "the follower's copy of the table")
@@ -194,26 +204,14 @@ async def slow_pair(nats_server: NatsServer, claude_flow: list[str],
                     tmp_path: Path) -> AsyncIterator[list[Node]]:
     """Two daemons whose CLI takes 4 s over the hive-mind's spawn stage."""
     cli, _ = cli_wrapper(tmp_path / "cli", claude_flow, slow_stage="spawn", slow_s=4)
-    nodes = []
-    for name in NAMES:
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "hive.toml").write_text(swarm_config(name, nats_server.url, cli, folder / "state"))
-        nodes.append((name, DaemonProcess(spawn("--config", str(folder / "hive.toml"), cwd=folder))))
-    try:
-        ready = [await asyncio.to_thread(p.wait_event, "daemon.ready", 180) for _, p in nodes]
-        yield [Node(name, p, f"http://127.0.0.1:{r['port']}")
-               for (name, p), r in zip(nodes, ready, strict=True)]
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for _, p in nodes))
+    async for nodes in start_pair(nats_server.url, cli, tmp_path):
+        yield nodes
 
 
 async def test_a_spawn_in_flight_when_the_leader_dies_is_finished_once_and_no_record_is_lost(
         slow_pair: list[Node], tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as session:
-        views = await until(lambda: in_charge(session, slow_pair), 30, "a leader in charge")
-        leader = next(n for n in slow_pair if n.name == leader_of(views))
-        survivor = next(n for n in slow_pair if n is not leader)
+        leader, survivor = await leader_and_follower(session, slow_pair)
         status, done, headers = await call(session, "POST", f"{survivor.url}/api/swarms",
                                            json={"task": "finished before"})
         assert status == 202 and headers["X-Hive-Kept"] == "true", (status, done)
@@ -271,9 +269,7 @@ async def test_an_mcp_tool_on_a_follower_runs_the_swarm_on_the_leader(
     from tests.transport.routes.test_mcp import client
 
     async with aiohttp.ClientSession() as session:
-        views = await until(lambda: in_charge(session, pair), 30, "a leader in charge")
-        leader = next(n for n in pair if n.name == leader_of(views))
-        follower = next(n for n in pair if n is not leader)
+        leader, follower = await leader_and_follower(session, pair)
         await until(lambda: copied(follower), 20, "the follower's copy of the table")
     async with client(follower, headers={"Authorization": f"Bearer {TOKEN}"}) as mcp:  # type: ignore[arg-type]
         result = await mcp.call_tool("spawn_swarm", {"task": "asked of a follower"})
