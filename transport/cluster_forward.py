@@ -10,8 +10,8 @@ Applied after the security and body rules, so a follower checks the token, the H
 Origin, and the size limit before anything leaves it. With nobody leading (an election takes
 up to ``lease_ttl_s``; NATS down) a read is answered from this daemon's own copy (marked
 ``X-Hive-Leader: none``: it keeps serving what it has) and a change gets 503 with
-``Retry-After``. A change the leader accepts is kept in the shared state (JetStream) before it
-is answered (``X-Hive-Kept: true``), so a new leader finds it; when the leader does
+``Retry-After``. A spawn or stop the leader accepts is kept in the shared state (JetStream)
+before it is answered (``X-Hive-Kept: true``), so a new leader finds it; when the leader does
 not answer in time, 504, saying the write may have run (retry with the same
 ``Idempotency-Key``). A daemon without ``[cluster]`` never runs this.
 """
@@ -103,8 +103,9 @@ async def forward_to_leader_middleware(request: web.Request, handler: Handler) -
 
 async def _kept(request: web.Request, response: web.StreamResponse,
                 cluster: Address) -> web.StreamResponse:
-    """A change the leader accepted is in the cluster's shared state before it is answered
-    (a new leader finds the swarm it acknowledged). Said in ``X-Hive-Kept`` either way."""
+    """A spawn or stop the leader accepted is in the cluster's shared state before it is
+    answered (a new leader finds the swarm it acknowledged). Said in ``X-Hive-Kept`` either
+    way. A graph is kept once the layout saved it (within about 0.1 s), not waited for."""
     if (request.method in READS or not 200 <= response.status < 300
             or not SWARM_READS.match(request.path)):  # a graph: kept within 0.1 s of its save
         return response

@@ -80,3 +80,21 @@ def test_nothing_is_sent_before_the_claim_is_read_or_while_not_leading(tmp_path:
     link._layout_resumed = EPOCH
     link.lease.step_down("test")
     assert not asyncio.run(link._sync(records=True)) and recorder.puts == []
+
+
+def test_a_write_the_server_refuses_makes_the_leader_step_down(tmp_path: Path) -> None:
+    """The server's fence (a newer leader claimed the bucket: test_state.py) ends this
+    daemon's leadership at once, whatever its clock says."""
+    from actors.cluster.state import StaleWrite
+
+    (tmp_path / "layout").mkdir()
+    (tmp_path / "layout" / "graph.npz").write_bytes(b"new")
+    link, recorder = leading_link(tmp_path, tmp_path / "swarms")
+
+    async def refused(name: str, value: bytes) -> None:
+        raise StaleWrite("another leader wrote the shared state since")
+
+    recorder.put = refused  # type: ignore[method-assign]
+    assert link.lease.leading()
+    assert not asyncio.run(link._sync(records=False))
+    assert not link.lease.leading() and link.lease.stepped_down
