@@ -321,7 +321,9 @@ async def one_failover(session: Any, nodes: list[Node], round_: int,
         # frames again at the watcher: the first after the new leader took over
         while not [t for t in frames.times if t > killed + leader_s] and time.monotonic() < killed + 20:
             await asyncio.sleep(0.05)
-        first_frame_s = min((t for t in frames.times if t > killed), default=math.nan) - killed
+        # the first frame of the new leader: frames the dead one had sent arrive within
+        # milliseconds of the kill, and none of the new one's before half a second
+        first_frame_s = min((t for t in frames.times if t > killed + 0.5), default=math.nan) - killed
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reading
