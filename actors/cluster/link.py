@@ -288,8 +288,8 @@ class NatsLink:
         self._key_asked = (0.0, -1)
         self._sender.want_key()
         with contextlib.suppress(Exception):  # a lost server: the first round reports it
-            async with asyncio.timeout(self.settings.connect_timeout_s):
-                await self._state.open(nc, self.settings.connect_timeout_s)
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await self._state.open(nc, self.settings.connect_timeout)
         tasks = [asyncio.ensure_future(self._frames_out(nc)),
                  asyncio.ensure_future(self._state_out()),
                  asyncio.ensure_future(self._rows_out(nc))]
@@ -336,10 +336,10 @@ class NatsLink:
         s = self.settings
         try:
             self.breaker.check()
-            async with asyncio.timeout(s.connect_timeout_s + 1.0):
+            async with asyncio.timeout(s.connect_timeout + 1.0):
                 nc = await nats.connect(
                     servers=[s.nats_url], name=f"hive-supervisor {self.name}",
-                    connect_timeout=s.connect_timeout_s, allow_reconnect=False,
+                    connect_timeout=s.connect_timeout, allow_reconnect=False,
                     no_echo=True,  # a leader does not hear its own frames
                     # a dead TCP connection noticed within about two TTLs
                     ping_interval=max(1, round(s.lease_ttl_s)), max_outstanding_pings=2,
@@ -368,7 +368,7 @@ class NatsLink:
     async def _round(self, nc: Any, kv: Any) -> None:
         s = self.settings
         self.breaker.check()
-        async with asyncio.timeout(s.connect_timeout_s):
+        async with asyncio.timeout(s.connect_timeout):
             view = await self.lease.round(kv)
             await nc.publish(self.subject, json.dumps(
                 {"name": self.name, "role": view.role, "epoch": view.epoch}).encode())
@@ -389,7 +389,7 @@ class NatsLink:
         it exists with another life (made by daemons with another ``lease_ttl_s``, or by
         hand): the server would expire the lease at a time its leader does not expect."""
         s = self.settings
-        js = nc.jetstream(timeout=s.connect_timeout_s)
+        js = nc.jetstream(timeout=s.connect_timeout)
         try:
             kv = await js.key_value(s.bucket)
         except nats.js.errors.BucketNotFoundError:
@@ -523,7 +523,7 @@ class NatsLink:
 
     async def _object_store(self, nc: Any) -> Any:
         if self._bodies is None:
-            js = nc.jetstream(timeout=self.settings.connect_timeout_s * 4)
+            js = nc.jetstream(timeout=self.settings.connect_timeout * 4)
             name = f"{self.settings.bucket}_bodies"
             try:
                 self._bodies = await js.object_store(name)

@@ -37,7 +37,8 @@ class ClusterSettings(Settings):
     node_name: str = ""  # this daemon's name in the cluster; empty: the host's name
     lease_ttl_s: float = seconds(5.0, lo=1.0)  # the leader lease; every daemon must agree
     bucket: str = "hive_cluster"  # the key-value bucket of the lease (peers: a core subject)
-    connect_timeout_s: float = seconds(2.0, lo=0.1)  # at most half the TTL
+    # one connection attempt and one round's longest wait; 0: min(2 s, half the TTL)
+    connect_timeout_s: float = seconds(0.0)
     layout_dir: str = internal("")  # the layout's state folder, kept in the shared state
     records_dir: str = internal("")  # the hive-mind's swarm records, kept in the shared state
     breaker: BreakerSettings = internal(
@@ -53,10 +54,18 @@ class ClusterSettings(Settings):
             raise SettingError("node_name", "must be 1-64 letters, digits, '-' or '_'")
         if not NODE_NAME.fullmatch(self.bucket):
             raise SettingError("bucket", "must be 1-64 letters, digits, '-' or '_'")
+        if self.connect_timeout_s and not self.connect_timeout_s >= 0.1:
+            raise SettingError("connect_timeout_s", "must be 0 (automatic) or at least 0.1")
         if self.connect_timeout_s > self.lease_ttl_s / 2:
             # a renewal may take this long: longer, and a slow one lets the lease lapse
             raise SettingError("connect_timeout_s", f"must be at most half of lease_ttl_s "
                                                     f"({self.lease_ttl_s / 2:g})")
+
+    @property
+    def connect_timeout(self) -> float:
+        """``connect_timeout_s``, or (0) 2 s capped at half the TTL: a renewal may take this
+        long, and a longer one would let the lease lapse."""
+        return self.connect_timeout_s or min(2.0, self.lease_ttl_s / 2)
 
     @property
     def redacted_url(self) -> str:

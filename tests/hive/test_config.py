@@ -78,7 +78,8 @@ repel_k = 250.0
     ("[cluster]\nnode_name = 'a.b'\n", r"\[cluster\] node_name: must be 1-64 letters"),
     ("[cluster]\nlease_ttl_s = 0.2\n", r"\[cluster\] lease_ttl_s: expected a number >= 1"),
     ("[cluster]\nleader = 'me'\n", r"\[cluster\] leader: unknown key"),
-    ("[cluster]\nlease_ttl_s = 2\n", r"\[cluster\] connect_timeout_s: must be at most half of lease_ttl_s"),
+    ("[cluster]\nlease_ttl_s = 2\nconnect_timeout_s = 1.5\n",
+     r"\[cluster\] connect_timeout_s: must be at most half of lease_ttl_s"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
